@@ -1,0 +1,25 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const src = (pkg: string) => fileURLToPath(new URL(`./packages/${pkg}/src/index.ts`, import.meta.url));
+
+export default defineConfig({
+  resolve: {
+    // Tests run against the TypeScript sources, not the built dist/ of sibling packages.
+    alias: {
+      '@hype/kvm-sys': src('kvm-sys'),
+      '@hype/kvm': src('kvm'),
+      '@hype/vm': src('vm'),
+      '@hype/linux-loader': src('linux-loader'),
+      '@hype/virtio-blk': src('virtio-blk'),
+      '@hype/virtio': src('virtio'),
+      '@hype/guest': fileURLToPath(new URL('./guest/src/index.ts', import.meta.url)),
+    },
+  },
+  test: {
+    include: ['packages/*/{src,test}/**/*.test.ts', 'apps/*/{src,test}/**/*.test.ts', 'guest/{src,test}/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 900_000,
+    pool: 'forks',
+  },
+});
