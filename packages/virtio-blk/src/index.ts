@@ -1,1 +1,10 @@
-export {};
+export * from './layout.js';
+export type { BlockBackend } from './backend.js';
+export { MemoryBackend, type MemoryBackendOptions } from './memory-backend.js';
+export { FileBackend, type FileBackendOptions, type FileHandleLike } from './file-backend.js';
+export { HttpBackend, type HttpBackendOptions, type FetchLike, type HttpResponseLike } from './http-backend.js';
+export { parseRequest, parseRequestViews } from './request.js';
+export type { BlkRequest, BlkRequestLimits, ChainBuffer, DiskRange, GuestMemory, ParsedChain, RejectedRequest, UnanswerableRequest } from './request.js';
+export { executeRequest, type BlkOutcome } from './execute.js';
+export { buildConfigSpace, checkLimits, defaultLimits, DEFAULT_QUEUE_SIZE, type BlkLimits } from './config.js';
+export { defaultSerial, encodeSerial } from './serial.js';

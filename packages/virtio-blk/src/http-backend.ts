@@ -1,0 +1,253 @@
+import { type BlockBackend, checkRange, totalLength } from './backend.js';
+
+/** The part of a WHATWG `Response` this backend uses. */
+export interface HttpResponseLike {
+  status: number;
+  headers: { get(name: string): string | null };
+  arrayBuffer(): Promise<ArrayBuffer>;
+  body?: { cancel(reason?: unknown): Promise<void> } | null;
+}
+
+/** The part of WHATWG `fetch` this backend uses (global `fetch` in Node 18+ and browsers fits). */
+export type FetchLike = (
+  url: string,
+  init: { method: string; headers: Record<string, string>; signal?: AbortSignal },
+) => Promise<HttpResponseLike>;
+
+export interface HttpBackendOptions {
+  /** Defaults to the global `fetch`. */
+  fetch?: FetchLike;
+  /** Bytes fetched per cache block (read-ahead granularity). Default 64 KiB; must be a multiple of 512. */
+  cacheBlockSize?: number;
+  /** Blocks kept in the LRU cache. Default 64 (4 MiB with the default block size); 0 disables the cache. */
+  cacheBlocks?: number;
+  /** Per-request timeout. Default 30 s. */
+  timeoutMs?: number;
+  /** Extra request headers (e.g. Authorization). */
+  headers?: Record<string, string>;
+}
+
+/**
+ * A read-only disk served over HTTP(S) with Range requests. The size comes from the Content-Range of a
+ * one-byte probe, which also proves the server honours ranges (206); every later answer must be a 206
+ * for exactly the range asked, and carry the same ETag/Last-Modified as the probe (a changed image is an
+ * I/O error, not silently mixed data).
+ */
+export class HttpBackend implements BlockBackend {
+  readonly readOnly = true;
+  private readonly cache = new Map<number, Promise<Uint8Array>>();
+  private closed = false;
+
+  private constructor(
+    readonly url: string,
+    readonly size: number,
+    private readonly validator: { etag: string | null; lastModified: string | null },
+    private readonly fetchFn: FetchLike,
+    private readonly blockSize: number,
+    private readonly maxBlocks: number,
+    private readonly timeoutMs: number,
+    private readonly headers: Record<string, string>,
+  ) {}
+
+  static async open(url: string, options: HttpBackendOptions = {}): Promise<HttpBackend> {
+    const fetchFn = options.fetch ?? defaultFetch();
+    const blockSize = options.cacheBlockSize ?? 64 * 1024;
+    const maxBlocks = options.cacheBlocks ?? 64;
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    if (!Number.isSafeInteger(blockSize) || blockSize <= 0 || blockSize % 512 !== 0) {
+      throw new RangeError(`http disk ${url}: cacheBlockSize ${blockSize} must be a positive multiple of 512`);
+    }
+    if (!Number.isSafeInteger(maxBlocks) || maxBlocks < 0) throw new RangeError(`http disk ${url}: cacheBlocks ${maxBlocks} must be >= 0`);
+    const headers = { ...(options.headers ?? {}) };
+    let res: HttpResponseLike;
+    try {
+      res = await fetchFn(url, { method: 'GET', headers: { ...headers, Range: 'bytes=0-0' }, signal: timeoutSignal(timeoutMs) });
+    } catch (e) {
+      throw new Error(`http disk ${url}: cannot reach the server: ${errorText(e)}`);
+    }
+    const contentRange = res.headers.get('content-range');
+    let size: number;
+    if (res.status === 206) {
+      const parsed = parseContentRange(contentRange);
+      if (!parsed || parsed.total === undefined) {
+        await discardBody(res);
+        throw new Error(`http disk ${url}: 206 answer without a usable Content-Range (got ${JSON.stringify(contentRange)}); cannot learn the size`);
+      }
+      size = parsed.total;
+      await res.arrayBuffer();
+    } else if (res.status === 416) {
+      // An empty file: "bytes */0".
+      const m = /^bytes \*\/(\d+)$/.exec(contentRange ?? '');
+      await discardBody(res);
+      if (!m) throw new Error(`http disk ${url}: 416 Range Not Satisfiable for bytes=0-0 without a size`);
+      size = Number(m[1]);
+    } else if (res.status === 200) {
+      await discardBody(res);
+      throw new Error(`http disk ${url}: the server ignores Range requests (200 instead of 206 Partial Content); serve the image from a server that supports ranges`);
+    } else {
+      await discardBody(res);
+      throw new Error(`http disk ${url}: HTTP ${res.status} for the size probe`);
+    }
+    if (!Number.isSafeInteger(size)) throw new Error(`http disk ${url}: size ${size} is too large`);
+    const validator = { etag: res.headers.get('etag'), lastModified: res.headers.get('last-modified') };
+    return new HttpBackend(url, size, validator, fetchFn, blockSize, maxBlocks, timeoutMs, headers);
+  }
+
+  async read(offset: number, dest: readonly Uint8Array[]): Promise<void> {
+    if (this.closed) throw new Error(`http disk ${this.url}: read after close`);
+    const length = totalLength(dest);
+    checkRange(`http disk ${this.url} read`, offset, length, this.size);
+    if (length === 0) return;
+    if (this.maxBlocks === 0) {
+      scatterInto(await this.fetchRange(offset, length), dest);
+      return;
+    }
+    const first = Math.floor(offset / this.blockSize);
+    const last = Math.floor((offset + length - 1) / this.blockSize);
+    const blocks = await Promise.all(this.blocksFor(first, last));
+    let di = 0;
+    let dOff = 0;
+    let pos = offset;
+    const end = offset + length;
+    for (let b = first; b <= last; b++) {
+      const block = blocks[b - first];
+      const blockStart = b * this.blockSize;
+      let from = pos - blockStart;
+      const to = Math.min(end, blockStart + block.byteLength) - blockStart;
+      while (from < to) {
+        const d = dest[di];
+        const n = Math.min(d.byteLength - dOff, to - from);
+        d.set(block.subarray(from, from + n), dOff);
+        from += n;
+        dOff += n;
+        if (dOff === d.byteLength) {
+          di++;
+          dOff = 0;
+        }
+      }
+      pos = blockStart + to;
+    }
+  }
+
+  async write(): Promise<void> {
+    throw new Error(`http disk ${this.url}: read-only`);
+  }
+
+  async flush(): Promise<void> {}
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.cache.clear();
+  }
+
+  /** Promises for blocks first..last, fetching each run of missing blocks with one range request. */
+  private blocksFor(first: number, last: number): Promise<Uint8Array>[] {
+    const out: Promise<Uint8Array>[] = [];
+    let b = first;
+    while (b <= last) {
+      const cached = this.cache.get(b);
+      if (cached) {
+        this.cache.delete(b); // re-insert: most recently used last
+        this.cache.set(b, cached);
+        out.push(cached);
+        b++;
+        continue;
+      }
+      let runEnd = b;
+      while (runEnd + 1 <= last && !this.cache.has(runEnd + 1)) runEnd++;
+      const start = b * this.blockSize;
+      const stop = Math.min(this.size, (runEnd + 1) * this.blockSize);
+      const run = this.fetchRange(start, stop - start);
+      for (let k = b; k <= runEnd; k++) {
+        const rel = (k - b) * this.blockSize;
+        const p = run.then((bytes) => bytes.subarray(rel, Math.min(rel + this.blockSize, bytes.byteLength)));
+        // A failed fetch must not stay cached: the next read retries.
+        p.catch(() => {
+          if (this.cache.get(k) === p) this.cache.delete(k);
+        });
+        this.cache.set(k, p);
+        out.push(p);
+      }
+      b = runEnd + 1;
+    }
+    while (this.cache.size > this.maxBlocks) {
+      const oldest = this.cache.keys().next().value as number;
+      this.cache.delete(oldest);
+    }
+    return out;
+  }
+
+  private async fetchRange(offset: number, length: number): Promise<Uint8Array> {
+    const range = `bytes=${offset}-${offset + length - 1}`;
+    let res: HttpResponseLike;
+    try {
+      res = await this.fetchFn(this.url, { method: 'GET', headers: { ...this.headers, Range: range }, signal: timeoutSignal(this.timeoutMs) });
+    } catch (e) {
+      throw new Error(`http disk ${this.url}: GET ${range} failed: ${errorText(e)}`);
+    }
+    if (res.status !== 206) {
+      await discardBody(res);
+      throw new Error(`http disk ${this.url}: GET ${range} answered HTTP ${res.status} instead of 206 Partial Content`);
+    }
+    const cr = parseContentRange(res.headers.get('content-range'));
+    if (!cr || cr.start !== offset || cr.end !== offset + length - 1 || (cr.total !== undefined && cr.total !== this.size)) {
+      await discardBody(res);
+      throw new Error(`http disk ${this.url}: GET ${range} answered Content-Range ${JSON.stringify(res.headers.get('content-range'))}`);
+    }
+    const etag = res.headers.get('etag');
+    const lastModified = res.headers.get('last-modified');
+    if ((this.validator.etag && etag && etag !== this.validator.etag) || (this.validator.lastModified && lastModified && lastModified !== this.validator.lastModified)) {
+      await discardBody(res);
+      throw new Error(`http disk ${this.url}: the image changed on the server since it was opened`);
+    }
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    if (bytes.byteLength !== length) {
+      throw new Error(`http disk ${this.url}: GET ${range} returned ${bytes.byteLength} bytes instead of ${length}`);
+    }
+    return bytes;
+  }
+}
+
+/** `bytes START-END/TOTAL` (TOTAL may be `*`). */
+function parseContentRange(v: string | null): { start: number; end: number; total?: number } | undefined {
+  const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec((v ?? '').trim());
+  if (!m) return undefined;
+  const start = Number(m[1]);
+  const end = Number(m[2]);
+  if (end < start) return undefined;
+  return { start, end, total: m[3] === '*' ? undefined : Number(m[3]) };
+}
+
+function scatterInto(src: Uint8Array, dest: readonly Uint8Array[]): void {
+  let pos = 0;
+  for (const d of dest) {
+    d.set(src.subarray(pos, pos + d.byteLength));
+    pos += d.byteLength;
+  }
+}
+
+async function discardBody(res: HttpResponseLike): Promise<void> {
+  try {
+    await res.body?.cancel();
+  } catch {
+    // The body is being thrown away; a failure to cancel it changes nothing for the caller.
+  }
+}
+
+function timeoutSignal(ms: number): AbortSignal | undefined {
+  return typeof AbortSignal !== 'undefined' && typeof AbortSignal.timeout === 'function' ? AbortSignal.timeout(ms) : undefined;
+}
+
+function defaultFetch(): FetchLike {
+  const f = (globalThis as { fetch?: unknown }).fetch;
+  if (typeof f !== 'function') throw new Error('http disk: no global fetch in this runtime; pass options.fetch');
+  return f as FetchLike;
+}
+
+function errorText(e: unknown): string {
+  if (e instanceof Error) {
+    const cause = (e as { cause?: unknown }).cause;
+    return cause instanceof Error ? `${e.message} (${cause.message})` : e.message;
+  }
+  return String(e);
+}
