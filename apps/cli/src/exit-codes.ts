@@ -1,0 +1,84 @@
+/** The process exit codes of `hype`, documented in `hype --help` and README.md. */
+export const ExitCode = {
+  /** The guest powered off with status 0 (or you quit with Ctrl-A x); a command succeeded. */
+  ok: 0,
+  /** The guest powered off with a non-zero status; or `hype guest build` failed. */
+  guestFailure: 1,
+  /** Bad flags, config file, kernel/initrd/disk file, too little memory, no usable /dev/kvm. */
+  usage: 2,
+  /** The guest rebooted (a kernel panic ends this way too: the VM boots Linux with panic=-1). */
+  reboot: 3,
+  /** The guest triple-faulted (x86 shutdown): its state was unrecoverable. */
+  tripleFault: 4,
+  /** hype failed: an instruction KVM could not emulate, a device or VMM error, a bug. */
+  internal: 5,
+  /** Every vCPU halted with interrupts off, so the guest can never continue. */
+  halted: 6,
+  sighup: 129,
+  sigint: 130,
+  sigterm: 143,
+} as const;
+
+export type StopSignal = 'SIGINT' | 'SIGTERM' | 'SIGHUP';
+
+export const SIGNAL_EXIT_CODES: Record<StopSignal, number> = {
+  SIGHUP: ExitCode.sighup,
+  SIGINT: ExitCode.sigint,
+  SIGTERM: ExitCode.sigterm,
+};
+
+/**
+ * Why a VM stopped, as far as the CLI cares. @hype/vm's exit reasons are mapped onto this shape by
+ * `fromVmExit` in vm-port.ts.
+ */
+export type VmOutcome =
+  | { kind: 'poweroff'; status: number }
+  | { kind: 'reboot' }
+  | { kind: 'triple-fault' }
+  | { kind: 'halt' }
+  | { kind: 'internal-error'; message: string }
+  /** stop() was called: by a signal, by Ctrl-A x, or by the CLI after an error. */
+  | { kind: 'stopped' };
+
+/** Why the CLI asked the VM to stop, if it did. */
+export type StopCause = { kind: 'signal'; signal: StopSignal } | { kind: 'quit-key' };
+
+export interface ExitDecision {
+  code: number;
+  /** One line for stderr, or undefined when the outcome needs no comment (a clean poweroff). */
+  message?: string;
+}
+
+/** Maps how the VM ended (and why we stopped it, if we did) to the process exit code and a message. */
+export function decideExit(outcome: VmOutcome, stopCause?: StopCause): ExitDecision {
+  switch (outcome.kind) {
+    case 'poweroff':
+      if (outcome.status === 0) return { code: ExitCode.ok };
+      return { code: ExitCode.guestFailure, message: `guest powered off with status ${outcome.status}` };
+    case 'reboot':
+      return { code: ExitCode.reboot, message: 'guest rebooted (or panicked); hype does not restart it' };
+    case 'triple-fault':
+      return { code: ExitCode.tripleFault, message: 'guest triple fault (x86 shutdown): the guest crashed' };
+    case 'halt':
+      return { code: ExitCode.halted, message: 'guest halted: every vCPU stopped with interrupts disabled' };
+    case 'internal-error':
+      return { code: ExitCode.internal, message: `internal error: ${outcome.message}` };
+    case 'stopped':
+      if (stopCause?.kind === 'signal') {
+        return { code: SIGNAL_EXIT_CODES[stopCause.signal], message: `stopped by ${stopCause.signal}` };
+      }
+      if (stopCause?.kind === 'quit-key') return { code: ExitCode.ok, message: 'terminated by Ctrl-A x' };
+      return { code: ExitCode.internal, message: 'internal error: the VM stopped without being asked to' };
+  }
+}
+
+/** The exit code table as printed at the end of `hype run --help`. */
+export const EXIT_CODE_HELP = `Exit codes:
+  0    the guest powered off with status 0, or you quit with Ctrl-A x
+  1    the guest powered off with a non-zero status (printed on stderr)
+  2    bad flags, config file, kernel/initrd/disk file, too little memory, or no usable /dev/kvm
+  3    the guest rebooted (a kernel panic too: hype boots Linux with panic=-1)
+  4    the guest triple-faulted
+  5    internal error in hype (e.g. an instruction KVM could not emulate)
+  6    the guest halted for good (every vCPU halted with interrupts disabled)
+  129/130/143  stopped by SIGHUP/SIGINT/SIGTERM`;

@@ -1,0 +1,29 @@
+import { constants, promises as fsp } from 'node:fs';
+
+export interface FileStat {
+  isFile(): boolean;
+  isDirectory(): boolean;
+  isBlockDevice(): boolean;
+  isCharacterDevice(): boolean;
+  size: number;
+}
+
+/** The file system calls the CLI's checks make; injected so tests can simulate EACCES as root. */
+export interface HostFs {
+  stat(path: string): Promise<FileStat>;
+  /** Resolves if `path` can be opened with `mode` (fs.constants.R_OK / W_OK), rejects with an errno error. */
+  access(path: string, mode: number): Promise<void>;
+  readFile(path: string): Promise<Uint8Array>;
+}
+
+export const nodeFs: HostFs = {
+  stat: (path) => fsp.stat(path),
+  access: (path, mode) => fsp.access(path, mode),
+  readFile: (path) => fsp.readFile(path),
+};
+
+export const { R_OK, W_OK } = constants;
+
+export function errnoCode(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException | undefined)?.code;
+}

@@ -1,0 +1,36 @@
+import type { VmConfig } from '@hype/vm';
+import type { VmOutcome } from './exit-codes.js';
+
+/** A VM as the CLI drives it. `defaultCreateVm` (vm-adapter.ts) builds one with @hype/vm. */
+export interface CliVm {
+  /** Runs the guest until it stops or stop() is called; the VM's resources are released when it resolves. */
+  run(): Promise<VmOutcome>;
+  /** Bytes typed on the terminal, for the guest console (buffered until the guest reads them). */
+  writeConsole(bytes: Uint8Array): void;
+  /** Asks the VM to stop (from a signal handler or Ctrl-A x): run() then resolves { kind: 'stopped' }. Idempotent. */
+  stop(): void;
+}
+
+export interface CreateVmOptions {
+  /** Receives every byte the guest writes to its console (hvc0 or ttyS0, per config.console). */
+  consoleOutput(bytes: Uint8Array): void;
+  /** The KVM device to open ($HYPE_KVM_DEVICE or /dev/kvm). */
+  kvmDevice: string;
+}
+
+/**
+ * Builds a VM from a validated config. Rejects with an input error (see isInputError) when the config
+ * cannot be used (e.g. an HTTP disk that does not answer), with any other error for a VMM failure.
+ */
+export type CreateVm = (config: VmConfig, options: CreateVmOptions) => Promise<CliVm>;
+
+export interface DefaultGuestFiles {
+  kernel: string;
+  initrd: string;
+}
+
+/** The project's default guest (@hype/guest): built and cached on first use. */
+export interface DefaultGuest {
+  /** Returns the cached kernel and initrd, building what is missing; `progress` gets one line per step. */
+  ensure(progress: (line: string) => void): Promise<DefaultGuestFiles>;
+}
