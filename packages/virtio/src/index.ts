@@ -1,1 +1,10 @@
-export {};
+export * from './memory.js';
+export * from './ring-layout.js';
+export * from './features.js';
+export * from './mmio-registers.js';
+export * from './errors.js';
+export * from './log.js';
+export * from './chain.js';
+export * from './queue.js';
+export * from './device.js';
+export * from './mmio.js';
