@@ -1,0 +1,305 @@
+import type { BusDevice } from '../bus.js';
+
+/** COM1, as Linux's 8250 driver expects it on a PC. */
+export const COM1_PORT = 0x3f8;
+export const COM1_IRQ = 4;
+export const UART_PORT_COUNT = 8;
+
+/** Register offsets from the base port (16550A data sheet / Linux include/uapi/linux/serial_reg.h). */
+export const UartReg = {
+  /** Read: receive buffer (RBR). Write: transmit holding (THR). DLAB=1: divisor latch low. */
+  DATA: 0,
+  /** Interrupt enable (IER). DLAB=1: divisor latch high. */
+  IER: 1,
+  /** Read: interrupt identification (IIR). Write: FIFO control (FCR). */
+  IIR: 2,
+  FCR: 2,
+  LCR: 3,
+  MCR: 4,
+  LSR: 5,
+  MSR: 6,
+  SCR: 7,
+} as const;
+
+export const IER_RDI = 0x01; // received data available
+export const IER_THRI = 0x02; // transmitter holding register empty
+export const IER_RLSI = 0x04; // receiver line status
+export const IER_MSI = 0x08; // modem status
+/** A 16550A implements only the low four IER bits (Linux probes bit 6 to spot XScale UARTs). */
+const IER_VALID = 0x0f;
+
+export const IIR_NO_INT = 0x01;
+export const IIR_MSI = 0x00;
+export const IIR_THRI = 0x02;
+export const IIR_RDI = 0x04;
+export const IIR_RLSI = 0x06;
+/** Both FIFO-enabled bits: what makes Linux's autoconfig report a 16550A. */
+export const IIR_FIFO_ENABLED = 0xc0;
+
+export const FCR_ENABLE_FIFO = 0x01;
+export const FCR_CLEAR_RCVR = 0x02;
+export const FCR_CLEAR_XMIT = 0x04;
+
+export const LCR_DLAB = 0x80;
+
+export const MCR_DTR = 0x01;
+export const MCR_RTS = 0x02;
+export const MCR_OUT1 = 0x04;
+export const MCR_OUT2 = 0x08;
+export const MCR_LOOP = 0x10;
+const MCR_VALID = 0x1f;
+
+export const LSR_DR = 0x01; // data ready
+export const LSR_OE = 0x02; // overrun error
+export const LSR_THRE = 0x20; // transmit holding register empty
+export const LSR_TEMT = 0x40; // transmitter empty
+/** Error bits that raise the line-status interrupt and clear on an LSR read. */
+const LSR_ERRORS = 0x1e;
+
+export const MSR_DCTS = 0x01;
+export const MSR_DDSR = 0x02;
+export const MSR_TERI = 0x04;
+export const MSR_DDCD = 0x08;
+export const MSR_CTS = 0x10;
+export const MSR_DSR = 0x20;
+export const MSR_RI = 0x40;
+export const MSR_DCD = 0x80;
+const MSR_DELTAS = 0x0f;
+
+/** Receive FIFO depth in FIFO mode. Larger than a real 16550A's 16 so pasted input needs fewer interrupts (as vm-superio). */
+export const UART_FIFO_SIZE = 64;
+
+export interface UartOptions {
+  /** Receives every byte the guest transmits (not called in loopback mode). */
+  output(byte: number): void;
+  /** Drives the UART's interrupt line; called only when the level changes. */
+  setIrq(level: boolean): void;
+  /** Called when the guest has emptied the receive FIFO, so the host can feed more input. */
+  onRxDrained?(): void;
+}
+
+/**
+ * A 16550A UART (Linux 8250 driver). Transmission is instantaneous: THR is always empty again by the
+ * time the guest looks, so LSR.THRE/TEMT stay set. The interrupt line is a level computed from the
+ * register state after every access, with the 16550A priorities (line status > received data >
+ * THR empty > modem status), the same model QEMU's serial.c uses. The modem inputs of an idle line
+ * are CTS, DSR and DCD asserted; in loopback they follow the MCR outputs.
+ */
+export class Uart8250 implements BusDevice {
+  private ier = 0;
+  private lcr = 0x03; // 8N1
+  private mcr = MCR_OUT2;
+  private lsr = LSR_THRE | LSR_TEMT;
+  private msr = MSR_DCD | MSR_DSR | MSR_CTS;
+  private scr = 0;
+  private dll = 0x0c; // 9600 baud
+  private dlm = 0;
+  private fcr = 0;
+  /** "THR empty" interrupt pending: set when THR empties or THRI gets enabled, cleared by an IIR read reporting it or a THR write. */
+  private thrPending = false;
+  private readonly rx: number[] = [];
+  private irqLevel = false;
+
+  constructor(private readonly opts: UartOptions) {}
+
+  read(offset: number, data: Uint8Array): void {
+    // Wider accesses reach consecutive registers, as on an 8-bit ISA device.
+    for (let i = 0; i < data.length; i++) data[i] = this.readRegister(offset + i);
+    this.updateIrq();
+  }
+
+  write(offset: number, data: Uint8Array): void {
+    for (let i = 0; i < data.length; i++) this.writeRegister(offset + i, data[i]);
+    this.updateIrq();
+  }
+
+  /** Free space in the receive buffer (1 byte deep while the FIFO is disabled). */
+  rxSpace(): number {
+    if (this.loopback) return 0;
+    return this.rxCapacity - this.rx.length;
+  }
+
+  /**
+   * Host input for the guest. Accepts what fits, returns how many bytes were taken; the caller
+   * keeps the rest for `onRxDrained`. Ignored in loopback mode (the line is disconnected).
+   */
+  receive(bytes: Uint8Array): number {
+    const n = Math.min(bytes.length, this.rxSpace());
+    for (let i = 0; i < n; i++) this.rx.push(bytes[i]);
+    if (n > 0) {
+      this.lsr |= LSR_DR;
+      this.updateIrq();
+    }
+    return n;
+  }
+
+  /** The interrupt line's current level. */
+  get irq(): boolean {
+    return this.irqLevel;
+  }
+
+  private get dlab(): boolean {
+    return (this.lcr & LCR_DLAB) !== 0;
+  }
+
+  private get loopback(): boolean {
+    return (this.mcr & MCR_LOOP) !== 0;
+  }
+
+  private get fifoEnabled(): boolean {
+    return (this.fcr & FCR_ENABLE_FIFO) !== 0;
+  }
+
+  private get rxCapacity(): number {
+    return this.fifoEnabled ? UART_FIFO_SIZE : 1;
+  }
+
+  private readRegister(reg: number): number {
+    switch (reg) {
+      case UartReg.DATA:
+        if (this.dlab) return this.dll;
+        return this.readRbr();
+      case UartReg.IER:
+        return this.dlab ? this.dlm : this.ier;
+      case UartReg.IIR: {
+        const iir = this.iir();
+        if ((iir & 0x0f) === IIR_THRI) this.thrPending = false;
+        return iir | (this.fifoEnabled ? IIR_FIFO_ENABLED : 0);
+      }
+      case UartReg.LCR:
+        return this.lcr;
+      case UartReg.MCR:
+        return this.mcr;
+      case UartReg.LSR: {
+        const lsr = this.lsr;
+        this.lsr &= ~LSR_ERRORS;
+        return lsr;
+      }
+      case UartReg.MSR: {
+        const msr = this.msr;
+        this.msr &= ~MSR_DELTAS;
+        return msr;
+      }
+      case UartReg.SCR:
+        return this.scr;
+      default:
+        return 0xff;
+    }
+  }
+
+  private readRbr(): number {
+    const byte = this.rx.length > 0 ? this.rx.shift()! : 0;
+    if (this.rx.length === 0) {
+      this.lsr &= ~LSR_DR;
+      this.opts.onRxDrained?.();
+    }
+    return byte;
+  }
+
+  private writeRegister(reg: number, value: number): void {
+    switch (reg) {
+      case UartReg.DATA:
+        if (this.dlab) this.dll = value;
+        else this.transmit(value);
+        return;
+      case UartReg.IER:
+        if (this.dlab) {
+          this.dlm = value;
+          return;
+        }
+        {
+          const changed = (this.ier ^ value) & IER_THRI;
+          this.ier = value & IER_VALID;
+          // Enabling THRI while THR is empty raises the THRE interrupt again even if an IIR read
+          // had consumed it: Linux's UART_BUG_THRE / UART_BUG_TXEN probes in serial8250_do_startup
+          // rely on it (QEMU serial.c does the same).
+          if (changed) this.thrPending = (this.ier & IER_THRI) !== 0 && (this.lsr & LSR_THRE) !== 0;
+        }
+        return;
+      case UartReg.FCR:
+        this.writeFcr(value);
+        return;
+      case UartReg.LCR:
+        this.lcr = value;
+        return;
+      case UartReg.MCR:
+        this.writeMcr(value & MCR_VALID);
+        return;
+      case UartReg.LSR:
+      case UartReg.MSR:
+        return; // read-only (factory-test writes on real parts); ignored
+      case UartReg.SCR:
+        this.scr = value;
+        return;
+      default:
+        return;
+    }
+  }
+
+  private transmit(byte: number): void {
+    this.thrPending = false;
+    if (this.loopback) {
+      if (this.rx.length < this.rxCapacity) this.rx.push(byte);
+      else this.lsr |= LSR_OE;
+      this.lsr |= LSR_DR;
+    } else {
+      this.opts.output(byte);
+    }
+    // Sent instantly: THR is empty again.
+    if (this.ier & IER_THRI) this.thrPending = true;
+  }
+
+  private writeFcr(value: number): void {
+    const toggledFifo = ((this.fcr ^ value) & FCR_ENABLE_FIFO) !== 0;
+    if (toggledFifo || (value & FCR_CLEAR_RCVR) !== 0) this.clearRx();
+    // FCR_CLEAR_XMIT: nothing to clear, transmission is instantaneous.
+    this.fcr = value & ~(FCR_CLEAR_RCVR | FCR_CLEAR_XMIT);
+  }
+
+  private clearRx(): void {
+    const had = this.rx.length > 0;
+    this.rx.length = 0;
+    this.lsr &= ~LSR_DR;
+    if (had) this.opts.onRxDrained?.();
+  }
+
+  private writeMcr(value: number): void {
+    const before = this.modemInputs();
+    this.mcr = value;
+    const after = this.modemInputs();
+    let deltas = 0;
+    if ((before ^ after) & MSR_CTS) deltas |= MSR_DCTS;
+    if ((before ^ after) & MSR_DSR) deltas |= MSR_DDSR;
+    if (before & MSR_RI && !(after & MSR_RI)) deltas |= MSR_TERI; // trailing edge only
+    if ((before ^ after) & MSR_DCD) deltas |= MSR_DDCD;
+    this.msr = after | (this.msr & MSR_DELTAS) | deltas;
+  }
+
+  /** CTS/DSR/RI/DCD as the UART sees them: wired to RTS/DTR/OUT1/OUT2 in loopback, an idle connected line otherwise. */
+  private modemInputs(): number {
+    if (!this.loopback) return MSR_DCD | MSR_DSR | MSR_CTS;
+    let v = 0;
+    if (this.mcr & MCR_RTS) v |= MSR_CTS;
+    if (this.mcr & MCR_DTR) v |= MSR_DSR;
+    if (this.mcr & MCR_OUT1) v |= MSR_RI;
+    if (this.mcr & MCR_OUT2) v |= MSR_DCD;
+    return v;
+  }
+
+  /** The highest-priority pending interrupt, as IIR bits 3:0. */
+  private iir(): number {
+    if (this.ier & IER_RLSI && this.lsr & LSR_ERRORS) return IIR_RLSI;
+    if (this.ier & IER_RDI && this.lsr & LSR_DR) return IIR_RDI;
+    if (this.ier & IER_THRI && this.thrPending) return IIR_THRI;
+    if (this.ier & IER_MSI && this.msr & MSR_DELTAS) return IIR_MSI;
+    return IIR_NO_INT;
+  }
+
+  private updateIrq(): void {
+    const level = this.iir() !== IIR_NO_INT;
+    if (level !== this.irqLevel) {
+      this.irqLevel = level;
+      this.opts.setIrq(level);
+    }
+  }
+}
