@@ -1,3 +1,5 @@
+import type { BlockBackend } from './backend.js';
+import type { BlkRequestLimits } from './request.js';
 import { BLK_CONFIG, SECTOR_SIZE } from './layout.js';
 
 /** Limits the device advertises in config space and enforces on DISCARD / WRITE_ZEROES. */
@@ -70,4 +72,18 @@ export function buildConfigSpace(v: BlkConfigValues): Uint8Array {
   dv.setUint32(BLK_CONFIG.maxWriteZeroesSeg, l.maxWriteZeroesSeg, true);
   bytes[BLK_CONFIG.writeZeroesMayUnmap] = v.writeZeroesMayUnmap ? 1 : 0;
   return bytes;
+}
+
+/** What request validation enforces for a disk with this backend and these limits. */
+export function requestLimitsFor(backend: BlockBackend, limits: BlkLimits): BlkRequestLimits {
+  return {
+    capacitySectors: BigInt(Math.floor(backend.size / SECTOR_SIZE)),
+    readOnly: backend.readOnly,
+    discard: !backend.readOnly && typeof backend.discard === 'function',
+    writeZeroes: !backend.readOnly && typeof backend.writeZeroes === 'function',
+    maxDiscardSectors: limits.maxDiscardSectors,
+    maxDiscardSeg: limits.maxDiscardSeg,
+    maxWriteZeroesSectors: limits.maxWriteZeroesSectors,
+    maxWriteZeroesSeg: limits.maxWriteZeroesSeg,
+  };
 }

@@ -1,6 +1,6 @@
 import type { BlockBackend } from './backend.js';
 import { BLK_ID_BYTES, BlkStatus, type BlkStatusCode } from './layout.js';
-import type { BlkRequest } from './request.js';
+import type { BlkRequest, ParsedChain } from './request.js';
 
 /** How a request ended: the status byte, and how many data bytes went into device-writable buffers. */
 export interface BlkOutcome {
@@ -51,4 +51,42 @@ function scatter(src: Uint8Array, dest: readonly Uint8Array[]): number {
     done += n;
   }
   return done;
+}
+
+/** What to write back for one chain: the status byte (if the chain has one) and the used length. */
+export interface ServedChain {
+  /** Where the status byte goes; absent for a chain with no usable status byte. */
+  statusView?: Uint8Array;
+  code: BlkStatusCode;
+  /** used.len: data bytes written to device-writable buffers plus the status byte (0 without one). */
+  usedLen: number;
+  /** Why the request failed (guest error or backend error), for the log. */
+  problem?: string;
+}
+
+/** Serves a parsed chain: runs it if valid. Does not write the status (the caller decides if it still may). */
+export async function serveChain(parsed: ParsedChain, backend: BlockBackend, deviceId: Uint8Array): Promise<ServedChain> {
+  switch (parsed.kind) {
+    case 'unanswerable':
+      return { code: BlkStatus.IOERR, usedLen: 0, problem: parsed.reason };
+    case 'rejected':
+      return { statusView: parsed.status, code: parsed.code, usedLen: 1, problem: parsed.reason };
+    default: {
+      const outcome = await executeRequest(parsed, backend, deviceId);
+      const served: ServedChain = { statusView: parsed.status, code: outcome.status, usedLen: outcome.written + 1 };
+      if (outcome.status !== BlkStatus.OK) served.problem = `${parsed.kind} request failed: ${describeError(outcome.error)}`;
+      return served;
+    }
+  }
+}
+
+/** Writes the status byte of a served chain; returns the used length to report. */
+export function writeStatus(served: ServedChain): number {
+  if (served.statusView) served.statusView[0] = served.code;
+  return served.usedLen;
+}
+
+function describeError(e: unknown): string {
+  if (e === undefined) return 'not supported by the backend';
+  return e instanceof Error ? e.message : String(e);
 }
