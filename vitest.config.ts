@@ -10,6 +10,8 @@ export default defineConfig({
       '@hype/kvm-sys': src('kvm-sys'),
       '@hype/kvm': src('kvm'),
       '@hype/vm': src('vm'),
+      // Subpath entries must come before their package's own entry (first match wins).
+      '@hype/linux-loader/node': fileURLToPath(new URL('./packages/linux-loader/src/node.ts', import.meta.url)),
       '@hype/linux-loader': src('linux-loader'),
       '@hype/virtio-blk': src('virtio-blk'),
       '@hype/virtio': src('virtio'),

@@ -1,0 +1,303 @@
+import { STARTUP_64_OFFSET } from './bootparam.js';
+import { encodeCmdline } from './cmdline.js';
+import { type Decompressors, type PayloadFormat, builtinDecompressors, unpackPayload } from './compression.js';
+import {
+  type BootCpuState,
+  CR0_ET,
+  CR0_PE,
+  CR0_PG,
+  CR4_PAE,
+  EFER_LMA,
+  EFER_LME,
+  RFLAGS_RESERVED,
+} from './cpu-state.js';
+import { type E820Entry, buildE820 } from './e820.js';
+import { type ElfImage, elfExtent, hasElfMagic, loadElf, parseElf, physicalEntry } from './elf.js';
+import { LoaderError, formatMiB, hex } from './errors.js';
+import { writeGdt } from './gdt.js';
+import { type RamRegion, LAYOUT, MiB, PAGE_SIZE, alignDown, alignUp, guestRamRegions } from './layout.js';
+import { type GuestMemory, writeBytes } from './memory.js';
+import { writeMpTable } from './mptable.js';
+import { identityMapBytes, writeIdentityPageTables } from './paging.js';
+import { type SetupHeader, hasHdrS, parseSetupHeader, setupHeaderBytes } from './setup-header.js';
+import { SYNTHETIC_HEADER, buildBootParams } from './zero-page.js';
+
+export interface LinuxBootOptions {
+  /** bzImage or ELF vmlinux, whole file. */
+  kernel: Uint8Array;
+  /** Names the kernel in error messages (usually its path). */
+  kernelName?: string;
+  /** initramfs, whole file, written as is. */
+  initrd?: Uint8Array;
+  initrdName?: string;
+  /** Kernel command line (without the NUL). */
+  cmdline?: string;
+  /** Guest RAM size in bytes; the RAM must be laid out as `guestRamRegions(memBytes)` says. */
+  memBytes: number;
+  /** vCPUs described in the MP table (APIC IDs 0..cpus-1). Default 1. */
+  cpus?: number;
+  /**
+   * Unpack a bzImage's compressed payload on the host and enter the kernel proper directly (default true).
+   * Falls back to the guest's own decompressor when the format has no decompressor here.
+   */
+  unpack?: boolean;
+  /** Host decompressors by format, merged over the built-in ones (lz4). `@hype/linux-loader/node` has gzip. */
+  decompressors?: Decompressors;
+}
+
+/** How the kernel was put in memory. */
+export type KernelLoadMode =
+  /** An ELF vmlinux given as the kernel, loaded at its p_paddr. */
+  | 'elf'
+  /** A bzImage whose payload the host decompressed: the ELF inside, loaded at its p_paddr. */
+  | 'bzimage-unpacked'
+  /** A bzImage loaded at 1 MiB, entered at its 64-bit entry: the guest decompresses itself. */
+  | 'bzimage';
+
+export interface LoadedKernel {
+  mode: KernelLoadMode;
+  /** Payload format of a bzImage ('elf' for an uncompressed one). */
+  payloadFormat?: PayloadFormat;
+  /** Why a bzImage was not unpacked on the host (mode 'bzimage'). */
+  notUnpackedBecause?: string;
+  /** Boot protocol version of a bzImage ("2.15"). */
+  protocol?: string;
+  /** The version string a bzImage carries. */
+  version?: string;
+  /** Physical entry point (RIP at start). */
+  entry: number;
+  /** Where the image was written [start, end). */
+  start: number;
+  end: number;
+  /** End of the memory the kernel may use before it reads the e820 map (its init_size region). */
+  reservedEnd: number;
+  /** PVH entry of the ELF, if it has one (informational). */
+  pvhEntry?: number;
+}
+
+/** Everything the loader wrote and the state the boot vCPU starts in. */
+export interface LinuxBootSetup {
+  kernel: LoadedKernel;
+  initrd?: { addr: number; size: number };
+  cmdline: { addr: number; length: number; text: string };
+  zeroPage: number;
+  e820: E820Entry[];
+  mpTable: { start: number; end: number; cpus: number };
+  /** RAM regions the e820 map describes (same as guestRamRegions(memBytes)). */
+  ram: RamRegion[];
+  /** Boot vCPU state (vCPU 0); the others start from KVM's reset state and are woken by the guest. */
+  cpu: BootCpuState;
+}
+
+interface KernelPlan {
+  mode: KernelLoadMode;
+  header?: SetupHeader;
+  elf?: { bytes: Uint8Array; image: ElfImage; name: string };
+  payloadFormat?: PayloadFormat;
+  notUnpackedBecause?: string;
+  start: number;
+  end: number;
+  reservedEnd: number;
+  entry: number;
+}
+
+/** Decide how the kernel goes into memory (and validate it) without writing anything yet. */
+function planKernel(opts: LinuxBootOptions, name: string): KernelPlan {
+  const bytes = opts.kernel;
+  if (hasElfMagic(bytes)) {
+    const image = parseElf(bytes, name);
+    return elfPlan('elf', { bytes, image, name });
+  }
+  if (!hasHdrS(bytes)) {
+    throw new LoaderError('format', `kernel ${name}: not a bzImage (no HdrS magic at 0x202) nor an ELF vmlinux`);
+  }
+  const header = parseSetupHeader(bytes, name);
+  const pm = bytes.subarray(header.protectedModeOffset, header.protectedModeOffset + header.protectedModeSize);
+  const payload = pm.subarray(header.payloadOffset, header.payloadOffset + header.payloadLength);
+  let notUnpackedBecause = 'unpacking disabled';
+  let payloadFormat: PayloadFormat | undefined;
+  if (opts.unpack !== false) {
+    const result = unpackPayload(payload, { ...builtinDecompressors, ...opts.decompressors }, `kernel ${name}`);
+    payloadFormat = result.format;
+    if (result.ok) {
+      const elfName = `${name} (${result.format} payload)`;
+      const plan = elfPlan('bzimage-unpacked', { bytes: result.elf, image: parseElf(result.elf, elfName), name: elfName });
+      return { ...plan, header, payloadFormat };
+    }
+    notUnpackedBecause = result.reason;
+  }
+  // The compressed kernel moves itself to max(align_up(load, kernel_alignment), LOAD_PHYSICAL_ADDR =
+  // pref_address) and needs init_size bytes there (arch/x86/boot/compressed/head_64.S).
+  const load = LAYOUT.bzImageLoad;
+  const runtimeStart = header.relocatable
+    ? Math.max(alignUp(load, header.kernelAlignment), header.prefAddress)
+    : header.prefAddress || load;
+  return {
+    mode: 'bzimage',
+    header,
+    payloadFormat,
+    notUnpackedBecause,
+    start: load,
+    end: load + header.protectedModeSize,
+    reservedEnd: Math.max(load + header.protectedModeSize, runtimeStart + header.initSize),
+    entry: load + STARTUP_64_OFFSET,
+  };
+}
+
+function elfPlan(mode: KernelLoadMode, elf: { bytes: Uint8Array; image: ElfImage; name: string }): KernelPlan {
+  const { start, end } = elfExtent(elf.image);
+  const entry = physicalEntry(elf.image);
+  if (entry === undefined) {
+    throw new LoaderError('format', `kernel ${elf.name}: ELF entry point ${hex(Number(elf.image.entry))} lies in no loadable segment`);
+  }
+  if (start < LAYOUT.highMemStart) {
+    throw new LoaderError('unsupported', `kernel ${elf.name}: ELF loads at ${hex(start)}, below 1 MiB where the boot tables live`);
+  }
+  return { mode, elf, start, end, reservedEnd: end, entry };
+}
+
+/** Headroom beyond kernel + initrd in the suggested RAM size: the kernel needs free memory to boot. */
+const BOOT_HEADROOM = 16 * MiB;
+
+function tooSmall(memBytes: number, plan: KernelPlan, initrdSize: number, detail: string): LoaderError {
+  const needed = alignUp(alignUp(plan.reservedEnd, PAGE_SIZE) + alignUp(initrdSize, PAGE_SIZE) + BOOT_HEADROOM, 16 * MiB);
+  const neededMiB = needed / MiB;
+  return new LoaderError('memory', `memory ${formatMiB(memBytes)} too small for ${detail}: use --mem ${neededMiB} or more`, neededMiB);
+}
+
+/**
+ * Load a Linux kernel (and initrd, command line) into guest memory and build everything a 64-bit boot
+ * needs: zero page with e820 map, MP table, GDT, identity page tables, and the boot vCPU's registers.
+ * Nothing is written if validation fails. Errors are `LoaderError`s with one-line messages.
+ */
+export function loadLinux(mem: GuestMemory, opts: LinuxBootOptions): LinuxBootSetup {
+  const name = opts.kernelName ?? 'image';
+  const initrdName = opts.initrdName ?? 'image';
+  const cpus = opts.cpus ?? 1;
+  const ram = guestRamRegions(opts.memBytes);
+  const lowRamEnd = ram[0].size;
+  const plan = planKernel(opts, name);
+  const initrdSize = opts.initrd?.length ?? 0;
+
+  const kernelDetail =
+    plan.mode === 'bzimage'
+      ? `kernel (up to ${formatMiB(plan.reservedEnd)} with init_size ${formatMiB(plan.header!.initSize)})`
+      : `kernel (up to ${formatMiB(plan.reservedEnd)})`;
+  const initrdDetail = opts.initrd ? ` + initrd (${formatMiB(alignUp(initrdSize, PAGE_SIZE))})` : '';
+  if (plan.reservedEnd > lowRamEnd || plan.reservedEnd > identityMapBytes()) {
+    throw tooSmall(opts.memBytes, plan, initrdSize, kernelDetail + initrdDetail);
+  }
+
+  let initrd: { addr: number; size: number } | undefined;
+  if (opts.initrd) {
+    if (initrdSize === 0) throw new LoaderError('format', `initrd ${initrdName}: empty file`);
+    const addrMax = plan.header?.initrdAddrMax ?? SYNTHETIC_HEADER.initrdAddrMax;
+    const top = Math.min(addrMax + 1, lowRamEnd);
+    const addr = alignDown(top - initrdSize, PAGE_SIZE);
+    if (addr < alignUp(plan.reservedEnd, PAGE_SIZE)) {
+      if (top < lowRamEnd) {
+        throw new LoaderError(
+          'memory',
+          `initrd ${initrdName} (${formatMiB(initrdSize)}) does not fit between the kernel (up to ${formatMiB(plan.reservedEnd)}) ` +
+            `and the kernel's initrd limit ${hex(addrMax)}: use a smaller initrd`,
+        );
+      }
+      throw tooSmall(opts.memBytes, plan, initrdSize, kernelDetail + initrdDetail);
+    }
+    initrd = { addr, size: initrdSize };
+  }
+
+  const maxCmdline = Math.min(plan.header?.cmdlineSize ?? SYNTHETIC_HEADER.cmdlineSize, LAYOUT.cmdlineLimit - LAYOUT.cmdline - 1);
+  const cmdlineText = opts.cmdline ?? '';
+  const cmdline = encodeCmdline(cmdlineText, maxCmdline, name);
+
+  // Everything validated: write.
+  let kernel: LoadedKernel;
+  if (plan.elf) {
+    const loaded = loadElf(mem, plan.elf.bytes, plan.elf.name, plan.elf.image);
+    kernel = {
+      mode: plan.mode,
+      entry: loaded.entry,
+      start: loaded.start,
+      end: loaded.end,
+      reservedEnd: plan.reservedEnd,
+      pvhEntry: loaded.pvhEntry,
+    };
+  } else {
+    const h = plan.header!;
+    writeBytes(mem, plan.start, opts.kernel.subarray(h.protectedModeOffset, h.protectedModeOffset + h.protectedModeSize), `kernel ${name}`);
+    kernel = { mode: plan.mode, entry: plan.entry, start: plan.start, end: plan.end, reservedEnd: plan.reservedEnd };
+  }
+  if (plan.header) {
+    kernel.protocol = plan.header.versionString;
+    kernel.version = plan.header.kernelVersion;
+  }
+  if (plan.payloadFormat) kernel.payloadFormat = plan.payloadFormat;
+  if (plan.mode === 'bzimage') kernel.notUnpackedBecause = plan.notUnpackedBecause;
+
+  if (initrd && opts.initrd) writeBytes(mem, initrd.addr, opts.initrd, `initrd ${initrdName}`);
+  writeBytes(mem, LAYOUT.cmdline, cmdline, 'kernel command line');
+
+  const e820 = buildE820(opts.memBytes);
+  const zeroPage = buildBootParams({
+    setupHeader: plan.header ? setupHeaderBytes(opts.kernel, plan.header) : undefined,
+    cmdlineAddr: LAYOUT.cmdline,
+    cmdlineLength: cmdline.length - 1,
+    initrd,
+    e820,
+    code32Start: plan.mode === 'bzimage' ? plan.start : undefined,
+  });
+  writeBytes(mem, LAYOUT.zeroPage, zeroPage, 'zero page');
+  const mpTable = { ...writeMpTable(mem, cpus), cpus };
+
+  const seg = writeGdt(mem);
+  const cr3 = writeIdentityPageTables(mem);
+  const cpu: BootCpuState = {
+    regs: {
+      rax: 0,
+      rbx: 0,
+      rcx: 0,
+      rdx: 0,
+      rsi: LAYOUT.zeroPage,
+      rdi: 0,
+      rsp: LAYOUT.bootStack,
+      rbp: LAYOUT.bootStack,
+      r8: 0,
+      r9: 0,
+      r10: 0,
+      r11: 0,
+      r12: 0,
+      r13: 0,
+      r14: 0,
+      r15: 0,
+      rip: kernel.entry,
+      rflags: RFLAGS_RESERVED,
+    },
+    sregs: {
+      cs: seg.code,
+      ds: seg.data,
+      es: seg.data,
+      fs: seg.data,
+      gs: seg.data,
+      ss: seg.data,
+      tr: seg.tss,
+      gdt: seg.gdt,
+      idt: seg.idt,
+      cr0: CR0_PG + CR0_ET + CR0_PE, // not `|`: CR0_PG is bit 31
+      cr3,
+      cr4: CR4_PAE,
+      efer: EFER_LME | EFER_LMA,
+    },
+  };
+
+  return {
+    kernel,
+    initrd,
+    cmdline: { addr: LAYOUT.cmdline, length: cmdline.length - 1, text: cmdlineText },
+    zeroPage: LAYOUT.zeroPage,
+    e820,
+    mpTable,
+    ram,
+    cpu,
+  };
+}

@@ -1,0 +1,46 @@
+/**
+ * Node.js conveniences: the gzip decompressor (node:zlib) and a file-reading front end to `loadLinux`.
+ * Kept out of the main entry so the loader core stays free of node:* imports.
+ */
+import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import { type LinuxBootOptions, type LinuxBootSetup, loadLinux } from './boot.js';
+import { type Decompressors, builtinDecompressors } from './compression.js';
+import { LoaderError } from './errors.js';
+import type { GuestMemory } from './memory.js';
+
+/** Host decompressors available under Node: gzip (node:zlib) and lz4 (built in). */
+export const nodeDecompressors: Decompressors = {
+  ...builtinDecompressors,
+  gzip: (data) => gunzipSync(data),
+};
+
+/** Read a whole file, turning a failure into a one-line error naming it (`initrd /x: no such file`). */
+export function readBootFile(path: string, what: 'kernel' | 'initrd'): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why =
+      err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.code === 'EACCES' ? 'permission denied' : err.message;
+    throw new LoaderError('format', `${what} ${path}: ${why}`);
+  }
+}
+
+export interface LinuxBootFiles extends Omit<LinuxBootOptions, 'kernel' | 'kernelName' | 'initrd' | 'initrdName'> {
+  kernelPath: string;
+  initrdPath?: string;
+}
+
+/** `loadLinux` from files on disk, with Node's decompressors (gzip, lz4) for host-side unpacking. */
+export function loadLinuxFiles(mem: GuestMemory, opts: LinuxBootFiles): LinuxBootSetup {
+  const { kernelPath, initrdPath, decompressors, ...rest } = opts;
+  return loadLinux(mem, {
+    ...rest,
+    kernel: readBootFile(kernelPath, 'kernel'),
+    kernelName: kernelPath,
+    initrd: initrdPath === undefined ? undefined : readBootFile(initrdPath, 'initrd'),
+    initrdName: initrdPath,
+    decompressors: { ...nodeDecompressors, ...decompressors },
+  });
+}
