@@ -69,7 +69,8 @@ export function parseMem(value: unknown, label: string): number {
 
 export function parseCpus(value: unknown, label: string): number {
   const at = describeValue(label, value);
-  const n = typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
+  // A flag's value is text; a config file must give a JSON number.
+  const n = label.startsWith('--') && typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_CPUS) {
     throw new UsageError(`${at}: the number of vCPUs must be a whole number from 1 to ${MAX_CPUS}`);
   }

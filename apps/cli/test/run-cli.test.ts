@@ -1,0 +1,413 @@
+import { constants } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { runCli } from '../src/run-cli.js';
+import { UsageError } from '../src/usage-error.js';
+import { FakeGuest, harness } from './fakes.js';
+import { fakeInspectKernel, fsDenying, MiB, workdir } from './helpers.js';
+import packageJson from '../package.json' with { type: 'json' };
+
+const CTRL_A = 0x01;
+
+describe('runCli: usage', () => {
+  it('a bad flag: one line on stderr, exit 2, no VM', async () => {
+    const h = harness();
+    expect(await runCli(['run', '--cpus', '99'], h.io)).toBe(2);
+    expect(h.stderr.text).toBe('hype: --cpus 99: the number of vCPUs must be a whole number from 1 to 8\n');
+    expect(h.stdout.text).toBe('');
+    expect(h.vms).toHaveLength(0);
+  });
+
+  it('--version and --help print on stdout and exit 0', async () => {
+    const h = harness();
+    expect(await runCli(['--version'], h.io)).toBe(0);
+    expect(h.stdout.text).toBe(`${packageJson.version}\n`);
+    const h2 = harness();
+    expect(await runCli(['run', '--help'], h2.io)).toBe(0);
+    expect(h2.stdout.text).toContain('Usage: hype run [options]');
+    expect(h2.stderr.text).toBe('');
+  });
+
+  it('a bad config file: exit 2 naming the file', async () => {
+    const w = workdir();
+    const config = w.file('vm.json', '{"cpus": 0}');
+    const h = harness();
+    expect(await runCli(['run', '--config', config], h.io)).toBe(2);
+    expect(h.stderr.text).toBe(`hype: ${config}: cpus 0: the number of vCPUs must be a whole number from 1 to 8\n`);
+  });
+
+  it('a missing config file', async () => {
+    const h = harness();
+    expect(await runCli(['run', '--config', '/nonexistent/vm.json'], h.io)).toBe(2);
+    expect(h.stderr.text).toBe('hype: --config /nonexistent/vm.json: no such file\n');
+  });
+});
+
+describe('runCli: input files and host', () => {
+  it('a missing kernel file: exit 2, checked before KVM (so it is reported on hosts without KVM too)', async () => {
+    const h = harness({ kvmDevice: '/nonexistent/kvm' });
+    expect(await runCli(['run', '--kernel', '/nonexistent/bzImage'], h.io)).toBe(2);
+    expect(h.stderr.text).toBe('hype: --kernel /nonexistent/bzImage: no such file\n');
+  });
+
+  it('an invalid kernel: the loader error', async () => {
+    const w = workdir();
+    const kernel = w.file('bzImage', 'garbage');
+    const h = harness();
+    expect(await runCli(['run', '--kernel', kernel], h.io)).toBe(2);
+    expect(h.stderr.text).toBe(
+      `hype: --kernel ${kernel}: not a bootable kernel: not a bzImage or ELF vmlinux (no HdrS magic at 0x202, no ELF magic)\n`,
+    );
+  });
+
+  it('missing initrd and disk: every problem, one line each', async () => {
+    const w = workdir();
+    const h = harness();
+    const code = await runCli(['run', '--kernel', w.kernel(), '--initrd', 'nope.cpio', '--disk', 'nope.img'], h.io);
+    expect(code).toBe(2);
+    expect(h.stderr.text).toBe(
+      'hype: --initrd nope.cpio: no such file\n' +
+        'hype: --disk nope.img: no such file; create it first (e.g. truncate -s 1G nope.img) or use --disk mem:SIZE\n',
+    );
+  });
+
+  it('an unwritable disk: suggests ,ro', async () => {
+    const w = workdir();
+    const disk = w.file('d.img', new Uint8Array(512));
+    const h = harness({ fs: fsDenying({ [disk]: constants.W_OK }) });
+    expect(await runCli(['run', '--kernel', w.kernel(), '--disk', disk], h.io)).toBe(2);
+    expect(h.stderr.text).toBe(`hype: --disk ${disk}: cannot write it (permission denied); attach it read-only with ${disk},ro\n`);
+  });
+
+  it('memory too small for the kernel and initrd', async () => {
+    const w = workdir();
+    const initrd = w.file('initrd', new Uint8Array(8 * MiB));
+    const h = harness();
+    expect(await runCli(['run', '--kernel', w.kernel('bzImage', 30), '--initrd', initrd, '--mem', '32M'], h.io)).toBe(2);
+    expect(h.stderr.text).toBe(
+      'hype: --mem 32M: too small for the kernel (it ends at 30M) and the 8M initrd (unpacked in RAM): need at least 62M; use --mem 64M\n',
+    );
+  });
+
+  it('the default memory too small for a big initrd names the default', async () => {
+    const w = workdir();
+    const initrd = w.file('initrd', new Uint8Array(200 * MiB));
+    const h = harness();
+    expect(await runCli(['run', '--kernel', w.kernel('bzImage', 20), '--initrd', initrd], h.io)).toBe(2);
+    expect(h.stderr.text).toBe(
+      'hype: guest memory (the default) 256M: too small for the kernel (it ends at 20M) and the 200M initrd (unpacked in RAM): need at least 436M; use --mem 512M\n',
+    );
+  });
+
+  it('no KVM device: exit 2 with what to do', async () => {
+    const w = workdir();
+    const h = harness({ kvmDevice: '/nonexistent/kvm' });
+    expect(await runCli(['run', '--kernel', w.kernel()], h.io)).toBe(2);
+    expect(h.stderr.text).toBe(
+      'hype: /nonexistent/kvm not found: this host has no KVM; load the kvm_intel or kvm_amd module, enable virtualization ' +
+        'in the firmware, or on a cloud VM enable nested virtualization\n',
+    );
+  });
+
+  it('a KVM device we may not open: exit 2, join the kvm group', async () => {
+    const w = workdir();
+    const device = w.file('kvm', '');
+    const h = harness({ kvmDevice: device, fs: fsDenying({ [device]: constants.W_OK }) });
+    expect(await runCli(['run', '--kernel', w.kernel()], h.io)).toBe(2);
+    expect(h.stderr.text).toBe(
+      `hype: ${device}: permission denied; add your user to the kvm group: sudo usermod -aG kvm $USER (then log in again)\n`,
+    );
+  });
+
+  it('warns when --mem is more than the host has, and still runs', async () => {
+    const w = workdir();
+    const h = harness({ totalMemBytes: 1024 * MiB });
+    const code = runCli(['run', '--kernel', w.kernel(), '--mem', '2G'], h.io);
+    (await h.vmStarted).finish({ kind: 'poweroff', status: 0 });
+    expect(await code).toBe(0);
+    expect(h.stderr.text).toBe("hype: warning: --mem 2G is more than this host's RAM (1G)\n");
+  });
+});
+
+describe('runCli: running a VM', () => {
+  it('builds the VmConfig from flags and config file, and powers off cleanly with exit 0', async () => {
+    const w = workdir();
+    const kernel = w.kernel();
+    const initrd = w.file('initrd', 'x');
+    const disk = w.file('root.img', new Uint8Array(4096));
+    const config = w.file('vm.json', JSON.stringify({ kernel: 'bzImage', cpus: 2, mem: '1G', console: 'serial', disks: ['root.img,ro'] }));
+    const h = harness();
+    const code = runCli(['run', '--config', config, '--initrd', initrd, '--cmdline', 'quiet', '--mem', '512', '--disk', disk, '--disk', 'mem:16M,serial=scratch'], h.io);
+    const vm = await h.vmStarted;
+    expect(vm.config).toEqual({
+      kernel,
+      initrd,
+      cmdline: 'quiet',
+      memMiB: 512,
+      cpus: 2,
+      disks: [{ kind: 'file', path: disk }, { kind: 'memory', sizeBytes: 16 * MiB, serial: 'scratch' }],
+      console: 'serial',
+    });
+    expect(vm.options.kvmDevice).toBe('/dev/null');
+    vm.finish({ kind: 'poweroff', status: 0 });
+    expect(await code).toBe(0);
+    expect(h.stderr.text).toBe('');
+  });
+
+  it('defaults: 256 MiB, 1 vCPU, no disks, hvc console, no initrd', async () => {
+    const w = workdir();
+    const kernel = w.kernel();
+    const h = harness();
+    const code = runCli(['run', '--kernel', kernel], h.io);
+    const vm = await h.vmStarted;
+    expect(vm.config).toEqual({ kernel, memMiB: 256, cpus: 1, disks: [], console: 'hvc' });
+    vm.finish({ kind: 'poweroff', status: 0 });
+    expect(await code).toBe(0);
+  });
+
+  it('the terminal is the console: raw mode, guest output to stdout, keys to the guest, restored at the end', async () => {
+    const w = workdir();
+    const h = harness();
+    const code = runCli(['run', '--kernel', w.kernel()], h.io);
+    const vm = await h.vmStarted;
+    expect(h.stdin.isRaw).toBe(true);
+    expect(h.stdin.paused).toBe(false);
+    vm.guestWrites('login: ');
+    h.stdin.type('root\r', [0x03]);
+    expect(Buffer.from(vm.input).toString('latin1')).toBe('root\r\x03');
+    vm.finish({ kind: 'poweroff', status: 0 });
+    expect(await code).toBe(0);
+    expect(h.stdout.text).toBe('login: ');
+    expect(h.stdin.rawModeCalls).toEqual([true, false]);
+    expect(h.stdin.paused).toBe(true);
+    expect(h.stdin.listenerCount('data')).toBe(0);
+    expect(h.signals.count).toBe(0);
+    expect(h.cleanups.size).toBe(0);
+  });
+
+  it('registers a terminal restore for abrupt exits, which restores raw mode', async () => {
+    const w = workdir();
+    const h = harness();
+    const code = runCli(['run', '--kernel', w.kernel()], h.io);
+    const vm = await h.vmStarted;
+    expect(h.cleanups.size).toBe(1);
+    for (const cleanup of h.cleanups) cleanup();
+    expect(h.stdin.rawModeCalls).toEqual([true, false]);
+    vm.finish({ kind: 'poweroff', status: 0 });
+    expect(await code).toBe(0);
+    expect(h.stdin.rawModeCalls).toEqual([true, false]);
+  });
+
+  it('Ctrl-A x stops the VM: exit 0, terminal restored', async () => {
+    const w = workdir();
+    const h = harness();
+    const code = runCli(['run', '--kernel', w.kernel()], h.io);
+    const vm = await h.vmStarted;
+    vm.guestWrites('# ');
+    h.stdin.type('ls', [CTRL_A], 'x');
+    expect(await code).toBe(0);
+    expect(vm.stopCalls).toBe(1);
+    expect(Buffer.from(vm.input).toString()).toBe('ls');
+    expect(h.stderr.text).toBe('\nhype: terminated by Ctrl-A x\n');
+    expect(h.stdin.rawModeCalls).toEqual([true, false]);
+  });
+
+  it('Ctrl-A Ctrl-A sends a Ctrl-A; Ctrl-A h prints the keys', async () => {
+    const w = workdir();
+    const h = harness();
+    const code = runCli(['run', '--kernel', w.kernel()], h.io);
+    const vm = await h.vmStarted;
+    h.stdin.type([CTRL_A, CTRL_A], [CTRL_A], 'h');
+    expect(vm.input).toEqual([CTRL_A]);
+    expect(h.stderr.text).toContain('Ctrl-A x  quit hype');
+    vm.finish({ kind: 'poweroff', status: 0 });
+    expect(await code).toBe(0);
+  });
+
+  it('stdin that is not a terminal: no raw mode, no escapes, bytes pass through', async () => {
+    const w = workdir();
+    const h = harness({ tty: false });
+    const code = runCli(['run', '--kernel', w.kernel()], h.io);
+    const vm = await h.vmStarted;
+    h.stdin.type([CTRL_A], 'x', 'echo hi\n');
+    expect(vm.input).toEqual([CTRL_A, ...Buffer.from('xecho hi\n')]);
+    expect(vm.stopCalls).toBe(0);
+    vm.finish({ kind: 'poweroff', status: 0 });
+    expect(await code).toBe(0);
+    expect(h.stdin.rawModeCalls).toEqual([]);
+  });
+
+  it.each([
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ] as const)('%s stops the VM cleanly: exit %i', async (signal, exitCode) => {
+    const w = workdir();
+    const h = harness();
+    const code = runCli(['run', '--kernel', w.kernel()], h.io);
+    const vm = await h.vmStarted;
+    vm.guestWrites('done\n');
+    h.signals.send(signal);
+    expect(await code).toBe(exitCode);
+    expect(vm.stopCalls).toBe(1);
+    expect(h.stderr.text).toBe(`hype: stopped by ${signal}\n`);
+    expect(h.stdin.rawModeCalls).toEqual([true, false]);
+    expect(h.signals.count).toBe(0);
+  });
+
+  it('a VM that does not stop: gives up after the timeout', async () => {
+    const w = workdir();
+    const h = harness();
+    const code = runCli(['run', '--kernel', w.kernel()], h.io);
+    const vm = await h.vmStarted;
+    vm.honoursStop = false;
+    h.signals.send('SIGTERM');
+    expect(await code).toBe(143);
+    expect(h.stderr.text).toBe('hype: the VM did not stop within 50 ms; exiting anyway\nhype: stopped by SIGTERM\n');
+    expect(h.stdin.rawModeCalls).toEqual([true, false]);
+  });
+
+  it('a second signal does not wait for the VM', async () => {
+    const w = workdir();
+    const h = harness({ stopTimeoutMs: 60_000 });
+    const code = runCli(['run', '--kernel', w.kernel()], h.io);
+    const vm = await h.vmStarted;
+    vm.honoursStop = false;
+    h.signals.send('SIGINT');
+    h.signals.send('SIGINT');
+    expect(await code).toBe(130);
+    expect(vm.stopCalls).toBe(1);
+  });
+
+  it.each([
+    [{ kind: 'poweroff', status: 3 } as const, 1, 'hype: guest powered off with status 3\n'],
+    [{ kind: 'reboot' } as const, 3, 'hype: guest rebooted (or panicked); hype does not restart it\n'],
+    [{ kind: 'triple-fault' } as const, 4, 'hype: guest triple fault (x86 shutdown): the guest crashed\n'],
+    [{ kind: 'internal-error', message: 'KVM_EXIT_INTERNAL_ERROR: emulation failure' } as const, 5, 'hype: internal error: KVM_EXIT_INTERNAL_ERROR: emulation failure\n'],
+    [{ kind: 'halt' } as const, 6, 'hype: guest halted: every vCPU stopped with interrupts disabled\n'],
+  ])('outcome %j -> exit %i', async (outcome, exitCode, message) => {
+    const w = workdir();
+    const h = harness();
+    const code = runCli(['run', '--kernel', w.kernel()], h.io);
+    const vm = await h.vmStarted;
+    vm.guestWrites('last line\n');
+    vm.finish(outcome);
+    expect(await code).toBe(exitCode);
+    expect(h.stderr.text).toBe(message);
+    expect(h.stdin.rawModeCalls).toEqual([true, false]);
+  });
+
+  it('run() rejecting is an internal error (exit 5), terminal restored', async () => {
+    const w = workdir();
+    const h = harness();
+    const code = runCli(['run', '--kernel', w.kernel()], h.io);
+    const vm = await h.vmStarted;
+    vm.crash(new Error('vcpu thread died'));
+    expect(await code).toBe(5);
+    expect(h.stderr.text).toMatch(/^hype: internal error: Error: vcpu thread died\n/);
+    expect(h.stdin.rawModeCalls).toEqual([true, false]);
+  });
+
+  it('createVm failing: exit 5, or exit 2 for an input error', async () => {
+    const w = workdir();
+    const h = harness({ createVm: async () => { throw new Error('KVM_CREATE_VM failed: EMFILE'); } });
+    expect(await runCli(['run', '--kernel', w.kernel()], h.io)).toBe(5);
+    expect(h.stderr.text).toBe('hype: internal error: cannot start the VM: KVM_CREATE_VM failed: EMFILE\n');
+    expect(h.stdin.rawModeCalls).toEqual([]);
+
+    const inputError = Object.assign(new Error('--disk https://h/x.img: HTTP 404 Not Found'), { code: 'ERR_HYPE_INPUT' });
+    const h2 = harness({ createVm: async () => { throw inputError; } });
+    expect(await runCli(['run', '--kernel', w.kernel()], h2.io)).toBe(2);
+    expect(h2.stderr.text).toBe('hype: --disk https://h/x.img: HTTP 404 Not Found\n');
+
+    const h3 = harness({ createVm: async () => { throw new UsageError('kernel command line too long'); } });
+    expect(await runCli(['run', '--kernel', w.kernel()], h3.io)).toBe(2);
+    expect(h3.stderr.text).toBe('hype: kernel command line too long\n');
+  });
+});
+
+describe('runCli: the default guest', () => {
+  it('no --kernel: builds/uses the default guest with progress, then boots its kernel and initrd', async () => {
+    const w = workdir();
+    const kernel = w.kernel('default-bzImage');
+    const initrd = w.file('default-initrd', 'cpio');
+    const guest = new FakeGuest({ kernel, initrd }, ['building the guest kernel (cached after the first time)', 'kernel built']);
+    const h = harness({ guest });
+    const code = runCli(['run', '--cpus', '2'], h.io);
+    const vm = await h.vmStarted;
+    expect(vm.config).toEqual({ kernel, initrd, memMiB: 256, cpus: 2, disks: [], console: 'hvc' });
+    vm.finish({ kind: 'poweroff', status: 0 });
+    expect(await code).toBe(0);
+    expect(h.stderr.text).toBe('hype: building the guest kernel (cached after the first time)\nhype: kernel built\n');
+  });
+
+  it('no --kernel with --initrd: the default kernel with your initrd', async () => {
+    const w = workdir();
+    const kernel = w.kernel('default-bzImage');
+    const mine = w.file('my-initrd', 'cpio');
+    const h = harness({ guest: new FakeGuest({ kernel, initrd: w.file('default-initrd', 'x') }) });
+    const code = runCli(['run', '--initrd', mine], h.io);
+    const vm = await h.vmStarted;
+    expect(vm.config.initrd).toBe(mine);
+    expect(vm.config.kernel).toBe(kernel);
+    vm.finish({ kind: 'poweroff', status: 0 });
+    expect(await code).toBe(0);
+  });
+
+  it('the default guest is not built when KVM is missing', async () => {
+    const guest = new FakeGuest(new Error('unreachable'));
+    const h = harness({ guest, kvmDevice: '/nonexistent/kvm' });
+    expect(await runCli(['run'], h.io)).toBe(2);
+    expect(guest.calls).toBe(0);
+  });
+
+  it('the memory check applies to the default guest too', async () => {
+    const w = workdir();
+    const h = harness({ guest: new FakeGuest({ kernel: w.kernel('k', 20), initrd: w.file('i', new Uint8Array(MiB)) }) });
+    expect(await runCli(['run', '--mem', '16'], h.io)).toBe(2);
+    expect(h.stderr.text).toBe(
+      'hype: --mem 16M: too small for the kernel (it ends at 20M) and the 1M initrd (unpacked in RAM): need at least 38M; use --mem 64M\n',
+    );
+  });
+
+  it('a failed guest build: exit 1 with the reason', async () => {
+    const h = harness({ guest: new FakeGuest(new Error('linux-source is not installed: apt-get install linux-source')) });
+    expect(await runCli(['run'], h.io)).toBe(1);
+    expect(h.stderr.text).toBe('hype: building the default guest failed: linux-source is not installed: apt-get install linux-source\n');
+  });
+
+  it('a broken default guest kernel is an internal error', async () => {
+    const w = workdir();
+    const bad = w.file('bad', 'junk');
+    const h = harness({ guest: new FakeGuest({ kernel: bad, initrd: w.file('i', 'x') }) });
+    expect(await runCli(['run'], h.io)).toBe(5);
+    expect(h.stderr.text).toBe(
+      `hype: internal error: default guest kernel ${bad}: not a bootable kernel: not a bzImage or ELF vmlinux (no HdrS magic at 0x202, no ELF magic)\n`,
+    );
+  });
+
+  it('hype guest build prints the files; exit 0', async () => {
+    const guest = new FakeGuest({ kernel: '/c/kernel-abc/bzImage', initrd: '/c/initrd-def.cpio' }, ['kernel: cached']);
+    const h = harness({ guest });
+    expect(await runCli(['guest', 'build'], h.io)).toBe(0);
+    expect(h.stdout.text).toBe('kernel: /c/kernel-abc/bzImage\ninitrd: /c/initrd-def.cpio\n');
+    expect(h.stderr.text).toBe('hype: kernel: cached\n');
+  });
+
+  it('hype guest build failing: exit 1', async () => {
+    const h = harness({ guest: new FakeGuest(new Error('make failed (exit 2), see /c/build.log')) });
+    expect(await runCli(['guest', 'build'], h.io)).toBe(1);
+    expect(h.stderr.text).toBe('hype: building the default guest failed: make failed (exit 2), see /c/build.log\n');
+  });
+});
+
+describe('runCli: injected checks', () => {
+  it('uses the injected kernel inspector', async () => {
+    const w = workdir();
+    const seen: number[] = [];
+    const h = harness({ inspectKernel: (image) => { seen.push(image.length); return fakeInspectKernel(image); } });
+    const code = runCli(['run', '--kernel', w.kernel()], h.io);
+    (await h.vmStarted).finish({ kind: 'poweroff', status: 0 });
+    expect(await code).toBe(0);
+    expect(seen).toEqual(['FAKEKERNEL 20'.length]);
+  });
+});
