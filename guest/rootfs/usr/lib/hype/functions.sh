@@ -1,0 +1,50 @@
+# Shell helpers shared by hype's /init, the poweroff wrapper and the test runner (busybox ash).
+
+# hype debug ports (see guest/README.md): a one-byte write to 0xf4 powers the VM off with that exit
+# status; a one-byte write to 0xf5 is a boot/progress marker the VMM timestamps.
+HYPE_PORT_POWEROFF=244
+HYPE_PORT_MARKER=245
+
+# hype_outb PORT VALUE: write one byte to an I/O port through /dev/port.
+hype_outb() {
+	[ -c /dev/port ] || return 1
+	case "$2" in '' | *[!0-9]*) return 2 ;; esac
+	[ "$2" -le 255 ] || return 2
+	printf "\\$(printf %03o "$2")" | dd of=/dev/port bs=1 seek="$1" count=1 conv=notrunc 2>/dev/null
+}
+
+# hype_marker VALUE: boot/progress marker (1 = /init started).
+hype_marker() {
+	hype_outb "$HYPE_PORT_MARKER" "$1"
+}
+
+# hype_cmdline_value KEY: print the value of KEY=VALUE from the kernel command line (status 1 if absent).
+hype_cmdline_value() {
+	for word in $(cat /proc/cmdline); do
+		case "$word" in "$1="*)
+			echo "${word#*=}"
+			return 0
+			;;
+		esac
+	done
+	return 1
+}
+
+hype_mount_basics() {
+	mount -t proc proc /proc
+	mount -t sysfs sysfs /sys
+	# The kernel does not mount devtmpfs on an initramfs root by itself (DEVTMPFS_MOUNT applies to
+	# real root file systems only).
+	mount -t devtmpfs devtmpfs /dev
+	mkdir -p /dev/pts
+	mount -t devpts devpts /dev/pts
+	mount -t tmpfs tmpfs /tmp
+	mount -t tmpfs tmpfs /run
+}
+
+hype_banner() {
+	echo
+	echo "hype guest: Linux $(uname -r) $(uname -m), $(nproc) CPU(s), $(awk '/^MemTotal/ { print int($2 / 1024) }' /proc/meminfo) MiB"
+	echo "Leave with 'poweroff' (or exit the shell)."
+	echo
+}

@@ -1,0 +1,42 @@
+/** Where hype keeps built guest artifacts, and the key that names a kernel build. */
+import { createHash } from 'node:crypto';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { KconfigValue } from './kconfig.js';
+
+/**
+ * Bumped whenever the build driver changes in a way that changes the artifacts (commands, flags,
+ * environment); part of the cache key.
+ */
+export const KERNEL_BUILD_DRIVER_VERSION = 1;
+
+/** `$HYPE_CACHE_DIR`, else `~/.cache/hype`. */
+export function hypeCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  const override = env.HYPE_CACHE_DIR;
+  if (override !== undefined && override !== '') return override;
+  return join(homedir(), '.cache', 'hype');
+}
+
+export interface KernelCacheKeyInputs {
+  /** The parsed config fragment: comments and line order do not change the key, values do. */
+  fragment: Map<string, KconfigValue>;
+  /** The linux-source package version (e.g. `6.1.192-2`), or a fingerprint of the source tarball. */
+  sourceVersion: string;
+  driverVersion?: number;
+}
+
+/** 16 hex digits of SHA-256 over the normalized inputs. */
+export function kernelCacheKey(inputs: KernelCacheKeyInputs): string {
+  const options = [...inputs.fragment.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k}=${v}`);
+  const canonical = JSON.stringify({
+    fragment: options,
+    source: inputs.sourceVersion,
+    driver: inputs.driverVersion ?? KERNEL_BUILD_DRIVER_VERSION,
+  });
+  return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
+}
+
+/** The directory holding one kernel build: `<cache>/kernel-<key>/{bzImage,vmlinux,config,build.json}`. */
+export function kernelCacheEntry(cacheDir: string, key: string): string {
+  return join(cacheDir, `kernel-${key}`);
+}

@@ -1,0 +1,160 @@
+/**
+ * Assembles hype's initramfs: busybox-static with its applet links, a few device nodes, the scripts in
+ * guest/rootfs (init, poweroff wrapper, test runner), optional extra files; written as one uncompressed
+ * newc cpio (a gunzip in the guest costs ~45 s on an emulating host, see HOST.md).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import { join, posix, relative, sep } from 'node:path';
+import { encodeNewc, normalizeArchivePath, type CpioEntry } from './cpio.js';
+import { guestPath } from './paths.js';
+
+export type InitMode = 'shell' | 'test';
+
+export type InitrdFile =
+  | { path: string; data: Uint8Array | string; mode?: number }
+  | CpioEntry;
+
+export interface InitrdOptions {
+  /**
+   * `shell` (default): /init starts a shell on the console, or runs the tests when the kernel command
+   * line has `hype.test=...`. `test`: /init always runs the tests (`boot` unless `hype.test=` names others).
+   */
+  init?: InitMode;
+  /** The statically linked busybox to install as /bin/busybox. Default: /bin/busybox (busybox-static). */
+  busybox?: string;
+  /** Replaces guest/rootfs/init as /init (mode 0755). */
+  initScript?: string;
+  /** Extra members; they replace anything at the same path. Parents are created as needed. */
+  files?: InitrdFile[];
+}
+
+export const DEFAULT_BUSYBOX = '/bin/busybox';
+
+const DIRECTORIES = ['bin', 'sbin', 'usr', 'usr/bin', 'usr/sbin', 'etc', 'etc/hype', 'proc', 'sys', 'dev', 'tmp', 'run', 'mnt', 'root', 'var'];
+
+/** Present before devtmpfs is mounted: the kernel opens /dev/console for init, /init writes /dev/port. */
+const DEVICE_NODES: CpioEntry[] = [
+  { type: 'chardev', path: 'dev/console', major: 5, minor: 1, mode: 0o600 },
+  { type: 'chardev', path: 'dev/tty', major: 5, minor: 0, mode: 0o666 },
+  { type: 'chardev', path: 'dev/null', major: 1, minor: 3, mode: 0o666 },
+  { type: 'chardev', path: 'dev/zero', major: 1, minor: 5, mode: 0o666 },
+  { type: 'chardev', path: 'dev/port', major: 1, minor: 4, mode: 0o640 },
+];
+
+const PT_INTERP = 3;
+
+/** Throws unless `bytes` is an x86-64 ELF executable without a program interpreter (i.e. static). */
+export function checkStaticX8664Elf(bytes: Uint8Array, what: string): void {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (b.length < 64 || b.readUInt32BE(0) !== 0x7f454c46) throw new Error(`${what} is not an ELF file`);
+  if (b[4] !== 2 || b[5] !== 1) throw new Error(`${what} is not a 64-bit little-endian ELF file`);
+  if (b.readUInt16LE(18) !== 62) throw new Error(`${what} is not an x86-64 binary`);
+  const phoff = Number(b.readBigUInt64LE(32));
+  const phentsize = b.readUInt16LE(54);
+  const phnum = b.readUInt16LE(56);
+  if (phoff + phnum * phentsize > b.length) throw new Error(`${what}: program headers run past the end of the file`);
+  for (let i = 0; i < phnum; i++) {
+    if (b.readUInt32LE(phoff + i * phentsize) === PT_INTERP) {
+      throw new Error(`${what} is dynamically linked; the initrd needs a static busybox (apt-get install busybox-static)`);
+    }
+  }
+}
+
+/** Applet paths (`usr/bin/awk`, ...) from `busybox --list-full`. */
+export function busyboxApplets(busybox: string): string[] {
+  const out = execFileSync(busybox, ['--list-full'], { encoding: 'utf8' });
+  return out
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && l !== 'bin/busybox');
+}
+
+/** The files under guest/rootfs as initrd members, keeping their executable bits. */
+export function rootfsEntries(root = guestPath('rootfs')): CpioEntry[] {
+  const entries: CpioEntry[] = [];
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const full = join(dir, name);
+      const path = relative(root, full).split(sep).join('/');
+      const st = statSync(full);
+      if (st.isDirectory()) {
+        entries.push({ type: 'dir', path, mode: 0o755 });
+        walk(full);
+      } else if (st.isFile()) {
+        entries.push({ type: 'file', path, data: readFileSync(full), mode: st.mode & 0o111 ? 0o755 : 0o644 });
+      }
+    }
+  };
+  walk(root);
+  return entries;
+}
+
+function toEntry(file: InitrdFile): CpioEntry {
+  if ('type' in file) return file;
+  return { type: 'file', path: file.path, data: file.data, mode: file.mode ?? 0o644 };
+}
+
+/** Orders members so every directory precedes its contents; adds missing parent directories. */
+export function layoutEntries(layers: CpioEntry[][]): CpioEntry[] {
+  const byPath = new Map<string, CpioEntry>();
+  for (const layer of layers) {
+    for (const entry of layer) {
+      const path = normalizeArchivePath(entry.path);
+      byPath.set(path, { ...entry, path });
+    }
+  }
+  for (const path of [...byPath.keys()]) {
+    for (let parent = posix.dirname(path); parent !== '.'; parent = posix.dirname(parent)) {
+      const existing = byPath.get(parent);
+      if (existing && existing.type !== 'dir') {
+        throw new Error(`initrd: ${parent} is a ${existing.type} but ${path} needs it to be a directory`);
+      }
+      if (!existing) byPath.set(parent, { type: 'dir', path: parent, mode: 0o755 });
+    }
+  }
+  const depth = (p: string) => p.split('/').length;
+  return [...byPath.values()].sort((a, b) => {
+    const aDir = a.type === 'dir' ? 0 : 1;
+    const bDir = b.type === 'dir' ? 0 : 1;
+    if (aDir !== bDir) return aDir - bDir;
+    if (aDir === 0 && depth(a.path) !== depth(b.path)) return depth(a.path) - depth(b.path);
+    return a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
+  });
+}
+
+/** The members of hype's initrd, in archive order. */
+export function initrdEntries(options: InitrdOptions = {}): CpioEntry[] {
+  const busybox = options.busybox ?? DEFAULT_BUSYBOX;
+  if (!existsSync(busybox)) {
+    throw new Error(`busybox not found at ${busybox}: apt-get install busybox-static (or pass busybox: <path>)`);
+  }
+  const busyboxBytes = readFileSync(busybox);
+  checkStaticX8664Elf(busyboxBytes, busybox);
+  const init = options.init ?? 'shell';
+  if (init !== 'shell' && init !== 'test') throw new Error(`initrd: init must be 'shell' or 'test', got ${JSON.stringify(init)}`);
+
+  const base: CpioEntry[] = [
+    ...DIRECTORIES.map((path): CpioEntry => ({ type: 'dir', path, mode: path === 'tmp' ? 0o1777 : path === 'root' ? 0o700 : 0o755 })),
+    ...DEVICE_NODES,
+    { type: 'file', path: 'bin/busybox', data: busyboxBytes, mode: 0o755 },
+    ...busyboxApplets(busybox).map((path): CpioEntry => ({ type: 'symlink', path, target: '/bin/busybox' })),
+  ];
+  const ours: CpioEntry[] = [...rootfsEntries(), { type: 'file', path: 'etc/hype/init-mode', data: `${init}\n`, mode: 0o644 }];
+  if (options.initScript !== undefined) ours.push({ type: 'file', path: 'init', data: options.initScript, mode: 0o755 });
+  return layoutEntries([base, ours, (options.files ?? []).map(toEntry)]);
+}
+
+/** hype's initrd as one uncompressed newc cpio archive. */
+export function buildInitrd(options: InitrdOptions = {}): Buffer {
+  return encodeNewc(initrdEntries(options));
+}
+
+/** Builds the initrd and writes it to `path` (through a temporary file and a rename). */
+export function writeInitrd(path: string, options: InitrdOptions = {}): { path: string; bytes: number } {
+  const archive = buildInitrd(options);
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, archive);
+  renameSync(tmp, path);
+  return { path, bytes: archive.length };
+}

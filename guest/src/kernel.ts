@@ -1,0 +1,322 @@
+/**
+ * Builds hype's guest kernel from Debian's linux-source tarball with our config fragment on top of
+ * `tinyconfig`, verifies the fragment survived `olddefconfig`, and caches bzImage, vmlinux and the
+ * final config under `<cache>/kernel-<key>/` (moved into place with one rename, so a reader never sees
+ * a half-written entry).
+ */
+import { spawn, execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, createWriteStream, openSync, closeSync, readdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { hypeCacheDir, kernelCacheEntry, kernelCacheKey, KERNEL_BUILD_DRIVER_VERSION } from './cache.js';
+import { parseKconfig, verifyKconfig, type KconfigValue } from './kconfig.js';
+import { guestPath } from './paths.js';
+
+export const DEFAULT_LINUX_SOURCE = '/usr/src/linux-source-6.1.tar.xz';
+export const KERNEL_FRAGMENT_PATH = guestPath('kernel', 'hype.config');
+const SETUP_HINT = 'apt-get install linux-source-6.1 bc bison flex libelf-dev libssl-dev build-essential (or run guest/setup-deps.sh)';
+
+export type KernelBuildPhase = 'cached' | 'wait' | 'extract' | 'configure' | 'verify' | 'compile' | 'store' | 'done';
+
+export interface KernelBuildProgress {
+  phase: KernelBuildPhase;
+  message: string;
+  /** Compile phase: number of objects compiled/assembled so far. */
+  compiled?: number;
+}
+
+export interface KernelBuildOptions {
+  onProgress?: (progress: KernelBuildProgress) => void;
+  /** The linux-source tarball. Default: `$HYPE_LINUX_SOURCE`, else /usr/src/linux-source-6.1.tar.xz. */
+  source?: string;
+  /** The config fragment. Default: guest/kernel/hype.config. */
+  fragmentPath?: string;
+  /** Default: `$HYPE_CACHE_DIR`, else ~/.cache/hype. */
+  cacheDir?: string;
+  /** Parallel make jobs. Default: the number of CPUs. */
+  jobs?: number;
+  /** Keep the extracted and compiled tree (under <cache>/tmp/) after a successful build. */
+  keepBuildTree?: boolean;
+  /** Emit a compile progress event every this many objects (default 100). */
+  progressEvery?: number;
+}
+
+export interface KernelArtifacts {
+  /** `<cache>/kernel-<key>` */
+  dir: string;
+  key: string;
+  bzImage: string;
+  vmlinux: string;
+  config: string;
+  /** True when the artifacts came from the cache without building. */
+  cached: boolean;
+}
+
+export interface KernelBuildInfo {
+  key: string;
+  driverVersion: number;
+  sourceVersion: string;
+  source: string;
+  kernelRelease: string;
+  fragment: Record<string, KconfigValue>;
+  builtAt: string;
+  buildSeconds: number;
+  jobs: number;
+}
+
+interface ResolvedInputs {
+  source: string;
+  sourceVersion: string;
+  fragmentPath: string;
+  fragment: Map<string, KconfigValue>;
+  cacheDir: string;
+  key: string;
+  dir: string;
+}
+
+function resolveSource(options: KernelBuildOptions): string {
+  const source = options.source ?? (process.env.HYPE_LINUX_SOURCE || DEFAULT_LINUX_SOURCE);
+  if (!existsSync(source)) throw new Error(`kernel source not found at ${source}: ${SETUP_HINT}`);
+  return source;
+}
+
+/** The Debian package version owning the tarball, else a size+mtime fingerprint of the file. */
+export function linuxSourceVersion(source: string): string {
+  try {
+    const owner = execFileSync('dpkg-query', ['-S', source], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const pkg = owner.split(':')[0].trim();
+    const version = execFileSync('dpkg-query', ['-W', '-f=${Version}', pkg], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    if (pkg && version) return `${pkg}=${version}`;
+  } catch {
+    // Not owned by a Debian package (or no dpkg): fall through to the file fingerprint.
+  }
+  const st = statSync(source);
+  return `file:${st.size}:${Math.floor(st.mtimeMs)}`;
+}
+
+function resolveInputs(options: KernelBuildOptions): ResolvedInputs {
+  const source = resolveSource(options);
+  const fragmentPath = options.fragmentPath ?? KERNEL_FRAGMENT_PATH;
+  const fragment = parseKconfig(readFileSync(fragmentPath, 'utf8'), fragmentPath);
+  const sourceVersion = linuxSourceVersion(source);
+  const cacheDir = options.cacheDir ?? hypeCacheDir();
+  const key = kernelCacheKey({ fragment, sourceVersion });
+  return { source, sourceVersion, fragmentPath, fragment, cacheDir, key, dir: kernelCacheEntry(cacheDir, key) };
+}
+
+function artifactsIn(dir: string, key: string, cached: boolean): KernelArtifacts {
+  return { dir, key, bzImage: join(dir, 'bzImage'), vmlinux: join(dir, 'vmlinux'), config: join(dir, 'config'), cached };
+}
+
+function isComplete(dir: string): boolean {
+  return ['bzImage', 'vmlinux', 'config', 'build.json'].every((f) => existsSync(join(dir, f)));
+}
+
+/** The cache entry for the current fragment and source, if it has been built. */
+export function findCachedKernel(options: Pick<KernelBuildOptions, 'source' | 'fragmentPath' | 'cacheDir'> = {}): KernelArtifacts | undefined {
+  const inputs = resolveInputs(options);
+  return isComplete(inputs.dir) ? artifactsIn(inputs.dir, inputs.key, true) : undefined;
+}
+
+/** Returns the cached kernel for the current fragment and source, building it first if needed. */
+export async function ensureKernel(options: KernelBuildOptions = {}): Promise<KernelArtifacts> {
+  return buildKernel(options);
+}
+
+/**
+ * Builds the kernel unless the cache already holds this key (then returns at once with
+ * `cached: true`). Concurrent callers for the same key wait for one build through a lock file.
+ */
+export async function buildKernel(options: KernelBuildOptions = {}): Promise<KernelArtifacts> {
+  const report = options.onProgress ?? (() => {});
+  const inputs = resolveInputs(options);
+  if (isComplete(inputs.dir)) {
+    report({ phase: 'cached', message: `kernel ${inputs.key} cached in ${inputs.dir}` });
+    return artifactsIn(inputs.dir, inputs.key, true);
+  }
+  mkdirSync(inputs.cacheDir, { recursive: true });
+  const release = await acquireLock(join(inputs.cacheDir, `kernel-${inputs.key}.lock`), report);
+  try {
+    if (isComplete(inputs.dir)) {
+      report({ phase: 'cached', message: `kernel ${inputs.key} was built by another process: ${inputs.dir}` });
+      return artifactsIn(inputs.dir, inputs.key, true);
+    }
+    return await runBuild(inputs, options, report);
+  } finally {
+    release();
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function acquireLock(lockPath: string, report: (p: KernelBuildProgress) => void): Promise<() => void> {
+  let announced = false;
+  for (;;) {
+    try {
+      const fd = openSync(lockPath, 'wx');
+      writeFileSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return () => rmSync(lockPath, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    let owner = NaN;
+    try {
+      owner = parseInt(readFileSync(lockPath, 'utf8'), 10);
+    } catch {
+      continue; // removed between our open and read: retry at once
+    }
+    if (!Number.isInteger(owner) || !processAlive(owner)) {
+      rmSync(lockPath, { force: true }); // stale: its builder died
+      continue;
+    }
+    if (!announced) {
+      report({ phase: 'wait', message: `waiting for process ${owner}, which is building this kernel (${lockPath})` });
+      announced = true;
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+/** Runs a command, logging its output; rejects with the command, status and last lines. */
+function run(
+  command: string,
+  args: string[],
+  cwd: string,
+  log: NodeJS.WritableStream,
+  onLine?: (line: string) => void,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    log.write(`$ ${command} ${args.join(' ')}\n`);
+    const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const tail: string[] = [];
+    let partial = '';
+    const onData = (chunk: Buffer) => {
+      log.write(chunk);
+      const text = partial + chunk.toString('utf8');
+      const lines = text.split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        tail.push(line);
+        if (tail.length > 40) tail.shift();
+        onLine?.(line);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('error', (error) => reject(new Error(`${command} could not start: ${error.message} (${SETUP_HINT})`)));
+    child.on('close', (code, signal) => {
+      if (partial) tail.push(partial);
+      if (code === 0) resolve();
+      else reject(new Error(`${command} ${args.join(' ')} failed (${signal ?? `exit ${code}`}) in ${cwd}; last output:\n${tail.join('\n')}`));
+    });
+  });
+}
+
+const KBUILD_STEP = /^\s+(CC|AS|LD|AR|HOSTCC|HOSTLD|OBJCOPY|GZIP|CPP|ZOFFSET|VOFFSET|MKPIGGY|BUILD|KSYMS|SORTTAB|POLICY)\s+(\S+)/;
+
+async function runBuild(inputs: ResolvedInputs, options: KernelBuildOptions, report: (p: KernelBuildProgress) => void): Promise<KernelArtifacts> {
+  const started = Date.now();
+  const elapsed = () => `${Math.round((Date.now() - started) / 1000)} s`;
+  const jobs = options.jobs ?? availableParallelism();
+  const every = options.progressEvery ?? 100;
+  const tmpRoot = join(inputs.cacheDir, 'tmp');
+  const work = join(tmpRoot, `kernel-${inputs.key}-${process.pid}`);
+  const tree = join(work, 'linux');
+  const out = join(work, 'out');
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(tree, { recursive: true });
+  mkdirSync(out);
+  const logPath = join(work, 'build.log');
+  const log = createWriteStream(logPath);
+  const env = { ...process.env, ARCH: 'x86_64', KBUILD_BUILD_USER: 'hype', KBUILD_BUILD_HOST: 'hype', LC_ALL: 'C' };
+  const fail = (error: unknown): never => {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new Error(`kernel build failed: ${message}\n(full log: ${logPath}; build tree kept in ${work})`);
+  };
+
+  try {
+    report({ phase: 'extract', message: `extracting ${inputs.source} (${inputs.sourceVersion}) into ${tree}` });
+    await run('tar', ['-xJf', inputs.source, '-C', tree, '--strip-components=1'], work, log);
+
+    report({ phase: 'configure', message: `make tinyconfig + ${inputs.fragmentPath} + olddefconfig` });
+    await run('make', ['tinyconfig'], tree, log, undefined, env);
+    await run(join(tree, 'scripts/kconfig/merge_config.sh'), ['-m', '.config', inputs.fragmentPath], tree, log, undefined, env);
+    await run('make', ['olddefconfig'], tree, log, undefined, env);
+
+    const finalConfig = parseKconfig(readFileSync(join(tree, '.config'), 'utf8'), join(tree, '.config'));
+    verifyKconfig(inputs.fragment, finalConfig, join(tree, '.config'));
+    report({ phase: 'verify', message: `all ${inputs.fragment.size} options of the fragment are in the final .config` });
+
+    report({ phase: 'compile', message: `make -j${jobs} bzImage vmlinux (several minutes)`, compiled: 0 });
+    let compiled = 0;
+    let lastObject = '';
+    await run(
+      'make',
+      [`-j${jobs}`, 'bzImage', 'vmlinux'],
+      tree,
+      log,
+      (line) => {
+        const step = KBUILD_STEP.exec(line);
+        if (step) {
+          if (step[1] === 'CC' || step[1] === 'AS') {
+            compiled++;
+            lastObject = step[2];
+            if (compiled % every === 0) {
+              report({ phase: 'compile', message: `${compiled} objects compiled, ${elapsed()} (${lastObject})`, compiled });
+            }
+          } else if (step[1] === 'LD' && step[2] === 'vmlinux') {
+            report({ phase: 'compile', message: `linking vmlinux after ${compiled} objects, ${elapsed()}`, compiled });
+          }
+        } else if (/\b(warning|error):/.test(line)) {
+          report({ phase: 'compile', message: line.trim(), compiled });
+        }
+      },
+      env,
+    );
+
+    const kernelRelease = execFileSync('make', ['-s', 'kernelrelease'], { cwd: tree, env, encoding: 'utf8' }).trim();
+    report({ phase: 'store', message: `storing Linux ${kernelRelease} in ${inputs.dir}` });
+    copyFileSync(join(tree, 'arch/x86/boot/bzImage'), join(out, 'bzImage'));
+    copyFileSync(join(tree, 'vmlinux'), join(out, 'vmlinux'));
+    copyFileSync(join(tree, '.config'), join(out, 'config'));
+    const info: KernelBuildInfo = {
+      key: inputs.key,
+      driverVersion: KERNEL_BUILD_DRIVER_VERSION,
+      sourceVersion: inputs.sourceVersion,
+      source: inputs.source,
+      kernelRelease,
+      fragment: Object.fromEntries(inputs.fragment),
+      builtAt: new Date().toISOString(),
+      buildSeconds: Math.round((Date.now() - started) / 1000),
+      jobs,
+    };
+    writeFileSync(join(out, 'build.json'), `${JSON.stringify(info, null, 2)}\n`);
+    // An incomplete entry (a file deleted by hand) would make the rename fail: replace it.
+    if (existsSync(inputs.dir) && !isComplete(inputs.dir)) rmSync(inputs.dir, { recursive: true, force: true });
+    try {
+      renameSync(out, inputs.dir);
+    } catch (error) {
+      // Someone else completed the same key first (no lock across machines sharing a cache): keep theirs.
+      if (!isComplete(inputs.dir)) throw error;
+    }
+  } catch (error) {
+    await new Promise((r) => log.end(r));
+    return fail(error);
+  }
+  await new Promise((r) => log.end(r));
+  if (!options.keepBuildTree) {
+    rmSync(work, { recursive: true, force: true });
+    if (existsSync(tmpRoot) && readdirSync(tmpRoot).length === 0) rmSync(tmpRoot, { recursive: true, force: true });
+  }
+  report({ phase: 'done', message: `kernel ${inputs.key} built in ${elapsed()}: ${inputs.dir}` });
+  return artifactsIn(inputs.dir, inputs.key, false);
+}
