@@ -8,3 +8,4 @@ export * from './chain.js';
 export * from './queue.js';
 export * from './device.js';
 export * from './mmio.js';
+export * from './console.js';
