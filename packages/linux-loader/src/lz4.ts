@@ -59,7 +59,12 @@ export function lz4DecodeBlock(
     }
     if (litLen > end - ip) throw new Error('lz4: literal run past the end of the block');
     if (litLen > dstLimit - op) throw new Error('lz4: output larger than expected');
-    dst.set(src.subarray(ip, ip + litLen), op);
+    if (litLen < 32) {
+      // Short runs dominate; a loop beats creating a subarray for each.
+      for (let k = 0; k < litLen; k++) dst[op + k] = src[ip + k];
+    } else {
+      dst.set(src.subarray(ip, ip + litLen), op);
+    }
     ip += litLen;
     op += litLen;
     if (ip === end) return op; // the last sequence has literals only
@@ -78,7 +83,11 @@ export function lz4DecodeBlock(
     }
     if (matchLen > dstLimit - op) throw new Error('lz4: output larger than expected');
     const from = op - offset;
-    if (offset >= matchLen) {
+    if (matchLen < 32) {
+      // Byte by byte is also right for overlapping matches (offset < length): the pattern repeats.
+      for (let k = 0; k < matchLen; k++) dst[op + k] = dst[from + k];
+      op += matchLen;
+    } else if (offset >= matchLen) {
       dst.copyWithin(op, from, from + matchLen);
       op += matchLen;
     } else {

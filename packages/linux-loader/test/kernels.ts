@@ -1,0 +1,57 @@
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+
+export interface GuestKernel {
+  dir: string;
+  bzImage?: string;
+  vmlinux?: string;
+}
+
+/**
+ * The project's guest kernel: env HYPE_TEST_KERNEL (a kernel-<hash> directory, or a bzImage whose
+ * directory may also hold the vmlinux), else the newest `kernel-*` directory of the guest cache
+ * (HYPE_CACHE_DIR or ~/.cache/hype) that has a bzImage or vmlinux.
+ */
+export function findGuestKernel(): GuestKernel | undefined {
+  const env = process.env.HYPE_TEST_KERNEL;
+  if (env) {
+    const dir = existsSync(env) && statSync(env).isDirectory() ? env : dirname(env);
+    const bzImage = existsSync(env) && statSync(env).isFile() ? env : join(dir, 'bzImage');
+    return describe(dir, bzImage);
+  }
+  const cache = process.env.HYPE_CACHE_DIR ?? join(homedir(), '.cache', 'hype');
+  if (!existsSync(cache)) return undefined;
+  const dirs = readdirSync(cache)
+    .filter((n) => n.startsWith('kernel-'))
+    .map((n) => join(cache, n))
+    .filter((d) => statSync(d).isDirectory() && (existsSync(join(d, 'bzImage')) || existsSync(join(d, 'vmlinux'))))
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  return dirs.length ? describe(dirs[0], join(dirs[0], 'bzImage')) : undefined;
+}
+
+function describe(dir: string, bzImage: string): GuestKernel | undefined {
+  const vmlinux = join(dir, 'vmlinux');
+  const k: GuestKernel = {
+    dir,
+    bzImage: existsSync(bzImage) ? bzImage : undefined,
+    vmlinux: existsSync(vmlinux) ? vmlinux : undefined,
+  };
+  return k.bzImage || k.vmlinux ? k : undefined;
+}
+
+/**
+ * A distribution bzImage to test against, never committed: env HYPE_TEST_DISTRO_KERNEL, else a Debian
+ * kernel extracted under /tmp/debkernel (`apt-get download linux-image-6.1*-amd64-unsigned` and
+ * `dpkg-deb -x`), else the host's /boot/vmlinuz-*.
+ */
+export function findDistroKernel(): string | undefined {
+  const env = process.env.HYPE_TEST_DISTRO_KERNEL;
+  if (env) return existsSync(env) ? env : undefined;
+  for (const dir of ['/tmp/debkernel/x/boot', '/boot']) {
+    if (!existsSync(dir)) continue;
+    const found = readdirSync(dir).filter((n) => n.startsWith('vmlinuz-')).sort();
+    if (found.length) return join(dir, found[found.length - 1]);
+  }
+  return undefined;
+}
