@@ -8,3 +8,4 @@ export type { BlkRequest, BlkRequestLimits, ChainBuffer, DiskRange, GuestMemory,
 export { executeRequest, serveChain, writeStatus, type BlkOutcome, type ServedChain } from './execute.js';
 export { buildConfigSpace, checkLimits, defaultLimits, DEFAULT_QUEUE_SIZE, requestLimitsFor, type BlkLimits } from './config.js';
 export { defaultSerial, encodeSerial } from './serial.js';
+export { VirtioBlkDevice, type VirtioBlkOptions } from './device.js';
