@@ -4,3 +4,8 @@ export * from "./bus.js";
 export * from "./devices/uart8250.js";
 export * from "./devices/i8042.js";
 export * from "./devices/debug-port.js";
+export * from "./cpu/state.js";
+export * from "./cpu/paging.js";
+export * from "./cpu/insn-fetch.js";
+export * from "./cpu/cpuid.js";
+export * from "./cpu/msrs.js";
