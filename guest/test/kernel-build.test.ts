@@ -1,0 +1,148 @@
+/**
+ * The kernel build driver, run end to end against a fake "linux source" tarball whose Makefile mimics
+ * the kernel's targets in milliseconds: extraction, tinyconfig + fragment merge + olddefconfig, the
+ * verification of the fragment, condensed progress, the atomic cache entry, reuse, and the lock.
+ * (The real build is exercised by guest/test/qemu-boot.test.ts through ensureKernel.)
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildKernel, ensureKernel, findCachedKernel, type KernelBuildProgress } from '@hype/guest';
+
+const scratch = mkdtempSync(join(tmpdir(), 'hype-kbuild-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+const MAKEFILE = `
+tinyconfig:
+\tprintf 'CONFIG_BASE=y\\n# CONFIG_A is not set\\nCONFIG_N=4\\n' > .config
+olddefconfig:
+\tsed -i '/CONFIG_DROPPED/d' .config
+vmlinux:
+\t@for i in 1 2 3 4 5 6 7; do echo "  CC      obj$$i.o"; done
+\t@echo "  AS      head.o"
+\t@echo "  LD      vmlinux"
+\tcp .config vmlinux
+bzImage: vmlinux
+\tmkdir -p arch/x86/boot
+\tprintf 'bz:' > arch/x86/boot/bzImage
+\tcat vmlinux >> arch/x86/boot/bzImage
+kernelrelease:
+\t@echo 6.1.0-fake
+`;
+
+/** Replaces each fragment option in .config, as scripts/kconfig/merge_config.sh -m does. */
+const MERGE_CONFIG = `#!/bin/sh
+set -e
+[ "$1" = -m ] || exit 2
+config=$2
+fragment=$3
+grep -oE 'CONFIG_[A-Za-z0-9_]+' "$fragment" | while read -r option; do
+	sed -i "/\\b$option[= ]/d" "$config"
+done
+grep -E '^(CONFIG_|# CONFIG_)' "$fragment" >> "$config"
+`;
+
+function fakeSource(): string {
+  const root = join(scratch, 'src');
+  const tree = join(root, 'linux-fake');
+  mkdirSync(join(tree, 'scripts/kconfig'), { recursive: true });
+  writeFileSync(join(tree, 'Makefile'), MAKEFILE);
+  writeFileSync(join(tree, 'scripts/kconfig/merge_config.sh'), MERGE_CONFIG);
+  chmodSync(join(tree, 'scripts/kconfig/merge_config.sh'), 0o755);
+  const tarball = join(root, 'linux-fake.tar.xz');
+  execFileSync('tar', ['-cJf', tarball, '-C', root, 'linux-fake']);
+  return tarball;
+}
+
+const source = fakeSource();
+
+function fragment(name: string, text: string): string {
+  const path = join(scratch, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+describe('buildKernel (against a fake source tree)', () => {
+  const cacheDir = join(scratch, 'cache');
+  const fragmentPath = fragment('good.config', '# ours\nCONFIG_A=y\nCONFIG_N=8\n# CONFIG_BASE is not set\n');
+
+  it('builds, verifies, stores bzImage/vmlinux/config atomically and reports condensed progress', async () => {
+    const events: KernelBuildProgress[] = [];
+    const kernel = await buildKernel({ source, fragmentPath, cacheDir, progressEvery: 3, onProgress: (e) => events.push(e) });
+    expect(kernel.cached).toBe(false);
+    expect(kernel.dir).toBe(join(cacheDir, `kernel-${kernel.key}`));
+    const config = readFileSync(kernel.config, 'utf8');
+    expect(config).toContain('CONFIG_A=y\n');
+    expect(config).toContain('CONFIG_N=8\n');
+    expect(config).not.toContain('CONFIG_N=4');
+    expect(readFileSync(kernel.vmlinux, 'utf8')).toBe(config);
+    expect(readFileSync(kernel.bzImage, 'utf8')).toBe(`bz:${config}`);
+    const info = JSON.parse(readFileSync(join(kernel.dir, 'build.json'), 'utf8'));
+    expect(info).toMatchObject({ key: kernel.key, kernelRelease: '6.1.0-fake', fragment: { CONFIG_A: 'y', CONFIG_N: '8', CONFIG_BASE: 'n' } });
+    expect(info.sourceVersion).toMatch(/^file:\d+:\d+$/);
+
+    const phases = [...new Set(events.map((e) => e.phase))];
+    expect(phases).toEqual(['extract', 'configure', 'verify', 'compile', 'store', 'done']);
+    const counts = events.filter((e) => e.phase === 'compile' && /objects compiled/.test(e.message)).map((e) => e.compiled);
+    expect(counts).toEqual([3, 6]); // 8 objects (7 CC + 1 AS), one event every 3
+    expect(events.some((e) => /linking vmlinux after 8 objects/.test(e.message))).toBe(true);
+    // The build tree is gone; only the entry is left.
+    expect(readdirSync(cacheDir).sort()).toEqual([`kernel-${kernel.key}`]);
+  });
+
+  it('reuses the cache entry, also when only comments of the fragment changed', async () => {
+    const events: KernelBuildProgress[] = [];
+    const again = await ensureKernel({ source, fragmentPath, cacheDir, onProgress: (e) => events.push(e) });
+    expect(again.cached).toBe(true);
+    expect(events.map((e) => e.phase)).toEqual(['cached']);
+    const reworded = fragment('reworded.config', '# CONFIG_BASE is not set\nCONFIG_N=8\n# a different comment\nCONFIG_A=y\n');
+    expect((await ensureKernel({ source, fragmentPath: reworded, cacheDir })).key).toBe(again.key);
+    expect(findCachedKernel({ source, fragmentPath, cacheDir })?.key).toBe(again.key);
+  });
+
+  it('fails loudly, naming the option, when the fragment does not survive olddefconfig', async () => {
+    const bad = fragment('bad.config', 'CONFIG_A=y\nCONFIG_DROPPED=y\n');
+    const badCache = join(scratch, 'cache-bad');
+    await expect(buildKernel({ source, fragmentPath: bad, cacheDir: badCache })).rejects.toThrow(
+      /kernel build failed: kernel config: 1 option\(s\)[^]*CONFIG_DROPPED: wanted =y, got absent[^]*full log: .*build\.log/,
+    );
+    expect(readdirSync(badCache).filter((e) => e.startsWith('kernel-'))).toEqual([]);
+    expect(findCachedKernel({ source, fragmentPath: bad, cacheDir: badCache })).toBeUndefined();
+  });
+
+  it('lets concurrent callers share one build through the lock', async () => {
+    const sharedCache = join(scratch, 'cache-shared');
+    const extracts: string[] = [];
+    const waits: string[] = [];
+    const onProgress = (e: KernelBuildProgress) => {
+      if (e.phase === 'extract') extracts.push(e.message);
+      if (e.phase === 'wait') waits.push(e.message);
+    };
+    // Same process, so the lock holder is alive: the second caller waits, then finds the entry.
+    const [a, b] = await Promise.all([
+      buildKernel({ source, fragmentPath, cacheDir: sharedCache, onProgress }),
+      new Promise((r) => setTimeout(r, 50)).then(() => buildKernel({ source, fragmentPath, cacheDir: sharedCache, onProgress })),
+    ]);
+    expect(extracts).toHaveLength(1);
+    expect(waits).toHaveLength(1);
+    expect([a.cached, b.cached]).toEqual([false, true]);
+    expect(existsSync(join(sharedCache, `kernel-${a.key}.lock`))).toBe(false);
+  });
+
+  it('removes a stale lock left by a dead process', async () => {
+    const staleCache = join(scratch, 'cache-stale');
+    const probe = await buildKernel({ source, fragmentPath, cacheDir: join(scratch, 'cache-probe') });
+    mkdirSync(staleCache, { recursive: true });
+    writeFileSync(join(staleCache, `kernel-${probe.key}.lock`), '999999999\n');
+    const kernel = await buildKernel({ source, fragmentPath, cacheDir: staleCache });
+    expect(kernel.cached).toBe(false);
+  });
+
+  it('names the missing source and the apt command', async () => {
+    await expect(buildKernel({ source: join(scratch, 'nope.tar.xz'), fragmentPath, cacheDir })).rejects.toThrow(
+      /kernel source not found at .*nope\.tar\.xz: apt-get install linux-source-6\.1/,
+    );
+  });
+});
