@@ -1,0 +1,94 @@
+// errno formatting and the small helpers every native module uses.
+#include <cerrno>
+#include <cmath>
+#include <csignal>
+#include <cstring>
+
+#include "common.h"
+
+namespace hype {
+
+static std::string ErrnoName(int err) {
+  const char* name = strerrordesc_np(err) ? strerrorname_np(err) : nullptr;
+  return name ? name : "E" + std::to_string(err);
+}
+
+static std::string ErrnoMessage(int err) {
+  const char* desc = strerrordesc_np(err);
+  return desc ? desc : "Unknown error " + std::to_string(err);
+}
+
+Napi::Error ErrnoError(Napi::Env env, const char* what, int err) {
+  std::string message = std::string(what) + " failed: " + ErrnoName(err) + " (" + ErrnoMessage(err) + ")";
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("errno", Napi::Number::New(env, err));
+  error.Set("code", Napi::String::New(env, ErrnoName(err)));
+  error.Set("syscall", Napi::String::New(env, what));
+  return error;
+}
+
+void ThrowErrno(Napi::Env env, const char* what, int err) { ErrnoError(env, what, err).ThrowAsJavaScriptException(); }
+
+void CallIntoJs(Napi::Env env, const Napi::FunctionReference& fn, napi_async_context context,
+                std::initializer_list<napi_value> args) {
+  Napi::HandleScope scope(env);
+  fn.MakeCallback(env.Undefined(), args, context);
+  if (env.IsExceptionPending()) {
+    Napi::Error error = env.GetAndClearPendingException();
+    napi_fatal_exception(env, error.Value());
+  }
+}
+
+bool ToUint64(Napi::Env env, const Napi::Value& value, const char* name, uint64_t* out) {
+  if (value.IsBigInt()) {
+    bool lossless = false;
+    *out = value.As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) {
+      Napi::RangeError::New(env, std::string(name) + " does not fit in 64 bits unsigned").ThrowAsJavaScriptException();
+      return false;
+    }
+    return true;
+  }
+  if (value.IsNumber()) {
+    double d = value.As<Napi::Number>().DoubleValue();
+    if (!(d >= 0) || d != std::floor(d) || d > 9007199254740991.0) {
+      Napi::RangeError::New(env, std::string(name) + " must be a non-negative safe integer").ThrowAsJavaScriptException();
+      return false;
+    }
+    *out = static_cast<uint64_t>(d);
+    return true;
+  }
+  Napi::TypeError::New(env, std::string(name) + " must be a number or bigint").ThrowAsJavaScriptException();
+  return false;
+}
+
+int KickSignal() { return SIGRTMIN + 6; }
+
+static void KickHandler(int) {}
+
+void InstallKickSignalHandler() {
+  static bool installed = false;
+  if (installed) return;
+  struct sigaction action;
+  memset(&action, 0, sizeof action);
+  action.sa_handler = KickHandler;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;  // no SA_RESTART: KVM_RUN must return EINTR
+  sigaction(KickSignal(), &action, nullptr);
+  installed = true;
+}
+
+static Napi::Value JsErrnoName(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), ErrnoName(info[0].As<Napi::Number>().Int32Value()));
+}
+
+static Napi::Value JsErrnoMessage(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), ErrnoMessage(info[0].As<Napi::Number>().Int32Value()));
+}
+
+void InitErrors(Napi::Env env, Napi::Object exports) {
+  exports.Set("errnoName", Napi::Function::New(env, JsErrnoName, "errnoName"));
+  exports.Set("errnoMessage", Napi::Function::New(env, JsErrnoMessage, "errnoMessage"));
+}
+
+}  // namespace hype

@@ -1,0 +1,367 @@
+// One native thread per vCPU looping on KVM_RUN; exits are handed to the JS thread.
+//
+//   vCPU thread                                  JS thread
+//   ioctl(KVM_RUN) returns an exit  ──TSFN──▶    onExit(): device model reads/writes kvm_run
+//   waits (spin, then condvar)      ◀─resume()─  completes the exit
+//   ioctl(KVM_RUN) ...
+//
+// stop(): set the stop flag and kvm_run.immediate_exit, then pthread_kill(kick signal) — the signal
+// interrupts a KVM_RUN in progress (EINTR), immediate_exit makes one about to start return at once.
+// An exit already handed to JS is still completed before the thread ends (the next KVM_RUN would
+// otherwise finish that instruction with stale data). join() (used by close and at environment
+// teardown) additionally abandons a pending exit and waits for the thread to end.
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+
+#include "mapping.h"
+
+namespace hype {
+
+namespace {
+
+uint64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + ts.tv_nsec;
+}
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// kvm_run fields the thread touches, through volatile so every access really goes to the shared page.
+inline void SetImmediateExit(kvm_run* run, uint8_t value) {
+  reinterpret_cast<volatile uint8_t*>(&run->immediate_exit)[0] = value;
+}
+
+class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "VcpuThread",
+                       {
+                           InstanceMethod<&VcpuThread::Start>("start"),
+                           InstanceMethod<&VcpuThread::Resume>("resume"),
+                           InstanceMethod<&VcpuThread::Stop>("stop"),
+                           InstanceMethod<&VcpuThread::Join>("join"),
+                           InstanceAccessor<&VcpuThread::GetRunning>("running"),
+                           InstanceAccessor<&VcpuThread::GetExitPending>("exitPending"),
+                       });
+  }
+
+  // new VcpuThread(vcpuFd, runMapping, onExit, onStop, { spinNs = 0, simulate = false })
+  //   onExit(): an exit is in kvm_run; call resume() when it is complete (possibly later, asynchronously).
+  //   onStop(errno): the thread ended (0 = stopped on request, else KVM_RUN's errno).
+  //   simulate: KVM_RUN is replaced by a stand-in (see SimulatedRun) so the threading can be tested
+  //   without /dev/kvm.
+  explicit VcpuThread(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<VcpuThread>(info), context_(info.Env(), "HypeVcpuThread") {
+    Napi::Env env = info.Env();
+    env_ = env;
+    if (!info[0].IsNumber() || !info[2].IsFunction() || !info[3].IsFunction()) {
+      Napi::TypeError::New(env, "new VcpuThread(vcpuFd, runMapping, onExit, onStop, options)")
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    fd_ = info[0].As<Napi::Number>().Int32Value();
+    Mapping* mapping = Mapping::FromValue(env, info[1]);
+    if (mapping == nullptr) return;
+    run_state_ = mapping->state();
+    if (!run_state_ || run_state_->unmapped || run_state_->size < sizeof(kvm_run)) {
+      Napi::Error::New(env, "the kvm_run mapping is closed or too small").ThrowAsJavaScriptException();
+      return;
+    }
+    run_ = static_cast<kvm_run*>(run_state_->addr);
+    run_ref_ = Napi::Persistent(info[1].As<Napi::Object>());
+    on_exit_ = Napi::Persistent(info[2].As<Napi::Function>());
+    on_stop_ = Napi::Persistent(info[3].As<Napi::Function>());
+    if (info[4].IsObject()) {
+      Napi::Object options = info[4].As<Napi::Object>();
+      Napi::Value spin = options.Get("spinNs");
+      if (spin.IsNumber()) spin_ns_ = static_cast<int64_t>(spin.As<Napi::Number>().DoubleValue());
+      simulate_ = options.Get("simulate").ToBoolean().Value();
+    }
+    InstallKickSignalHandler();
+    napi_add_env_cleanup_hook(env, OnEnvCleanup, this);
+  }
+
+  ~VcpuThread() override {
+    if (run_ != nullptr) napi_remove_env_cleanup_hook(env_, OnEnvCleanup, this);
+  }
+
+ private:
+  enum class EventKind { Exit, Stopped };
+  struct Event {
+    EventKind kind;
+    uint64_t generation;
+    int err;
+  };
+
+  static void OnEnvCleanup(void* arg) { static_cast<VcpuThread*>(arg)->JoinThread(); }
+
+  // ---- vCPU thread side ----
+
+  static void* ThreadMain(void* arg) {
+    static_cast<VcpuThread*>(arg)->Loop();
+    return nullptr;
+  }
+
+  int RunOnce() { return simulate_ ? SimulatedRun() : ioctl(fd_, KVM_RUN, 0); }
+
+  // Stand-in for KVM_RUN with the same contract for what the thread relies on: EINTR when
+  // immediate_exit is set or the kick signal arrives; otherwise an exit. kvm_run.padding1[0] = 1 makes
+  // it block like a guest that never exits; else it reports a 1-byte OUT to port 0x10 whose data byte
+  // counts the exits.
+  int SimulatedRun() {
+    volatile kvm_run* run = run_;
+    for (;;) {
+      if (run->immediate_exit) {
+        errno = EINTR;
+        return -1;
+      }
+      if (run->padding1[0] == 0) break;
+      timespec ts = {0, 1000000};
+      if (nanosleep(&ts, nullptr) < 0) return -1;  // EINTR from the kick signal
+    }
+    uint8_t* page = reinterpret_cast<uint8_t*>(run_);
+    const uint64_t data_offset = 0x100 + offsetof(kvm_run, s);
+    run->exit_reason = KVM_EXIT_IO;
+    run->io.direction = KVM_EXIT_IO_OUT;
+    run->io.size = 1;
+    run->io.port = 0x10;
+    run->io.count = 1;
+    run->io.data_offset = data_offset;
+    page[data_offset] = static_cast<uint8_t>(++simulated_exits_);
+    return 0;
+  }
+
+  void Loop() {
+    sigset_t mask;
+    sigfillset(&mask);
+    sigdelset(&mask, KickSignal());
+    pthread_sigmask(SIG_SETMASK, &mask, nullptr);  // only the kick may interrupt KVM_RUN here
+
+    const uint64_t generation = thread_generation_;
+    int err = 0;
+    for (;;) {
+      if (stop_requested_.load(std::memory_order_acquire)) break;
+      if (RunOnce() < 0) {
+        int e = errno;
+        if (e == EINTR || e == EAGAIN) continue;
+        err = e;
+        break;
+      }
+      resumed_.store(false, std::memory_order_relaxed);
+      if (!Post(EventKind::Exit, generation, 0)) break;  // environment shutting down
+      WaitForResume();
+      if (abandon_.load(std::memory_order_acquire)) break;
+    }
+    Post(EventKind::Stopped, generation, err);
+    napi_release_threadsafe_function(tsfn_, napi_tsfn_release);
+  }
+
+  bool Post(EventKind kind, uint64_t generation, int err) {
+    auto* event = new Event{kind, generation, err};
+    if (napi_call_threadsafe_function(tsfn_, event, napi_tsfn_blocking) != napi_ok) {
+      delete event;
+      return false;
+    }
+    return true;
+  }
+
+  void WaitForResume() {
+    if (spin_ns_ > 0) {
+      const uint64_t deadline = NowNs() + static_cast<uint64_t>(spin_ns_);
+      for (unsigned i = 1;; i++) {
+        if (resumed_.load(std::memory_order_acquire) || abandon_.load(std::memory_order_acquire)) return;
+        if ((i & 63) == 0 && NowNs() > deadline) break;
+        CpuRelax();
+      }
+    }
+    std::unique_lock<std::mutex> lock(mutex_);
+    wake_.wait(lock, [this] {
+      return resumed_.load(std::memory_order_acquire) || abandon_.load(std::memory_order_acquire);
+    });
+  }
+
+  // ---- JS thread side ----
+
+  static void CallJs(napi_env raw_env, napi_value, void* context, void* data) {
+    auto* self = static_cast<VcpuThread*>(context);
+    auto* event = static_cast<Event*>(data);
+    if (raw_env != nullptr) self->Deliver(*event);
+    delete event;
+  }
+
+  static void OnTsfnFinalize(napi_env, void*, void* context) {
+    auto* self = static_cast<VcpuThread*>(context);
+    self->Napi::ObjectWrap<VcpuThread>::Unref();  // taken in Start(): the thread no longer uses `self`
+  }
+
+  void Deliver(const Event& event) {
+    if (event.generation != generation_ || !thread_alive_) return;  // from a thread join() already ended
+    Napi::Env env = env_;
+    if (event.kind == EventKind::Exit) {
+      exit_pending_ = true;
+      CallIntoJs(env, on_exit_, context_, {});
+      return;
+    }
+    pthread_join(thread_, nullptr);  // the thread posted its last event and is returning
+    Finish();
+    CallIntoJs(env, on_stop_, context_, {Napi::Number::New(env, event.err)});
+  }
+
+  void Finish() {
+    thread_alive_ = false;
+    exit_pending_ = false;
+    generation_++;
+    run_state_->pins--;
+  }
+
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (thread_alive_) {
+      Napi::Error::New(env, "the vCPU thread is already running").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (run_state_->unmapped) {
+      Napi::Error::New(env, "the kvm_run mapping is closed").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    stop_requested_ = false;
+    abandon_ = false;
+    resumed_ = false;
+    SetImmediateExit(run_, 0);
+    thread_generation_ = generation_;
+
+    napi_value name = Napi::String::New(env, "HypeVcpuThread");
+    napi_status status = napi_create_threadsafe_function(env, nullptr, nullptr, name, 0 /* unlimited queue */, 1,
+                                                         nullptr, OnTsfnFinalize, this, CallJs, &tsfn_);
+    if (status != napi_ok) {
+      Napi::Error::New(env, "napi_create_threadsafe_function failed").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::ObjectWrap<VcpuThread>::Ref();
+
+    // Create the thread with every signal blocked so nothing but the kick ever lands on it.
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
+    int rc = pthread_create(&thread_, nullptr, ThreadMain, this);
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    if (rc != 0) {
+      napi_release_threadsafe_function(tsfn_, napi_tsfn_abort);
+      ThrowErrno(env, "pthread_create", rc);
+      return env.Undefined();
+    }
+    run_state_->pins++;
+    thread_alive_ = true;
+    return env.Undefined();
+  }
+
+  Napi::Value Resume(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!exit_pending_) {
+      Napi::Error::New(env, "resume(): no exit is pending").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    exit_pending_ = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      resumed_.store(true, std::memory_order_release);
+    }
+    wake_.notify_one();
+    return env.Undefined();
+  }
+
+  void Kick() {
+    SetImmediateExit(run_, 1);
+    pthread_kill(thread_, KickSignal());
+  }
+
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    if (thread_alive_ && !stop_requested_.exchange(true)) Kick();
+    return info.Env().Undefined();
+  }
+
+  // Ends the thread now and waits for it. Returns false if it did not end within ~5 s (a KVM_RUN that
+  // ignores signals): the thread is then detached and its kvm_run page stays mapped for good.
+  bool JoinThread() {
+    if (!thread_alive_) return true;
+    stop_requested_ = true;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      abandon_.store(true, std::memory_order_release);
+    }
+    wake_.notify_all();
+    for (int attempt = 0; attempt < 500; attempt++) {
+      Kick();
+      timespec deadline;
+      clock_gettime(CLOCK_REALTIME, &deadline);
+      deadline.tv_nsec += 10000000;
+      if (deadline.tv_nsec >= 1000000000) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000;
+      }
+      if (pthread_timedjoin_np(thread_, nullptr, &deadline) == 0) {
+        Finish();
+        return true;
+      }
+    }
+    pthread_detach(thread_);
+    napi_unref_threadsafe_function(env_, tsfn_);  // a stuck thread must not keep the process alive
+    thread_alive_ = false;
+    generation_++;
+    return false;  // pins stay: the page is never unmapped under the thread
+  }
+
+  Napi::Value Join(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), JoinThread()); }
+
+  Napi::Value GetRunning(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), thread_alive_); }
+
+  Napi::Value GetExitPending(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), exit_pending_);
+  }
+
+  Napi::Env env_ = Napi::Env(nullptr);
+  int fd_ = -1;
+  std::shared_ptr<MappingState> run_state_;
+  kvm_run* run_ = nullptr;
+  Napi::ObjectReference run_ref_;
+  Napi::FunctionReference on_exit_;
+  Napi::FunctionReference on_stop_;
+  Napi::AsyncContext context_;
+  int64_t spin_ns_ = 0;
+  bool simulate_ = false;
+  uint64_t simulated_exits_ = 0;
+
+  napi_threadsafe_function tsfn_ = nullptr;
+  pthread_t thread_{};
+  bool thread_alive_ = false;  // created and not yet joined (JS thread only)
+  bool exit_pending_ = false;  // an exit was delivered to JS and not resumed (JS thread only)
+  uint64_t generation_ = 0;    // bumped whenever a thread is joined: stale events are dropped
+  uint64_t thread_generation_ = 0;
+
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> abandon_{false};
+  std::atomic<bool> resumed_{false};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+};
+
+}  // namespace
+
+void InitVcpuThread(Napi::Env env, Napi::Object exports) { exports.Set("VcpuThread", VcpuThread::Define(env)); }
+
+}  // namespace hype

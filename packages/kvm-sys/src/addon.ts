@@ -1,0 +1,124 @@
+// Loads the native addon (node-gyp-build: build/Release first, then prebuilds/<platform>-<arch>/) and
+// describes what it exports. Everything returning a number returns -errno on failure unless noted.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/** An addon-owned mmap, exposed as one external ArrayBuffer. */
+export interface NativeMapping {
+  /** The whole mapping; `undefined` once closed (the ArrayBuffer is then detached: views read as empty). */
+  readonly buffer: ArrayBuffer | undefined;
+  readonly size: number;
+  readonly closed: boolean;
+  /** Deletes the memslot it backs (if any), detaches the buffer and unmaps. Idempotent. Throws while a
+   * running vCPU thread uses it. */
+  close(): void;
+}
+
+export interface NativeMappingConstructor {
+  /** Anonymous private memory (MAP_NORESERVE, MADV_DONTFORK); size a page multiple, at most 4 GiB. */
+  new (size: number): NativeMapping;
+  /** MAP_SHARED of `fd` at offset 0 (a vCPU's kvm_run area). */
+  new (size: number, fd: number): NativeMapping;
+}
+
+export interface NativeFdWatcher {
+  readonly closed: boolean;
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
+
+export interface NativeFdWatcherConstructor {
+  /** Watches `fd` for readability on the event loop. With `drainEventfd` the watcher reads the eventfd
+   * counter and passes it (bigint); otherwise it passes the poll events (number). A negative number is
+   * -errno. */
+  new (fd: number, drainEventfd: boolean, callback: (result: bigint | number) => void): NativeFdWatcher;
+}
+
+export interface VcpuThreadOptions {
+  /** Busy-wait this long for resume() before sleeping on a condition variable (0 = sleep at once). */
+  spinNs?: number;
+  /** Replace KVM_RUN by an in-process stand-in (tests of the threading without /dev/kvm). */
+  simulate?: boolean;
+}
+
+export interface NativeVcpuThread {
+  readonly running: boolean;
+  readonly exitPending: boolean;
+  /** Spawns the thread (throws if it is already running). */
+  start(): void;
+  /** Completes the exit last delivered to onExit; the thread re-enters KVM_RUN. */
+  resume(): void;
+  /** Asks the thread to end (kick signal + immediate_exit); onStop(0) follows. A pending exit is still
+   * completed by resume() first. */
+  stop(): void;
+  /** Ends the thread now (abandoning a pending exit) and waits for it; false if it did not end within
+   * ~5 s (it is then detached and its kvm_run page stays mapped). onStop is not called. */
+  join(): boolean;
+}
+
+export interface NativeVcpuThreadConstructor {
+  new (
+    vcpuFd: number,
+    run: NativeMapping,
+    onExit: () => void,
+    onStop: (errno: number) => void,
+    options?: VcpuThreadOptions,
+  ): NativeVcpuThread;
+}
+
+export interface NativeAddon {
+  open(path: string): number;
+  close(fd: number): number;
+  /** Allow-listed KVM ioctls only (throws for others). `arg`: nothing, an integer, or a buffer at least
+   * as large as the kernel reads/writes. */
+  ioctl(fd: number, request: number, arg?: number | bigint | ArrayBufferView): number;
+  /** Registers the whole mapping as memslot `slot`; a mapping backs at most one memslot. */
+  setUserMemoryRegion(vmFd: number, slot: number, flags: number, guestPhysAddr: number | bigint, mapping: NativeMapping): number;
+  /** Deletes the memslot `mapping` backs (no-op if none). */
+  removeUserMemoryRegion(mapping: NativeMapping): void;
+  /** Non-blocking close-on-exec eventfd. */
+  eventfd(initval?: number): number;
+  /** The counter (bigint, reset to 0), or -errno (number; -EAGAIN when it was 0). */
+  eventfdRead(fd: number): bigint | number;
+  eventfdWrite(fd: number, value: number | bigint): number;
+  errnoName(errno: number): string;
+  errnoMessage(errno: number): string;
+  Mapping: NativeMappingConstructor;
+  FdWatcher: NativeFdWatcherConstructor;
+  VcpuThread: NativeVcpuThreadConstructor;
+  /** Benchmark baseline: KVM_RUN in a loop on this thread, every exit a port I/O completed in C; returns
+   * the nanoseconds between consecutive exits. */
+  runPioLoop(vcpuFd: number, run: NativeMapping, exits: number): Float64Array;
+  /** sizeof/offsetof from <linux/kvm.h>, same shape as `layouts`. */
+  layout(): Record<string, Record<string, number>>;
+  /** The KVM_* ioctl macros. */
+  ioctls(): Record<string, number>;
+  /** The KVM_* constant macros. */
+  constants(): Record<string, number>;
+  readonly pageSize: number;
+  /** The real-time signal that kicks vCPU threads out of KVM_RUN (SIGRTMIN+6). */
+  readonly kickSignal: number;
+}
+
+/** The package directory (holding binding.gyp, build/ and prebuilds/), from src/ or dist/. */
+export const packageRoot = fileURLToPath(new URL('..', import.meta.url));
+
+let cached: NativeAddon | undefined;
+
+/** The native addon, loaded on first use. */
+export function addon(): NativeAddon {
+  if (cached) return cached;
+  const require = createRequire(import.meta.url);
+  const load = require('node-gyp-build') as (dir: string) => NativeAddon;
+  try {
+    cached = load(packageRoot);
+  } catch (error) {
+    throw new Error(
+      `@hype/kvm-sys: the native addon is not built (${(error as Error).message.split('\n')[0]}). ` +
+        'Run `pnpm install` or `pnpm --filter @hype/kvm-sys build` (needs a C++ toolchain and python3).',
+      { cause: error },
+    );
+  }
+  return cached;
+}
