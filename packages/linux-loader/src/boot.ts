@@ -17,7 +17,7 @@ import { LoaderError, formatMiB, hex } from './errors.js';
 import { writeGdt } from './gdt.js';
 import { type RamRegion, LAYOUT, MiB, PAGE_SIZE, alignDown, alignUp, guestRamRegions } from './layout.js';
 import { type GuestMemory, writeBytes } from './memory.js';
-import { writeMpTable } from './mptable.js';
+import { MP_MAX_CPUS, writeMpTable } from './mptable.js';
 import { identityMapBytes, writeIdentityPageTables } from './paging.js';
 import { type SetupHeader, hasHdrS, parseSetupHeader, setupHeaderBytes } from './setup-header.js';
 import { SYNTHETIC_HEADER, buildBootParams } from './zero-page.js';
@@ -174,6 +174,9 @@ export function loadLinux(mem: GuestMemory, opts: LinuxBootOptions): LinuxBootSe
   const name = opts.kernelName ?? 'image';
   const initrdName = opts.initrdName ?? 'image';
   const cpus = opts.cpus ?? 1;
+  if (!Number.isInteger(cpus) || cpus < 1 || cpus > MP_MAX_CPUS) {
+    throw new LoaderError('unsupported', `${cpus} vCPUs: the MP table describes 1 to ${MP_MAX_CPUS}`);
+  }
   const ram = guestRamRegions(opts.memBytes);
   const lowRamEnd = ram[0].size;
   const plan = planKernel(opts, name);
