@@ -10,8 +10,8 @@ export interface GuestKernel {
 
 /**
  * The project's guest kernel: env HYPE_TEST_KERNEL (a kernel-<hash> directory, or a bzImage whose
- * directory may also hold the vmlinux), else the newest `kernel-*` directory of the guest cache
- * (HYPE_CACHE_DIR or ~/.cache/hype) that has a bzImage or vmlinux.
+ * directory may also hold the vmlinux), else the newest complete `kernel-*` directory of the guest cache
+ * (HYPE_CACHE_DIR or ~/.cache/hype).
  */
 export function findGuestKernel(): GuestKernel | undefined {
   const env = process.env.HYPE_TEST_KERNEL;
@@ -25,7 +25,8 @@ export function findGuestKernel(): GuestKernel | undefined {
   const dirs = readdirSync(cache)
     .filter((n) => n.startsWith('kernel-'))
     .map((n) => join(cache, n))
-    .filter((d) => statSync(d).isDirectory() && (existsSync(join(d, 'bzImage')) || existsSync(join(d, 'vmlinux'))))
+    // build.json is written last by the guest kernel build: its presence marks a complete entry.
+    .filter((d) => statSync(d).isDirectory() && existsSync(join(d, 'build.json')))
     .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
   return dirs.length ? describe(dirs[0], join(dirs[0], 'bzImage')) : undefined;
 }
