@@ -1,11 +1,23 @@
 import { defineConfig } from 'tsup';
 
-export default defineConfig({
-  entry: ['src/index.ts'],
-  format: ['esm', 'cjs'],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  shims: true,
-  target: 'node20',
-});
+export default defineConfig([
+  {
+    // The library entry (runCli, parseArgs, ...) for programmatic use.
+    entry: ['src/index.ts'],
+    format: ['esm', 'cjs'],
+    dts: true,
+    sourcemap: true,
+    // Both builds run at once: this one cleans dist/ except what the other writes.
+    clean: ['**/*', '!bin.js', '!bin.js.map'],
+    shims: true,
+    target: 'node20',
+  },
+  {
+    // The `hype` executable: ESM only (it uses top-level await); the shebang in src/bin.ts is kept and
+    // tsup makes the file executable.
+    entry: ['src/bin.ts'],
+    format: ['esm'],
+    sourcemap: true,
+    target: 'node20',
+  },
+]);

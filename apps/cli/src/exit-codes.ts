@@ -12,8 +12,6 @@ export const ExitCode = {
   tripleFault: 4,
   /** hype failed: an instruction KVM could not emulate, a device or VMM error, a bug. */
   internal: 5,
-  /** Every vCPU halted with interrupts off, so the guest can never continue. */
-  halted: 6,
   sighup: 129,
   sigint: 130,
   sigterm: 143,
@@ -35,8 +33,8 @@ export type VmOutcome =
   | { kind: 'poweroff'; status: number }
   | { kind: 'reboot' }
   | { kind: 'triple-fault' }
-  | { kind: 'halt' }
-  | { kind: 'internal-error'; message: string }
+  /** `message` is one line; `detail` (instruction bytes, registers) may span several. */
+  | { kind: 'internal-error'; message: string; detail?: string }
   /** stop() was called: by a signal, by Ctrl-A x, or by the CLI after an error. */
   | { kind: 'stopped' };
 
@@ -47,6 +45,8 @@ export interface ExitDecision {
   code: number;
   /** One line for stderr, or undefined when the outcome needs no comment (a clean poweroff). */
   message?: string;
+  /** More lines after the message (an internal error's register dump). */
+  detail?: string;
 }
 
 /** Maps how the VM ended (and why we stopped it, if we did) to the process exit code and a message. */
@@ -59,10 +59,12 @@ export function decideExit(outcome: VmOutcome, stopCause?: StopCause): ExitDecis
       return { code: ExitCode.reboot, message: 'guest rebooted (or panicked); hype does not restart it' };
     case 'triple-fault':
       return { code: ExitCode.tripleFault, message: 'guest triple fault (x86 shutdown): the guest crashed' };
-    case 'halt':
-      return { code: ExitCode.halted, message: 'guest halted: every vCPU stopped with interrupts disabled' };
     case 'internal-error':
-      return { code: ExitCode.internal, message: `internal error: ${outcome.message}` };
+      return {
+        code: ExitCode.internal,
+        message: `internal error: ${outcome.message}`,
+        ...(outcome.detail !== undefined ? { detail: outcome.detail } : {}),
+      };
     case 'stopped':
       if (stopCause?.kind === 'signal') {
         return { code: SIGNAL_EXIT_CODES[stopCause.signal], message: `stopped by ${stopCause.signal}` };
@@ -79,6 +81,5 @@ export const EXIT_CODE_HELP = `Exit codes:
   2    bad flags, config file, kernel/initrd/disk file, too little memory, or no usable /dev/kvm
   3    the guest rebooted (a kernel panic too: hype boots Linux with panic=-1)
   4    the guest triple-faulted
-  5    internal error in hype (e.g. an instruction KVM could not emulate)
-  6    the guest halted for good (every vCPU halted with interrupts disabled)
+  5    internal error (e.g. an instruction KVM could not emulate; registers are printed)
   129/130/143  stopped by SIGHUP/SIGINT/SIGTERM`;

@@ -31,6 +31,9 @@ export interface DefaultGuestFiles {
 
 /** The project's default guest (@hype/guest): built and cached on first use. */
 export interface DefaultGuest {
-  /** Returns the cached kernel and initrd, building what is missing; `progress` gets one line per step. */
-  ensure(progress: (line: string) => void): Promise<DefaultGuestFiles>;
+  /**
+   * Returns the cached kernel and initrd, building what is missing; `progress` gets one line per step
+   * (and one for each artifact found in the cache when `reportCached`).
+   */
+  ensure(progress: (line: string) => void, reportCached?: boolean): Promise<DefaultGuestFiles>;
 }

@@ -9,8 +9,8 @@ import { checkKvmDevice, kvmDevicePath } from './kvm-device.js';
 import { mergeOptions, type LabelledOptions } from './options.js';
 import type { CliVm, CreateVm, DefaultGuest } from './ports.js';
 import { formatSize, MiB } from './size.js';
-import { isUsageError, UsageError } from './usage-error.js';
-import { checkInputs, checkMemoryFits, type InspectKernel } from './validate.js';
+import { isUsageError } from './usage-error.js';
+import { bootProblem, checkInputs, type CheckBoot } from './validate.js';
 
 export interface OutputStream {
   write(text: string | Uint8Array): unknown;
@@ -24,7 +24,8 @@ export interface CliIo {
   env: Record<string, string | undefined>;
   createVm: CreateVm;
   guest: DefaultGuest;
-  inspectKernel: InspectKernel;
+  /** Dry-runs the loader on the kernel, initrd size and memory (boot-check.ts). */
+  checkBoot: CheckBoot;
   fs?: HostFs;
   readTextFile?: (path: string) => Promise<string>;
   /** Subscribes to a process signal; returns the unsubscribe function. */
@@ -76,7 +77,7 @@ function progressPrinter(io: CliIo): (line: string) => void {
 
 async function guestBuild(io: CliIo): Promise<number> {
   try {
-    const files = await io.guest.ensure(progressPrinter(io));
+    const files = await io.guest.ensure(progressPrinter(io), true);
     io.stdout.write(`kernel: ${files.kernel}\ninitrd: ${files.initrd}\n`);
     return ExitCode.ok;
   } catch (error) {
@@ -91,14 +92,32 @@ async function run(flags: LabelledOptions, configFile: string | undefined, io: C
   const { options, origins } = mergeOptions(file, flags);
 
   const warnings: string[] = [];
-  const inputs = await checkInputs(options, origins, fs, io.inspectKernel, warnings);
+  const inputs = await checkInputs(options, origins, fs, warnings);
   for (const warning of warnings) printError(io, `warning: ${warning}`);
   if (inputs.errors.length > 0) {
     for (const error of inputs.errors) printError(io, error);
     return ExitCode.usage;
   }
-
   const memMiB = options.memMiB ?? DEFAULT_MEM_MIB;
+  const cpus = options.cpus ?? 1;
+  const bootCheck = (kernelImage: Uint8Array, kernelName: string, initrdBytes: number, initrdName: string | undefined) =>
+    bootProblem(io.checkBoot, {
+      kernel: kernelImage,
+      kernelName,
+      initrdBytes,
+      ...(initrdName !== undefined ? { initrdName } : {}),
+      memMiB,
+      cpus,
+      ...(options.cmdline !== undefined ? { cmdline: options.cmdline } : {}),
+    });
+  if (inputs.kernelImage && options.kernel !== undefined) {
+    const problem = bootCheck(inputs.kernelImage, options.kernel, inputs.initrdBytes ?? 0, options.initrd);
+    if (problem) {
+      printError(io, problem.message);
+      return ExitCode.usage;
+    }
+  }
+
   if (io.totalMemBytes !== undefined && memMiB * MiB > io.totalMemBytes) {
     printError(io, `warning: --mem ${formatSize(memMiB * MiB)} is more than this host's RAM (${formatSize(Math.floor(io.totalMemBytes / MiB) * MiB)})`);
   }
@@ -112,8 +131,6 @@ async function run(flags: LabelledOptions, configFile: string | undefined, io: C
 
   let kernel = options.kernel;
   let initrd = options.initrd;
-  let kernelInfo = inputs.kernel;
-  let initrdBytes = inputs.initrdBytes ?? 0;
   if (kernel === undefined) {
     let files;
     try {
@@ -127,24 +144,19 @@ async function run(flags: LabelledOptions, configFile: string | undefined, io: C
       { kernel: files.kernel, ...(initrd === undefined ? { initrd: files.initrd } : {}) },
       { kernel: 'default guest kernel', initrd: 'default guest initrd' },
       fs,
-      io.inspectKernel,
     );
-    if (defaults.errors.length > 0) {
+    if (defaults.errors.length > 0 || !defaults.kernelImage) {
       for (const error of defaults.errors) printError(io, `internal error: ${error}`);
       return ExitCode.internal;
     }
-    kernelInfo = defaults.kernel;
-    if (initrd === undefined) {
-      initrd = files.initrd;
-      initrdBytes = defaults.initrdBytes ?? 0;
-    }
-  }
-  if (kernelInfo) {
-    const memLabel = origins.memMiB ?? 'guest memory (the default)';
-    const tooSmall = checkMemoryFits(memMiB, memLabel, kernelInfo, initrdBytes);
-    if (tooSmall) {
-      printError(io, tooSmall);
-      return ExitCode.usage;
+    if (initrd === undefined) initrd = files.initrd;
+    const initrdBytes = (options.initrd === undefined ? defaults.initrdBytes : inputs.initrdBytes) ?? 0;
+    const problem = bootCheck(defaults.kernelImage, kernel, initrdBytes, initrd);
+    if (problem) {
+      // Too little memory or too long a command line is the user's to fix; anything else is our guest's fault.
+      const usersToFix = problem.kind === 'memory' || problem.kind === 'cmdline';
+      printError(io, usersToFix ? problem.message : `internal error: the default guest: ${problem.message}`);
+      return usersToFix ? ExitCode.usage : ExitCode.internal;
     }
   }
 
@@ -153,16 +165,22 @@ async function run(flags: LabelledOptions, configFile: string | undefined, io: C
     ...(initrd !== undefined ? { initrd } : {}),
     ...(options.cmdline !== undefined ? { cmdline: options.cmdline } : {}),
     memMiB,
-    cpus: options.cpus ?? 1,
+    cpus,
     disks: options.disks ?? [],
     console: options.console ?? 'hvc',
   };
   return runVm(config, kvmDevice, io);
 }
 
-/** Whether an error from createVm is about the user's input (exit 2) rather than a VMM failure (exit 5). */
+/**
+ * Whether an error from createVm is about the user's input (exit 2) rather than a VMM failure (exit 5):
+ * a UsageError, a loader error (@hype/linux-loader's LoaderError: the kernel, initrd, memory or command
+ * line), or any error marked with code ERR_HYPE_INPUT (e.g. an HTTP disk that does not answer).
+ */
 export function isInputError(error: unknown): boolean {
-  return isUsageError(error) || (error as { code?: unknown } | undefined)?.code === 'ERR_HYPE_INPUT';
+  if (isUsageError(error)) return true;
+  const { code, name } = (error ?? {}) as { code?: unknown; name?: unknown };
+  return code === 'ERR_HYPE_INPUT' || name === 'LoaderError';
 }
 
 async function runVm(config: VmConfig, kvmDevice: string, io: CliIo): Promise<number> {
@@ -229,6 +247,7 @@ async function runVm(config: VmConfig, kvmDevice: string, io: CliIo): Promise<nu
   if (decision.message) {
     // The guest's last line may be unfinished (a shell prompt): start the message on a line of its own.
     io.stderr.write(`${atLineStart ? '' : '\n'}hype: ${decision.message}\n`);
+    if (decision.detail) io.stderr.write(`${decision.detail}\n`);
   }
   return decision.code;
 }

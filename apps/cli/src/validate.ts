@@ -1,31 +1,43 @@
 import type { DiskConfig } from '@hype/vm';
 import { errnoCode, R_OK, W_OK, type HostFs } from './host-fs.js';
 import type { OptionOrigins, RunOptions } from './options.js';
-import { formatSize, MiB } from './size.js';
 
-/** What the CLI needs to know about a kernel image before booting it. */
-export interface KernelInfo {
-  /** Guest-physical address just past everything the kernel occupies while it boots (image + bss/init). */
-  memoryEnd: number;
+/** What a dry run of the boot needs: the kernel image, the initrd size and the VM shape. */
+export interface BootCheck {
+  kernel: Uint8Array;
+  /** How errors name the kernel (its path). */
+  kernelName: string;
+  /** 0 without an initrd. */
+  initrdBytes: number;
+  initrdName?: string;
+  memMiB: number;
+  cpus: number;
+  cmdline?: string;
 }
 
 /**
- * Validates a kernel image (bzImage or ELF vmlinux) as the loader will see it. Throws an Error whose
- * message says what is wrong ("not a bzImage or ELF: ...", "boot protocol 2.05 is too old", ...).
+ * Checks that this kernel can boot with this initrd in this much memory, as the loader will do it, without
+ * a VM. Throws an error with a one-line message and a `kind` ('format', 'unsupported', 'memory', 'cmdline',
+ * 'decompress': @hype/linux-loader's LoaderError) when it cannot.
  */
-export type InspectKernel = (image: Uint8Array) => KernelInfo;
+export type CheckBoot = (check: BootCheck) => void;
 
-/**
- * Memory a guest needs besides the kernel image and initrd: page tables, struct pages, the first
- * processes. A guess on the generous side of what a small kernel needs, so that a "too small" verdict
- * is certain and a boot that passes has a chance.
- */
-export const KERNEL_WORKING_MIB = 16;
+/** The loader's verdict on a boot, or undefined if it is fine; errors without a `kind` are bugs and rethrown. */
+export function bootProblem(checkBoot: CheckBoot, check: BootCheck): { kind: string; message: string } | undefined {
+  try {
+    checkBoot(check);
+    return undefined;
+  } catch (error) {
+    const kind = (error as { kind?: unknown } | undefined)?.kind;
+    if (typeof kind !== 'string') throw error;
+    return { kind, message: (error as Error).message };
+  }
+}
 
 export interface InputCheck {
   errors: string[];
-  /** Set when a kernel was given and is valid. */
-  kernel?: KernelInfo;
+  /** The kernel image, when a kernel was given and is readable. */
+  kernelImage?: Uint8Array;
   /** Size of the initrd, when one was given and is readable. */
   initrdBytes?: number;
 }
@@ -57,20 +69,14 @@ async function checkReadableFile(label: string, path: string, fs: HostFs): Promi
   return stat.size;
 }
 
-async function checkKernel(label: string, path: string, fs: HostFs, inspect: InspectKernel): Promise<KernelInfo | string> {
+async function readKernel(label: string, path: string, fs: HostFs): Promise<Uint8Array | string> {
   const size = await checkReadableFile(label, path, fs);
   if (typeof size === 'string') return size;
   if (size === 0) return `${label} ${path}: the file is empty, not a kernel`;
-  let image: Uint8Array;
   try {
-    image = await fs.readFile(path);
+    return await fs.readFile(path);
   } catch (error) {
     return `${label} ${path}: cannot read it: ${describeErrno(error)}`;
-  }
-  try {
-    return inspect(image);
-  } catch (error) {
-    return `${label} ${path}: not a bootable kernel: ${(error as Error).message}`;
   }
 }
 
@@ -110,22 +116,21 @@ async function checkDisk(label: string, disk: DiskConfig, fs: HostFs, warnings: 
 }
 
 /**
- * Checks every input file the options name: the kernel (readable, and valid according to the loader),
- * the initrd (readable, not empty), file disks (readable, writable unless read-only, not empty).
+ * Checks every input file the options name: the kernel and initrd (readable, not empty; the kernel is
+ * read for the boot check), file disks (readable, writable unless read-only, not empty).
  * Returns every problem found, each as one line naming the flag and the file.
  */
 export async function checkInputs(
   options: RunOptions,
   origins: OptionOrigins,
   fs: HostFs,
-  inspect: InspectKernel,
   warnings: string[] = [],
 ): Promise<InputCheck> {
   const result: InputCheck = { errors: [] };
   if (options.kernel !== undefined) {
-    const kernel = await checkKernel(origins.kernel ?? '--kernel', options.kernel, fs, inspect);
+    const kernel = await readKernel(origins.kernel ?? '--kernel', options.kernel, fs);
     if (typeof kernel === 'string') result.errors.push(kernel);
-    else result.kernel = kernel;
+    else result.kernelImage = kernel;
   }
   if (options.initrd !== undefined) {
     const label = origins.initrd ?? '--initrd';
@@ -140,23 +145,4 @@ export async function checkInputs(
     if (error) result.errors.push(error);
   }
   return result;
-}
-
-/** Guest RAM needed for a kernel and initrd: see KERNEL_WORKING_MIB. The initrd is counted twice: the
- * image itself and the files the kernel unpacks from it into RAM. */
-export function requiredMemMiB(kernel: KernelInfo, initrdBytes: number): number {
-  const bytes = kernel.memoryEnd + 2 * initrdBytes + KERNEL_WORKING_MIB * MiB;
-  return Math.ceil(bytes / MiB);
-}
-
-/** One line when `memMiB` is too small for the kernel and initrd, else undefined. */
-export function checkMemoryFits(memMiB: number, memLabel: string, kernel: KernelInfo, initrdBytes: number): string | undefined {
-  const needed = requiredMemMiB(kernel, initrdBytes);
-  if (memMiB >= needed) return undefined;
-  const initrd = initrdBytes > 0 ? ` and the ${formatSize(Math.ceil(initrdBytes / MiB) * MiB)} initrd (unpacked in RAM)` : '';
-  const suggestion = 2 ** Math.ceil(Math.log2(needed));
-  return (
-    `${memLabel} ${formatSize(memMiB * MiB)}: too small for the kernel (it ends at ${formatSize(Math.ceil(kernel.memoryEnd / MiB) * MiB)})` +
-    `${initrd}: need at least ${needed}M; use --mem ${formatSize(suggestion * MiB)}`
-  );
 }

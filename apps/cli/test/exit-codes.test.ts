@@ -11,7 +11,6 @@ describe('decideExit', () => {
     [{ kind: 'triple-fault' }, undefined, 4, 'guest triple fault (x86 shutdown): the guest crashed'],
     [{ kind: 'internal-error', message: 'emulation failure at rip 0xffffffff81000000: 0f 01 ca' }, undefined, 5,
       'internal error: emulation failure at rip 0xffffffff81000000: 0f 01 ca'],
-    [{ kind: 'halt' }, undefined, 6, 'guest halted: every vCPU stopped with interrupts disabled'],
     [{ kind: 'stopped' }, { kind: 'signal', signal: 'SIGINT' }, 130, 'stopped by SIGINT'],
     [{ kind: 'stopped' }, { kind: 'signal', signal: 'SIGTERM' }, 143, 'stopped by SIGTERM'],
     [{ kind: 'stopped' }, { kind: 'signal', signal: 'SIGHUP' }, 129, 'stopped by SIGHUP'],
@@ -21,6 +20,14 @@ describe('decideExit', () => {
     [{ kind: 'poweroff', status: 0 }, { kind: 'signal', signal: 'SIGTERM' }, 0, undefined],
   ])('%j (stop cause %j) -> exit %i', (outcome, cause, code, message) => {
     expect(decideExit(outcome, cause)).toEqual(message === undefined ? { code } : { code, message });
+  });
+
+  it('an internal error carries its register dump as detail', () => {
+    expect(decideExit({ kind: 'internal-error', message: 'x', detail: 'RAX=0\nRBX=1' })).toEqual({
+      code: 5,
+      message: 'internal error: x',
+      detail: 'RAX=0\nRBX=1',
+    });
   });
 
   it('signal exit codes are 128 + the signal number', () => {

@@ -3,7 +3,7 @@ import type { VmConfig } from '@hype/vm';
 import type { StopSignal, VmOutcome } from '../src/exit-codes.js';
 import type { CliVm, CreateVm, CreateVmOptions, DefaultGuest, DefaultGuestFiles } from '../src/ports.js';
 import type { CliIo } from '../src/run-cli.js';
-import { fakeInspectKernel } from './helpers.js';
+import { loaderCheckBoot } from '../src/boot-check.js';
 
 /** A stdin double: a TTY (raw mode recorded) or a pipe. */
 export class FakeStdin extends EventEmitter {
@@ -157,7 +157,7 @@ export function harness(overrides: Partial<CliIo> & { tty?: boolean; kvmDevice?:
     env: { HYPE_KVM_DEVICE: overrides.kvmDevice ?? '/dev/null' },
     createVm,
     guest: new FakeGuest(new Error('no default guest in this test')),
-    inspectKernel: fakeInspectKernel,
+    checkBoot: loaderCheckBoot,
     onSignal: signals.on,
     registerCleanup: (cleanup) => {
       cleanups.add(cleanup);

@@ -1,9 +1,11 @@
-import { constants } from 'node:fs';
+import { constants, truncateSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../src/run-cli.js';
 import { UsageError } from '../src/usage-error.js';
 import { FakeGuest, harness } from './fakes.js';
-import { fakeInspectKernel, fsDenying, MiB, workdir } from './helpers.js';
+import { loaderCheckBoot } from '../src/boot-check.js';
+import type { BootCheck } from '../src/validate.js';
+import { elfKernel, fsDenying, MiB, workdir } from './helpers.js';
 import packageJson from '../package.json' with { type: 'json' };
 
 const CTRL_A = 0x01;
@@ -49,14 +51,20 @@ describe('runCli: input files and host', () => {
     expect(h.stderr.text).toBe('hype: --kernel /nonexistent/bzImage: no such file\n');
   });
 
-  it('an invalid kernel: the loader error', async () => {
+  it('an invalid kernel: the loader error, before KVM is checked', async () => {
     const w = workdir();
-    const kernel = w.file('bzImage', 'garbage');
+    const kernel = w.file('bzImage', new Uint8Array(4096).fill(0x90));
+    const h = harness({ kvmDevice: '/nonexistent/kvm' });
+    expect(await runCli(['run', '--kernel', kernel], h.io)).toBe(2);
+    expect(h.stderr.text).toBe(`hype: kernel ${kernel}: not a bzImage (no HdrS magic at 0x202) nor an ELF vmlinux\n`);
+  });
+
+  it('a truncated ELF kernel: the loader error', async () => {
+    const w = workdir();
+    const kernel = w.file('vmlinux', elfKernel().subarray(0, 0x1004));
     const h = harness();
     expect(await runCli(['run', '--kernel', kernel], h.io)).toBe(2);
-    expect(h.stderr.text).toBe(
-      `hype: --kernel ${kernel}: not a bootable kernel: not a bzImage or ELF vmlinux (no HdrS magic at 0x202, no ELF magic)\n`,
-    );
+    expect(h.stderr.text).toBe(`hype: kernel ${kernel}: truncated (segment 0 needs file bytes up to 4112, file has 4100)\n`);
   });
 
   it('missing initrd and disk: every problem, one line each', async () => {
@@ -82,20 +90,24 @@ describe('runCli: input files and host', () => {
     const w = workdir();
     const initrd = w.file('initrd', new Uint8Array(8 * MiB));
     const h = harness();
-    expect(await runCli(['run', '--kernel', w.kernel('bzImage', 30), '--initrd', initrd, '--mem', '32M'], h.io)).toBe(2);
-    expect(h.stderr.text).toBe(
-      'hype: --mem 32M: too small for the kernel (it ends at 30M) and the 8M initrd (unpacked in RAM): need at least 62M; use --mem 64M\n',
-    );
+    expect(await runCli(['run', '--kernel', w.kernel('vmlinux', 4 * MiB), '--initrd', initrd, '--mem', '24M'], h.io)).toBe(2);
+    expect(h.stderr.text).toBe('hype: memory 24 MiB too small for kernel (up to 20 MiB) + initrd (8 MiB): use --mem 48 or more\n');
   });
 
-  it('the default memory too small for a big initrd names the default', async () => {
+  it('the default memory (256 MiB) too small for a big initrd', async () => {
     const w = workdir();
-    const initrd = w.file('initrd', new Uint8Array(200 * MiB));
+    const initrd = w.file('initrd', '');
+    truncateSync(initrd, 240 * MiB); // sparse: only its size matters
     const h = harness();
-    expect(await runCli(['run', '--kernel', w.kernel('bzImage', 20), '--initrd', initrd], h.io)).toBe(2);
-    expect(h.stderr.text).toBe(
-      'hype: guest memory (the default) 256M: too small for the kernel (it ends at 20M) and the 200M initrd (unpacked in RAM): need at least 436M; use --mem 512M\n',
-    );
+    expect(await runCli(['run', '--kernel', w.kernel('vmlinux', 4 * MiB), '--initrd', initrd], h.io)).toBe(2);
+    expect(h.stderr.text).toBe('hype: memory 256 MiB too small for kernel (up to 20 MiB) + initrd (240 MiB): use --mem 288 or more\n');
+  });
+
+  it('too long a kernel command line', async () => {
+    const w = workdir();
+    const h = harness();
+    expect(await runCli(['run', '--kernel', w.kernel(), '--cmdline', 'x'.repeat(100_000)], h.io)).toBe(2);
+    expect(h.stderr.text).toMatch(/^hype: .*command line.*\n$/);
   });
 
   it('no KVM device: exit 2 with what to do', async () => {
@@ -134,7 +146,7 @@ describe('runCli: running a VM', () => {
     const kernel = w.kernel();
     const initrd = w.file('initrd', 'x');
     const disk = w.file('root.img', new Uint8Array(4096));
-    const config = w.file('vm.json', JSON.stringify({ kernel: 'bzImage', cpus: 2, mem: '1G', console: 'serial', disks: ['root.img,ro'] }));
+    const config = w.file('vm.json', JSON.stringify({ kernel: 'vmlinux', cpus: 2, mem: '1G', console: 'serial', disks: ['root.img,ro'] }));
     const h = harness();
     const code = runCli(['run', '--config', config, '--initrd', initrd, '--cmdline', 'quiet', '--mem', '512', '--disk', disk, '--disk', 'mem:16M,serial=scratch'], h.io);
     const vm = await h.vmStarted;
@@ -283,7 +295,7 @@ describe('runCli: running a VM', () => {
     [{ kind: 'reboot' } as const, 3, 'hype: guest rebooted (or panicked); hype does not restart it\n'],
     [{ kind: 'triple-fault' } as const, 4, 'hype: guest triple fault (x86 shutdown): the guest crashed\n'],
     [{ kind: 'internal-error', message: 'KVM_EXIT_INTERNAL_ERROR: emulation failure' } as const, 5, 'hype: internal error: KVM_EXIT_INTERNAL_ERROR: emulation failure\n'],
-    [{ kind: 'halt' } as const, 6, 'hype: guest halted: every vCPU stopped with interrupts disabled\n'],
+    [{ kind: 'internal-error', message: 'emulation failure', detail: 'RIP=0\nRAX=1' } as const, 5, 'hype: internal error: emulation failure\nRIP=0\nRAX=1\n'],
   ])('outcome %j -> exit %i', async (outcome, exitCode, message) => {
     const w = workdir();
     const h = harness();
@@ -362,11 +374,9 @@ describe('runCli: the default guest', () => {
 
   it('the memory check applies to the default guest too', async () => {
     const w = workdir();
-    const h = harness({ guest: new FakeGuest({ kernel: w.kernel('k', 20), initrd: w.file('i', new Uint8Array(MiB)) }) });
+    const h = harness({ guest: new FakeGuest({ kernel: w.kernel('k', 4 * MiB), initrd: w.file('i', new Uint8Array(MiB)) }) });
     expect(await runCli(['run', '--mem', '16'], h.io)).toBe(2);
-    expect(h.stderr.text).toBe(
-      'hype: --mem 16M: too small for the kernel (it ends at 20M) and the 1M initrd (unpacked in RAM): need at least 38M; use --mem 64M\n',
-    );
+    expect(h.stderr.text).toBe('hype: memory 16 MiB too small for kernel (up to 20 MiB) + initrd (1 MiB): use --mem 48 or more\n');
   });
 
   it('a failed guest build: exit 1 with the reason', async () => {
@@ -377,11 +387,11 @@ describe('runCli: the default guest', () => {
 
   it('a broken default guest kernel is an internal error', async () => {
     const w = workdir();
-    const bad = w.file('bad', 'junk');
+    const bad = w.file('bad', new Uint8Array(4096));
     const h = harness({ guest: new FakeGuest({ kernel: bad, initrd: w.file('i', 'x') }) });
     expect(await runCli(['run'], h.io)).toBe(5);
     expect(h.stderr.text).toBe(
-      `hype: internal error: default guest kernel ${bad}: not a bootable kernel: not a bzImage or ELF vmlinux (no HdrS magic at 0x202, no ELF magic)\n`,
+      `hype: internal error: the default guest: kernel ${bad}: not a bzImage (no HdrS magic at 0x202) nor an ELF vmlinux\n`,
     );
   });
 
@@ -400,14 +410,18 @@ describe('runCli: the default guest', () => {
   });
 });
 
-describe('runCli: injected checks', () => {
-  it('uses the injected kernel inspector', async () => {
+describe('runCli: the boot check', () => {
+  it('gets the kernel image, initrd size and VM shape', async () => {
     const w = workdir();
-    const seen: number[] = [];
-    const h = harness({ inspectKernel: (image) => { seen.push(image.length); return fakeInspectKernel(image); } });
-    const code = runCli(['run', '--kernel', w.kernel()], h.io);
+    const kernel = w.kernel();
+    const initrd = w.file('initrd', new Uint8Array(5000));
+    const seen: BootCheck[] = [];
+    const h = harness({ checkBoot: (check) => { seen.push(check); loaderCheckBoot(check); } });
+    const code = runCli(['run', '--kernel', kernel, '--initrd', initrd, '--mem', '1G', '--cpus', '3', '--cmdline', 'quiet'], h.io);
     (await h.vmStarted).finish({ kind: 'poweroff', status: 0 });
     expect(await code).toBe(0);
-    expect(seen).toEqual(['FAKEKERNEL 20'.length]);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({ kernelName: kernel, initrdBytes: 5000, initrdName: initrd, memMiB: 1024, cpus: 3, cmdline: 'quiet' });
+    expect(seen[0].kernel.length).toBe(0x1010);
   });
 });

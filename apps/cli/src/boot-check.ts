@@ -1,0 +1,40 @@
+import { gunzipSync } from 'node:zlib';
+import { guestRamRegions, loadLinux, type GuestMemory } from '@hype/linux-loader';
+import { MiB } from './size.js';
+import type { CheckBoot } from './validate.js';
+
+/**
+ * Guest RAM that accepts every write inside the RAM regions and keeps nothing: enough for a dry run of
+ * the loader, which validates before it writes and never reads back what it wrote.
+ */
+function discardingMemory(memBytes: number): GuestMemory {
+  const regions = guestRamRegions(memBytes);
+  let scratch = new Uint8Array(0);
+  return {
+    view(gpa, length) {
+      if (!Number.isSafeInteger(gpa) || !Number.isSafeInteger(length) || length < 0) return undefined;
+      if (!regions.some((r) => gpa >= r.gpa && gpa + length <= r.gpa + r.size)) return undefined;
+      // One scratch buffer for every write: the largest object written (kernel or initrd) sets its size.
+      if (scratch.length < length) scratch = new Uint8Array(length);
+      return scratch.subarray(0, length);
+    },
+  };
+}
+
+/**
+ * The boot check with @hype/linux-loader: runs `loadLinux` (header/ELF validation, host-side payload
+ * unpacking, kernel and initrd placement, command line length) against discarding memory. The initrd's
+ * contents do not matter to the loader, only its size, so a zero-filled stand-in of that size is used.
+ */
+export const loaderCheckBoot: CheckBoot = (check) => {
+  const memBytes = check.memMiB * MiB;
+  loadLinux(discardingMemory(memBytes), {
+    kernel: check.kernel,
+    kernelName: check.kernelName,
+    ...(check.initrdBytes > 0 ? { initrd: new Uint8Array(check.initrdBytes), initrdName: check.initrdName ?? 'initrd' } : {}),
+    ...(check.cmdline !== undefined ? { cmdline: check.cmdline } : {}),
+    memBytes,
+    cpus: check.cpus,
+    decompressors: { gzip: (data) => gunzipSync(data) },
+  });
+};
