@@ -6,6 +6,8 @@ import type { BlockBackend } from './backend.js';
 import { FileBackend } from './file-backend.js';
 import { HttpBackend, type HttpBackendOptions } from './http-backend.js';
 import { MemoryBackend } from './memory-backend.js';
+import { VirtioBlkDevice, type VirtioBlkOptions } from './device.js';
+import { defaultSerial, encodeSerial } from './serial.js';
 
 export interface OpenFileOptions {
   /** Open O_RDONLY and make the device read-only. Default false (O_RDWR). */
@@ -69,6 +71,23 @@ export async function openDiskBackend(spec: DiskSpec): Promise<BlockBackend> {
       return new MemoryBackend(spec.sizeBytes);
     case 'http':
       return HttpBackend.open(spec.url, spec.http);
+  }
+}
+
+/**
+ * Opens the disk at position `index` of a VM's disk list and builds its device: serial
+ * `spec.serial ?? defaultSerial(index)` (`hype-disk-0` is /dev/vda). The serial is checked before the
+ * backend is opened, and the backend is closed again if the device cannot be built.
+ */
+export async function openDiskDevice(spec: DiskSpec, index: number, options: Omit<VirtioBlkOptions, 'backend' | 'serial'> = {}): Promise<VirtioBlkDevice> {
+  const serial = spec.serial ?? defaultSerial(index);
+  encodeSerial(serial);
+  const backend = await openDiskBackend(spec);
+  try {
+    return new VirtioBlkDevice({ ...options, backend, serial });
+  } catch (e) {
+    await backend.close();
+    throw e;
   }
 }
 

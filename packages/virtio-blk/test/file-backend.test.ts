@@ -154,3 +154,16 @@ describe('file backend (node:fs)', () => {
     expect(statSync(p).size).toBe(1 << 20);
   });
 });
+
+describe('openDiskDevice', () => {
+  it('builds the device for a disk list entry with the default serial, or the given one', async () => {
+    const { openDiskDevice } = await import('../src/node.js');
+    const p = imageFile(new Uint8Array(8192));
+    const d0 = await openDiskDevice({ kind: 'file', path: p, readOnly: true }, 0);
+    expect([d0.serial, d0.backend.readOnly, d0.capacity]).toEqual(['hype-disk-0', true, 16n]);
+    await d0.close();
+    const d1 = await openDiskDevice({ kind: 'memory', sizeBytes: 4096, serial: 'scratch' }, 1);
+    expect(d1.serial).toBe('scratch');
+    await expect(openDiskDevice({ kind: 'file', path: p, serial: 'x'.repeat(30) }, 2)).rejects.toThrow(/serial/);
+  });
+});
