@@ -1,6 +1,6 @@
 import type { ActivationContext, VirtioDevice, VirtioDeviceHost } from './device.js';
 import { Feature, Status, TRANSPORT_FEATURES_MASK, featureMask, hasFeature } from './features.js';
-import { silentLogger, type VirtioLogger } from './log.js';
+import { rateLimitedLogger, silentLogger, type VirtioLogger } from './log.js';
 import { type GuestMemory, joinAddress } from './memory.js';
 import { MMIO_MAGIC_VALUE, MMIO_VERSION, MmioInterrupt, MmioReg } from './mmio-registers.js';
 import { SplitQueue } from './queue.js';
@@ -16,7 +16,10 @@ export type InterruptCallback = (asserted: boolean) => void;
 export interface MmioTransportOptions {
   readonly memory: GuestMemory;
   readonly interrupt: InterruptCallback;
-  /** Guest errors (bad register accesses, bad rings) and device failures. Default: silent. */
+  /**
+   * Guest errors (bad register accesses, bad rings) and device failures. Default: silent. Wrapped in
+   * `rateLimitedLogger` so a guest hammering a bad register cannot flood it.
+   */
   readonly log?: VirtioLogger;
   /** VendorID register. Default 0 (as Firecracker and Cloud Hypervisor). */
   readonly vendorId?: number;
@@ -74,7 +77,7 @@ export class MmioTransport implements VirtioDeviceHost {
   constructor(device: VirtioDevice, options: MmioTransportOptions) {
     this.device = device;
     this.memory = options.memory;
-    this.log = options.log ?? silentLogger;
+    this.log = rateLimitedLogger(options.log ?? silentLogger);
     this.signal = options.interrupt;
     this.vendorId = (options.vendorId ?? 0) >>> 0;
     let transportBits = featureMask(Feature.VERSION_1);
