@@ -106,11 +106,24 @@ export class ConsoleDevice implements VirtioDevice {
     this.rows = options.size?.rows ?? 0;
     this.deviceFeatures =
       featureMask(ConsoleFeature.EMERG_WRITE) | (options.size !== undefined ? featureMask(ConsoleFeature.SIZE) : 0n);
-    this.sink.onDrain(() => {
-      this.sinkFull = false;
-      this.processTransmit();
-    });
-    this.source?.onData((bytes) => this.hostInput(bytes));
+    // These callbacks run outside the transport's guard (from the host's streams and timers), so they
+    // contain failures themselves instead of throwing into the stream's event emitter.
+    this.sink.onDrain(() =>
+      this.safely('transmitting after drain', () => {
+        this.sinkFull = false;
+        this.processTransmit();
+      }),
+    );
+    this.source?.onData((bytes) => this.safely('receiving host input', () => this.hostInput(bytes)));
+  }
+
+  private safely(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      if (this.host !== undefined) this.host.needsReset(`virtio-console failed while ${what}: ${message}`);
+    }
   }
 
   /** Host input bytes waiting for guest receive buffers. */
@@ -210,7 +223,7 @@ export class ConsoleDevice implements VirtioDevice {
     this.txScheduled = true;
     setTimeout(() => {
       this.txScheduled = false;
-      this.processTransmit();
+      this.safely('transmitting', () => this.processTransmit());
     }, 0);
   }
 
@@ -265,7 +278,7 @@ export class ConsoleDevice implements VirtioDevice {
     this.rxScheduled = true;
     setTimeout(() => {
       this.rxScheduled = false;
-      this.deliverInput();
+      this.safely('receiving', () => this.deliverInput());
     }, 0);
   }
 }

@@ -1,4 +1,4 @@
-import { DescriptorChain, InvalidChain, type PoppedChain, parseChain } from './chain.js';
+import { type ChainSource, DescriptorChain, InvalidChain, type PoppedChain, parseChain } from './chain.js';
 import type { QueueConfigError, QueueConfigErrorKind, QueueError, QueueErrorKind } from './errors.js';
 import { silentLogger, type VirtioLogger } from './log.js';
 import { type GuestMemory, guestView } from './memory.js';
@@ -129,7 +129,7 @@ export class SplitQueue {
   readonly eventIdx: boolean;
   readonly indirect: boolean;
 
-  private readonly descTable: DataView;
+  private readonly chainSource: ChainSource;
   private readonly availRing: DataView;
   private readonly usedRing: DataView;
   private readonly availIdx: U16Cell;
@@ -175,7 +175,13 @@ export class SplitQueue {
     const desc = memory.view(layout.descAddr, Desc.SIZE * this.size)!;
     const avail = memory.view(layout.availAddr, Avail.size(this.size))!;
     const used = memory.view(layout.usedAddr, Used.size(this.size))!;
-    this.descTable = new DataView(desc.buffer, desc.byteOffset, desc.byteLength);
+    this.chainSource = {
+      memory,
+      descTable: new DataView(desc.buffer, desc.byteOffset, desc.byteLength),
+      queueSize: this.size,
+      queueIndex: this.index,
+      indirect: this.indirect,
+    };
     this.availRing = new DataView(avail.buffer, avail.byteOffset, avail.byteLength);
     this.usedRing = new DataView(used.buffer, used.byteOffset, used.byteLength);
     this.availFlags = u16Cell(avail, Avail.FLAGS);
@@ -266,10 +272,7 @@ export class SplitQueue {
     }
     this.lastAvail = (this.lastAvail + 1) & 0xffff;
     this.inFlightCount++;
-    const parsed = parseChain(
-      { memory: this.memory, descTable: this.descTable, queueSize: this.size, queueIndex: this.index, indirect: this.indirect },
-      head,
-    );
+    const parsed = parseChain(this.chainSource, head);
     if ('kind' in parsed) return new InvalidChain(this, this.index, head, parsed);
     return new DescriptorChain(this, this.index, head, parsed.buffers, parsed.views, parsed.readableLength, parsed.writableLength);
   }

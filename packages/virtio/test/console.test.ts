@@ -213,6 +213,23 @@ describe('virtio console: transmit', () => {
   });
 });
 
+describe('virtio console: containment', () => {
+  it('a sink that throws on a drain-triggered write sets DEVICE_NEEDS_RESET instead of throwing into the stream', () => {
+    const c = setup();
+    bringUp(c.transport, [rxLayout, txLayout]);
+    c.sink.fullAfter = 1;
+    c.send('a');
+    c.send('b');
+    c.transport.notify(1);
+    c.sink.write = () => {
+      throw new Error('EPIPE');
+    };
+    expect(() => c.sink.drained()).not.toThrow();
+    expect(c.transport.status & Status.DEVICE_NEEDS_RESET).toBe(Status.DEVICE_NEEDS_RESET);
+    expect(c.warnings.some((m) => m.includes('EPIPE'))).toBe(true);
+  });
+});
+
 describe('virtio console: receive', () => {
   it('buffers host input until the guest posts receive buffers, then fills them in order', () => {
     const c = setup();
