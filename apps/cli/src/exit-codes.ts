@@ -77,7 +77,7 @@ export function decideExit(outcome: VmOutcome, stopCause?: StopCause): ExitDecis
 /** The exit code table as printed at the end of `hype run --help`. */
 export const EXIT_CODE_HELP = `Exit codes:
   0    the guest powered off with status 0, or you quit with Ctrl-A x
-  1    the guest powered off with a non-zero status (printed on stderr)
+  1    the guest powered off with a non-zero status (printed), or the guest build failed
   2    bad flags, config file, kernel/initrd/disk file, too little memory, or no usable /dev/kvm
   3    the guest rebooted (a kernel panic too: hype boots Linux with panic=-1)
   4    the guest triple-faulted
