@@ -434,15 +434,15 @@ export class MmioTransport implements VirtioDeviceHost {
       this.log.warn(`virtio-mmio: Status write ${hex(value)} has unknown bits, ignored`);
       return;
     }
+    if ((requested & Status.FAILED) !== 0) {
+      // The driver gave up (allowed at any time); record it. Nothing else changes until a reset.
+      this.deviceStatus |= Status.FAILED;
+      this.stopQueues();
+      return;
+    }
     const current = this.deviceStatus & ~Status.DEVICE_NEEDS_RESET;
     if ((requested & current) !== current) {
       this.log.warn(`virtio-mmio: Status write ${hex(value)} clears bits of ${hex(this.deviceStatus)} without a reset, ignored`);
-      return;
-    }
-    if ((requested & Status.FAILED) !== 0) {
-      // The driver gave up; record it. Nothing else changes until it resets the device.
-      this.deviceStatus |= Status.FAILED;
-      this.stopQueues();
       return;
     }
     // Steps must be taken in order: ACKNOWLEDGE, DRIVER, FEATURES_OK, DRIVER_OK (several at once is fine).
@@ -489,6 +489,10 @@ export class MmioTransport implements VirtioDeviceHost {
   }
 
   private activate(): void {
+    if ((this.deviceStatus & Status.DEVICE_NEEDS_RESET) !== 0) {
+      this.log.warn('virtio-mmio: DRIVER_OK while the device needs a reset; not activated');
+      return;
+    }
     const features = this.driverFeatureBits;
     const queues: Array<SplitQueue | undefined> = [];
     for (let index = 0; index < this.queueRegs.length; index++) {

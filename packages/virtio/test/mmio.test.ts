@@ -112,6 +112,25 @@ describe('virtio-mmio: status state machine and feature negotiation', () => {
     expect(status()).toBe(Status.ACKNOWLEDGE | Status.DRIVER);
   });
 
+  it('FAILED alone is accepted at any step', () => {
+    const { w, status } = setup();
+    w(MmioReg.STATUS, Status.ACKNOWLEDGE | Status.DRIVER);
+    w(MmioReg.STATUS, Status.FAILED);
+    expect(status()).toBe(Status.ACKNOWLEDGE | Status.DRIVER | Status.FAILED);
+  });
+
+  it('DRIVER_OK does not activate a device that already needs a reset', () => {
+    const { transport, device, w, status } = setup();
+    w(MmioReg.STATUS, Status.ACKNOWLEDGE | Status.DRIVER);
+    writeDriverFeatures(transport, readDeviceFeatures(transport));
+    w(MmioReg.STATUS, status() | Status.FEATURES_OK);
+    setupQueue(transport, 0, q0);
+    device.host!.needsReset('backend failed to open');
+    w(MmioReg.STATUS, status() | Status.DRIVER_OK);
+    expect(device.activations).toBe(0);
+    expect(transport.isActive).toBe(false);
+  });
+
   it('FAILED is recorded and stops the device until reset', () => {
     const { transport, device, w, status } = setup();
     bringUp(transport, [q0, q1]);
