@@ -36,7 +36,7 @@ process.on('unhandledRejection', (reason) => {
 });
 // `hype run | head`: a closed stdout must not crash us with EPIPE; the VM keeps its own course.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-  if (error.code !== 'EPIPE') throw error;
+  if (error.code !== 'EPIPE' && error.code !== 'EIO') throw error;
 });
 
 const code = await runCli(process.argv.slice(2), {
