@@ -15,7 +15,8 @@ Napi::Error ErrnoError(Napi::Env env, const char* what, int err);
 // Calls a JS function from a native (libuv/TSFN) callback the way Node's own callbacks are called:
 // inside a callback scope (microtasks and nextTicks run afterwards) and with uncaught exceptions
 // reported as such instead of being left pending.
-void CallIntoJs(Napi::Env env, const Napi::FunctionReference& fn, napi_async_context context,
+// `receiver` must be an object (napi_make_callback refuses undefined).
+void CallIntoJs(Napi::Env env, const Napi::FunctionReference& fn, napi_value receiver, napi_async_context context,
                 std::initializer_list<napi_value> args);
 
 // Number or BigInt -> uint64 (throws TypeError on anything else, RangeError on negatives/fractions).

@@ -29,10 +29,9 @@ Napi::Error ErrnoError(Napi::Env env, const char* what, int err) {
 
 void ThrowErrno(Napi::Env env, const char* what, int err) { ErrnoError(env, what, err).ThrowAsJavaScriptException(); }
 
-void CallIntoJs(Napi::Env env, const Napi::FunctionReference& fn, napi_async_context context,
+void CallIntoJs(Napi::Env env, const Napi::FunctionReference& fn, napi_value receiver, napi_async_context context,
                 std::initializer_list<napi_value> args) {
-  Napi::HandleScope scope(env);
-  fn.MakeCallback(env.Undefined(), args, context);
+  fn.MakeCallback(receiver, args, context);
   if (env.IsExceptionPending()) {
     Napi::Error error = env.GetAndClearPendingException();
     napi_fatal_exception(env, error.Value());

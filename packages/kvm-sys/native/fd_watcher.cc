@@ -65,21 +65,21 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
     Napi::Env env = self->env_;
     Napi::HandleScope scope(env);
     if (status < 0) {
-      CallIntoJs(env, self->callback_, self->context_, {Napi::Number::New(env, status)});
+      CallIntoJs(env, self->callback_, self->Value(), self->context_, {Napi::Number::New(env, status)});
       return;
     }
     if (!self->drain_) {
-      CallIntoJs(env, self->callback_, self->context_, {Napi::Number::New(env, events)});
+      CallIntoJs(env, self->callback_, self->Value(), self->context_, {Napi::Number::New(env, events)});
       return;
     }
     uint64_t value = 0;
     ssize_t n = read(self->fd_, &value, sizeof value);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;  // another reader got there first
     if (n < 0) {
-      CallIntoJs(env, self->callback_, self->context_, {Napi::Number::New(env, -errno)});
+      CallIntoJs(env, self->callback_, self->Value(), self->context_, {Napi::Number::New(env, -errno)});
       return;
     }
-    CallIntoJs(env, self->callback_, self->context_, {Napi::BigInt::New(env, value)});
+    CallIntoJs(env, self->callback_, self->Value(), self->context_, {Napi::BigInt::New(env, value)});
   }
 
   void CloseHandle() {

@@ -212,14 +212,15 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
   void Deliver(const Event& event) {
     if (event.generation != generation_ || !thread_alive_) return;  // from a thread join() already ended
     Napi::Env env = env_;
+    Napi::HandleScope scope(env);
     if (event.kind == EventKind::Exit) {
       exit_pending_ = true;
-      CallIntoJs(env, on_exit_, context_, {});
+      CallIntoJs(env, on_exit_, Value(), context_, {});
       return;
     }
     pthread_join(thread_, nullptr);  // the thread posted its last event and is returning
     Finish();
-    CallIntoJs(env, on_stop_, context_, {Napi::Number::New(env, event.err)});
+    CallIntoJs(env, on_stop_, Value(), context_, {Napi::Number::New(env, event.err)});
   }
 
   void Finish() {

@@ -17,7 +17,8 @@ import { fileURLToPath } from 'node:url';
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const mode = process.argv[2] ?? 'install';
 
-const env = { ...process.env };
+// node-gyp-build runs `node-gyp-build-test` and `node-gyp` through PATH.
+const env = { ...process.env, PATH: `${join(packageRoot, 'node_modules', '.bin')}:${process.env.PATH ?? ''}` };
 const nodePrefix = resolve(dirname(process.execPath), '..');
 if (!env.npm_config_nodedir && existsSync(join(nodePrefix, 'include', 'node', 'node_api.h'))) {
   env.npm_config_nodedir = nodePrefix;

@@ -1,0 +1,189 @@
+// The vCPU thread machinery (native thread -> JS handoff -> resume, stop by signal + immediate_exit,
+// join, process lifetime) with the addon's stand-in for KVM_RUN, so it runs without /dev/kvm.
+// The real KVM_RUN path is exercised by packages/kvm/test/guests.test.ts on hosts with /dev/kvm.
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { createRequire } from 'node:module';
+import { addon, layouts, packageRoot, type NativeMapping, type NativeVcpuThread } from '../src/index.js';
+
+const native = addon();
+const { kvm_run } = layouts;
+
+/** A simulated vCPU; `block` makes its "KVM_RUN" wait for a kick, like a guest that never exits. */
+function simulatedVcpu(options: { block?: boolean; spinNs?: number } = {}) {
+  const run: NativeMapping = new native.Mapping(native.pageSize);
+  const page = new Uint8Array(run.buffer!);
+  const view = new DataView(run.buffer!);
+  page[kvm_run.padding1] = options.block ? 1 : 0;
+  const events: string[] = [];
+  let onExit: (thread: NativeVcpuThread) => void = (t) => t.resume();
+  let stopped: (errno: number) => void = () => {};
+  const stoppedPromise = new Promise<number>((resolve) => (stopped = resolve));
+  const thread: NativeVcpuThread = new native.VcpuThread(
+    -1,
+    run,
+    () => onExit(thread),
+    (errno) => {
+      events.push(`stop:${errno}`);
+      stopped(errno);
+    },
+    { simulate: true, spinNs: options.spinNs ?? 0 },
+  );
+  return {
+    run,
+    page,
+    view,
+    thread,
+    events,
+    stopped: stoppedPromise,
+    setOnExit(handler: (thread: NativeVcpuThread) => void) {
+      onExit = handler;
+    },
+  };
+}
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('VcpuThread (simulated KVM_RUN)', () => {
+  it('hands every exit to JS with kvm_run filled in, and re-enters after resume()', async () => {
+    for (const spinNs of [0, 50_000]) {
+      const vcpu = simulatedVcpu({ spinNs });
+      const seen: number[] = [];
+      vcpu.setOnExit((thread) => {
+        expect(vcpu.view.getUint32(kvm_run.exit_reason, true)).toBe(2); // KVM_EXIT_IO
+        expect(vcpu.page[kvm_run.io_direction]).toBe(1); // OUT
+        expect(vcpu.view.getUint16(kvm_run.io_port, true)).toBe(0x10);
+        const dataOffset = Number(vcpu.view.getBigUint64(kvm_run.io_data_offset, true));
+        seen.push(vcpu.page[dataOffset]);
+        expect(thread.exitPending).toBe(true);
+        if (seen.length === 300) thread.stop();
+        thread.resume();
+      });
+      vcpu.thread.start();
+      expect(vcpu.thread.running).toBe(true);
+      expect(await vcpu.stopped).toBe(0);
+      expect(vcpu.thread.running).toBe(false);
+      expect(seen).toHaveLength(300);
+      expect(seen.slice(0, 3)).toEqual([1, 2, 3]);
+      expect(seen[299]).toBe(300 & 0xff);
+      vcpu.run.close();
+    }
+  });
+
+  it('stop() kicks a thread out of a KVM_RUN that does not exit', async () => {
+    const vcpu = simulatedVcpu({ block: true });
+    vcpu.setOnExit(() => {
+      throw new Error('no exit expected');
+    });
+    vcpu.thread.start();
+    await delay(20);
+    expect(vcpu.thread.running).toBe(true);
+    vcpu.thread.stop();
+    expect(await vcpu.stopped).toBe(0);
+    expect(vcpu.page[kvm_run.immediate_exit]).toBe(1);
+    vcpu.run.close();
+  });
+
+  it('an exit handed to JS is completed before the thread stops', async () => {
+    const vcpu = simulatedVcpu();
+    let exits = 0;
+    vcpu.setOnExit((thread) => {
+      exits++;
+      thread.stop();
+      setTimeout(() => {
+        expect(vcpu.events).toEqual([]); // still waiting for this exit
+        thread.resume();
+      }, 20);
+    });
+    vcpu.thread.start();
+    expect(await vcpu.stopped).toBe(0);
+    expect(exits).toBe(1);
+    vcpu.run.close();
+  });
+
+  it('resume() without a pending exit is an error', () => {
+    const vcpu = simulatedVcpu();
+    expect(() => vcpu.thread.resume()).toThrow(/no exit is pending/);
+    vcpu.run.close();
+  });
+
+  it('join() abandons a pending exit, waits for the thread and drops its queued events', async () => {
+    const vcpu = simulatedVcpu();
+    let exits = 0;
+    vcpu.setOnExit(() => exits++); // never resumes
+    vcpu.thread.start();
+    await delay(20);
+    expect(exits).toBe(1);
+    expect(vcpu.thread.join()).toBe(true);
+    expect(vcpu.thread.running).toBe(false);
+    await delay(20);
+    expect(vcpu.events).toEqual([]); // join() does not call onStop
+    expect(() => vcpu.thread.join()).not.toThrow();
+    vcpu.run.close();
+  });
+
+  it('keeps the kvm_run mapping while running, and can start again after stopping', async () => {
+    const vcpu = simulatedVcpu({ block: true });
+    vcpu.thread.start();
+    expect(() => vcpu.thread.start()).toThrow(/already running/);
+    expect(() => vcpu.run.close()).toThrow(/in use by a running vCPU thread/);
+    vcpu.thread.stop();
+    await vcpu.stopped;
+    vcpu.page[kvm_run.padding1] = 0;
+    let exits = 0;
+    vcpu.setOnExit((thread) => {
+      if (++exits === 5) thread.stop();
+      thread.resume();
+    });
+    const again = new Promise<number>((resolve) => {
+      const check = setInterval(() => {
+        if (!vcpu.thread.running) {
+          clearInterval(check);
+          resolve(exits);
+        }
+      }, 5);
+    });
+    vcpu.thread.start();
+    expect(await again).toBe(5);
+    vcpu.run.close();
+    expect(() => vcpu.thread.start()).toThrow(/kvm_run mapping is closed/);
+  });
+});
+
+describe('VcpuThread and the process lifetime', () => {
+  const nodeGypBuild = createRequire(import.meta.url).resolve('node-gyp-build');
+
+  function runChild(body: string) {
+    const script = `
+      const native = require(${JSON.stringify(nodeGypBuild)})(${JSON.stringify(packageRoot)});
+      const run = new native.Mapping(native.pageSize);
+      new Uint8Array(run.buffer)[2] = 1; // padding1[0]: block in the simulated KVM_RUN
+      const thread = new native.VcpuThread(-1, run, () => {}, (errno) => console.log('stopped', errno), { simulate: true });
+      thread.start();
+      ${body}
+    `;
+    return spawnSync(process.execPath, ['-e', script], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+  }
+
+  it('a running thread keeps the process alive until it is stopped', () => {
+    const child = runChild(`setTimeout(() => thread.stop(), 100);`);
+    expect(child.stderr).toBe('');
+    expect(child.stdout).toBe('stopped 0\n');
+    expect(child.status).toBe(0);
+  });
+
+  it('after join() nothing keeps the process alive', () => {
+    const child = runChild(`setTimeout(() => { thread.join(); run.close(); console.log('joined'); }, 50);`);
+    expect(child.stdout).toBe('joined\n');
+    expect(child.status).toBe(0);
+  });
+
+  it('process.exit() with a running thread ends cleanly (joined at environment teardown)', () => {
+    const child = runChild(`setTimeout(() => process.exit(3), 50);`);
+    expect(child.signal).toBeNull();
+    expect(child.status).toBe(3);
+  });
+});
