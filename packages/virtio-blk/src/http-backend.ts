@@ -1,5 +1,8 @@
 import { type BlockBackend, checkRange, totalLength } from './backend.js';
 
+/** Largest range fetched (and held in host memory) at once for one read. */
+const MAX_FETCH = 8 << 20;
+
 /** The part of a WHATWG `Response` this backend uses. */
 export interface HttpResponseLike {
   status: number;
@@ -97,35 +100,28 @@ export class HttpBackend implements BlockBackend {
     if (this.closed) throw new Error(`http disk ${this.url}: read after close`);
     const length = totalLength(dest);
     checkRange(`http disk ${this.url} read`, offset, length, this.size);
-    if (length === 0) return;
-    if (this.maxBlocks === 0) {
-      scatterInto(await this.fetchRange(offset, length), dest);
-      return;
-    }
-    const first = Math.floor(offset / this.blockSize);
-    const last = Math.floor((offset + length - 1) / this.blockSize);
-    const blocks = await Promise.all(this.blocksFor(first, last));
-    let di = 0;
-    let dOff = 0;
-    let pos = offset;
+    const out = new ScatterCursor(dest);
     const end = offset + length;
-    for (let b = first; b <= last; b++) {
-      const block = blocks[b - first];
-      const blockStart = b * this.blockSize;
-      let from = pos - blockStart;
-      const to = Math.min(end, blockStart + block.byteLength) - blockStart;
-      while (from < to) {
-        const d = dest[di];
-        const n = Math.min(d.byteLength - dOff, to - from);
-        d.set(block.subarray(from, from + n), dOff);
-        from += n;
-        dOff += n;
-        if (dOff === d.byteLength) {
-          di++;
-          dOff = 0;
-        }
+    let pos = offset;
+    // A window at a time, so a huge guest request never holds more than MAX_FETCH bytes of host memory.
+    while (pos < end) {
+      if (this.maxBlocks === 0) {
+        const n = Math.min(end - pos, MAX_FETCH);
+        out.put(await this.fetchRange(pos, n));
+        pos += n;
+        continue;
       }
-      pos = blockStart + to;
+      const first = Math.floor(pos / this.blockSize);
+      const last = Math.min(Math.floor((end - 1) / this.blockSize), first + Math.max(1, Math.floor(MAX_FETCH / this.blockSize)) - 1);
+      const blocks = await Promise.all(this.blocksFor(first, last));
+      for (let b = first; b <= last; b++) {
+        const block = blocks[b - first];
+        const blockStart = b * this.blockSize;
+        const to = Math.min(end, blockStart + this.blockSize);
+        if (blockStart + block.byteLength < to) throw new Error(`http disk ${this.url}: block ${b} is short (${block.byteLength} bytes)`);
+        out.put(block.subarray(pos - blockStart, to - blockStart));
+        pos = to;
+      }
     }
   }
 
@@ -218,11 +214,25 @@ function parseContentRange(v: string | null): { start: number; end: number; tota
   return { start, end, total: m[3] === '*' ? undefined : Number(m[3]) };
 }
 
-function scatterInto(src: Uint8Array, dest: readonly Uint8Array[]): void {
-  let pos = 0;
-  for (const d of dest) {
-    d.set(src.subarray(pos, pos + d.byteLength));
-    pos += d.byteLength;
+/** Writes consecutive byte runs across a list of views. */
+class ScatterCursor {
+  private index = 0;
+  private offset = 0;
+  constructor(private readonly views: readonly Uint8Array[]) {}
+
+  put(src: Uint8Array): void {
+    let done = 0;
+    while (done < src.byteLength) {
+      const v = this.views[this.index];
+      const n = Math.min(v.byteLength - this.offset, src.byteLength - done);
+      v.set(src.subarray(done, done + n), this.offset);
+      done += n;
+      this.offset += n;
+      if (this.offset === v.byteLength) {
+        this.index++;
+        this.offset = 0;
+      }
+    }
   }
 }
 
