@@ -8,7 +8,8 @@
 //
 // Usage: pnpm build && node bench/blk.mjs
 // Env: HYPE_BENCH_BLK_MIB (file size, default 256), HYPE_BENCH_BLK_SECONDS (per cell, default 1),
-//      HYPE_BENCH_BLK_QD (comma list of queue depths, default "1,32"), HYPE_BENCH_DIR (temp dir).
+//      HYPE_BENCH_BLK_QD (comma list of queue depths, default "1,32"), HYPE_BENCH_BLK_SLICES (alternating
+//      measurement slices per cell, default 6), HYPE_BENCH_DIR (temp dir).
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -26,6 +27,7 @@ const { MmioTransport, ArrayGuestMemory, MmioReg, Status, Desc, Avail, Used } = 
 const FILE_MIB = Number(process.env.HYPE_BENCH_BLK_MIB ?? 256);
 const SECONDS = Number(process.env.HYPE_BENCH_BLK_SECONDS ?? 1);
 const DEPTHS = (process.env.HYPE_BENCH_BLK_QD ?? '1,32').split(',').map(Number);
+const SLICES = Number(process.env.HYPE_BENCH_BLK_SLICES ?? 6);
 const FILE_SIZE = FILE_MIB << 20;
 const QUEUE_SIZE = 256;
 const MAX_DEPTH = Math.floor(QUEUE_SIZE / 3);
@@ -221,6 +223,11 @@ async function runPlain(fh, write, size, depth, seed, seconds = SECONDS) {
   return { ops, seconds: Number(process.hrtime.bigint() - start) / 1e9 };
 }
 
+function add(total, r) {
+  total.ops += r.ops;
+  total.seconds += r.seconds;
+}
+
 async function makeFile(path) {
   const fh = await open(path, 'w');
   const chunk = Buffer.alloc(4 << 20);
@@ -243,11 +250,20 @@ try {
     ]) {
       for (const size of [4096, 65536]) {
         const seed = size * 7 + depth + (write ? 1 : 0);
-        // Warm up both paths (JIT, page cache), then measure them back to back.
+        // Warm up both paths (JIT, page cache), then measure them in alternating slices so that load
+        // from other processes on the machine falls on both sides alike.
         await runPlain(fh, write, size, depth, seed, SECONDS / 4);
         await runDevice(backend, write, size, depth, seed, SECONDS / 4);
-        const plain = await runPlain(fh, write, size, depth, seed);
-        const dev = await runDevice(backend, write, size, depth, seed);
+        const plain = { ops: 0, seconds: 0 };
+        const dev = { ops: 0, seconds: 0 };
+        for (let i = 0; i < SLICES; i++) {
+          const sides = [
+            async () => add(plain, await runPlain(fh, write, size, depth, seed + i, SECONDS / SLICES)),
+            async () => add(dev, await runDevice(backend, write, size, depth, seed + i, SECONDS / SLICES)),
+          ];
+          if (i % 2 === 1) sides.reverse();
+          for (const side of sides) await side();
+        }
         const row = {
           op,
           sizeKiB: size / 1024,
