@@ -361,7 +361,7 @@ describe('property: virtio-mmio transport + console under random register traffi
           expect(memory.badRequests).toEqual([]);
           expect(memory.damagedGuards()).toEqual([]);
         }),
-        { ...params, numRuns: Math.max(1, Math.floor(RUNS / 2)) },
+        params,
       );
     },
     timeout,
