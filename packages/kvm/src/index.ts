@@ -1,1 +1,16 @@
-export {};
+export { Kvm } from './kvm.js';
+export { Vm } from './vm.js';
+export type { IoEventFd, IoEventFdOptions, IrqFd, IrqFdOptions, MemoryRegion, MemoryRegionOptions } from './vm.js';
+export { Vcpu } from './vcpu.js';
+export type { ExitAction, ExitHandler, StartOptions, VcpuStopReason } from './vcpu.js';
+export { KvmRun } from './kvm-run.js';
+export type { InternalErrorExit, IoExit, MmioExit, SystemEventExit } from './kvm-run.js';
+export { EventFd } from './eventfd.js';
+export type { EventFdWatch } from './eventfd.js';
+export { GuestMemoryMap } from './guest-memory.js';
+export type { GuestMemory, RamRange } from './guest-memory.js';
+export { KvmError } from './errors.js';
+export type { CpuidEntry, DescriptorTable, Fpu, MsrEntry, Regs, Segment, Sregs, VcpuEvents } from './structs.js';
+export {
+  KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KvmCap, KvmExit, KvmInternalError, KvmMpState, KvmSystemEvent, exitReasonName,
+} from '@hype/kvm-sys';
