@@ -55,3 +55,15 @@ export const MmioInterrupt = {
   /** The device configuration changed (also raised with DEVICE_NEEDS_RESET). */
   CONFIG: 2,
 } as const;
+
+/**
+ * The kernel command-line entry that tells Linux's virtio_mmio driver about a device window
+ * (drivers/virtio/virtio_mmio.c, `virtio_mmio.device=<size>@<baseaddr>:<irq>`).
+ */
+export function virtioMmioCmdlineEntry(base: number, irq: number): string {
+  if (!Number.isSafeInteger(base) || base < 0 || base % MMIO_WINDOW_SIZE !== 0) {
+    throw new RangeError(`virtio-mmio window base 0x${base.toString(16)} must be a 4 KiB-aligned address`);
+  }
+  if (!Number.isInteger(irq) || irq < 0) throw new RangeError(`virtio-mmio irq ${irq} must be a non-negative integer`);
+  return `virtio_mmio.device=4K@0x${base.toString(16)}:${irq}`;
+}

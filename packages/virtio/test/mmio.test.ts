@@ -394,3 +394,12 @@ describe('virtio-mmio: notifications, interrupts, config', () => {
     expect(transport.read(MmioReg.SHM_LEN_HIGH, 4)).toBe(0xffff_ffff);
   });
 });
+
+describe('virtioMmioCmdlineEntry', () => {
+  it('formats the virtio_mmio.device= parameter and rejects bad windows', async () => {
+    const { virtioMmioCmdlineEntry } = await import('../src/mmio-registers.js');
+    expect(virtioMmioCmdlineEntry(0xd000_0000, 5)).toBe('virtio_mmio.device=4K@0xd0000000:5');
+    expect(() => virtioMmioCmdlineEntry(0xd000_0800, 5)).toThrow(/4 KiB-aligned/);
+    expect(() => virtioMmioCmdlineEntry(0xd000_0000, -1)).toThrow(/irq/);
+  });
+});
