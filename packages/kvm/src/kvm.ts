@@ -18,7 +18,6 @@ export class Kvm implements Disposable {
     this.#fd = fd;
     this.apiVersion = ioctl(fd, ioctls.KVM_GET_API_VERSION);
     if (this.apiVersion !== KVM_API_VERSION) {
-      addon().close(fd);
       throw new Error(`KVM API version ${this.apiVersion} is not supported (expected ${KVM_API_VERSION})`);
     }
     this.vcpuMmapSize = ioctl(fd, ioctls.KVM_GET_VCPU_MMAP_SIZE);
@@ -38,7 +37,12 @@ export class Kvm implements Disposable {
       });
     }
     if (fd < 0) throw new KvmError(`open ${path}`, -fd);
-    return new Kvm(fd);
+    try {
+      return new Kvm(fd);
+    } catch (error) {
+      addon().close(fd);
+      throw error;
+    }
   }
 
   get closed(): boolean {
