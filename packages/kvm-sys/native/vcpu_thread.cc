@@ -7,8 +7,8 @@
 //
 // stop(): set the stop flag and kvm_run.immediate_exit, then pthread_kill(kick signal) — the signal
 // interrupts a KVM_RUN in progress (EINTR), immediate_exit makes one about to start return at once.
-// An exit already handed to JS is still completed before the thread ends (the next KVM_RUN would
-// otherwise finish that instruction with stale data). join() (used by close and at environment
+// An exit already handed to JS is still completed before the thread ends, and the thread's last
+// KVM_RUN (with immediate_exit) lets KVM finish that instruction. join() (used by close and at environment
 // teardown) additionally abandons a pending exit and waits for the thread to end.
 #include <linux/kvm.h>
 #include <pthread.h>
@@ -155,10 +155,17 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
     const uint64_t generation = thread_generation_;
     int err = 0;
     for (;;) {
-      if (stop_requested_.load(std::memory_order_acquire)) break;
+      // Stopping still enters KVM_RUN once, with immediate_exit set: KVM finishes the instruction of the
+      // exit JS just completed (advances RIP, consumes IN/MMIO-read data) and returns EINTR, so the
+      // registers read after a stop are consistent (Documentation/virt/kvm/api.rst, immediate_exit).
+      const bool stopping = stop_requested_.load(std::memory_order_acquire);
+      if (stopping) SetImmediateExit(run_, 1);
       if (RunOnce() < 0) {
         int e = errno;
-        if (e == EINTR || e == EAGAIN) continue;
+        if (e == EINTR || e == EAGAIN) {
+          if (stopping) break;
+          continue;
+        }
         err = e;
         break;
       }
