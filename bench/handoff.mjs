@@ -1,0 +1,155 @@
+#!/usr/bin/env node
+// Exit round-trip latency: hype's vCPU-thread -> JS handoff against a synchronous C loop, same guest,
+// same run. The guest is `out 0x10, al; jmp $-2` in real mode, so every iteration is one port-I/O exit.
+//
+//   sync C loop       KVM_RUN in a loop on the calling thread, each exit completed in C (the floor)
+//   handoff           @hype/kvm Vcpu.start(): native vCPU thread -> ThreadSafeFunction -> JS handler
+//                     -> resume(); measured between consecutive handler calls (spinNs 0 and 20 µs)
+//   simulated         the same handoff with the addon's stand-in for KVM_RUN (no guest at all): the cost
+//                     of the thread handoff alone; runs on hosts without /dev/kvm too
+//
+// Standalone: `node bench/handoff.mjs [exits]` prints a readable line, then the `BENCH-RESULT <json>`
+// line of bench/lib/result.mjs. Needs the built packages (`pnpm build`). Without /dev/kvm the result is
+// "skipped" and the exit code 0. Also importable: `runHandoffBench()`, `formatHandoff()`.
+import { existsSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { emitResult } from './lib/result.mjs';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const CODE = 0x1000;
+const GUEST = [0xe6, 0x10, 0xeb, 0xfc]; // out 0x10, al ; jmp back to the out
+
+function stats(samplesNs) {
+  const sorted = Float64Array.from(samplesNs).sort();
+  const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] / 1000;
+  return { medianUs: round(at(0.5)), p90Us: round(at(0.9)), samples: sorted.length };
+}
+
+const round = (x) => Math.round(x * 100) / 100;
+
+async function load(pkg) {
+  const entry = `${root}packages/${pkg}/dist/index.js`;
+  if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`pnpm build\` first`);
+  return import(pathToFileURL(entry).href);
+}
+
+/** Handler-to-handler intervals of `exits` exits handed to JS by a running vCPU. */
+function measureHandoff(vcpu, exits, spinNs) {
+  const samples = new Float64Array(exits);
+  let count = 0;
+  let last = process.hrtime.bigint();
+  return vcpu
+    .start(
+      () => {
+        const now = process.hrtime.bigint();
+        samples[count++] = Number(now - last);
+        last = now;
+        return count === exits ? 'stop' : undefined;
+      },
+      { spinNs },
+    )
+    .then(() => samples.subarray(1)); // the first interval includes thread start-up
+}
+
+async function measureSimulated(exits) {
+  const { addon } = await load('kvm-sys');
+  const native = addon();
+  const run = new native.Mapping(native.pageSize);
+  const samples = new Float64Array(exits);
+  let count = 0;
+  let last = process.hrtime.bigint();
+  await new Promise((resolve) => {
+    const thread = new native.VcpuThread(
+      -1,
+      run,
+      () => {
+        const now = process.hrtime.bigint();
+        samples[count++] = Number(now - last);
+        last = now;
+        if (count === exits) thread.stop();
+        thread.resume();
+      },
+      resolve,
+      { simulate: true },
+    );
+    thread.start();
+  });
+  run.close();
+  return stats(samples.subarray(1));
+}
+
+const TITLE = 'KVM exit round trip: native vCPU thread -> JS handler vs a synchronous C KVM_RUN loop';
+
+/**
+ * Runs the benchmark and returns its result in the bench/README.md convention ({ bench, title, status,
+ * rows, data }). A host without /dev/kvm gives status "skipped" (the simulated handoff is still in data).
+ */
+export async function runHandoffBench({ exits = 20_000 } = {}) {
+  const simulated = await measureSimulated(exits);
+  const base = { bench: 'handoff', title: TITLE };
+  if (!existsSync('/dev/kvm')) {
+    return { ...base, status: 'skipped', reason: '/dev/kvm absent on this host', data: { exits, simulatedHandoff: simulated } };
+  }
+  const { Kvm } = await load('kvm');
+  const kvm = Kvm.open();
+  const vm = kvm.createVm();
+  try {
+    vm.setTssAddr(0xfffbd000);
+    const ram = vm.addMemory({ guestPhysAddr: 0, size: 0x8000 });
+    ram.bytes.set(GUEST, CODE);
+    const vcpu = vm.createVcpu(0);
+    const sregs = vcpu.getSregs();
+    sregs.cs.base = 0n;
+    sregs.cs.selector = 0;
+    vcpu.setSregs(sregs);
+    vcpu.setRegs({ ...vcpu.getRegs(), rip: BigInt(CODE), rflags: 2n });
+
+    vcpu.runPioLoopNative(1000); // warm-up
+    const sync = stats(vcpu.runPioLoopNative(exits));
+    await measureHandoff(vcpu, 1000, 0); // warm-up
+    const handoff = stats(await measureHandoff(vcpu, exits, 0));
+    const handoffSpin = stats(await measureHandoff(vcpu, exits, 20_000));
+    const baseline = { name: 'synchronous C KVM_RUN loop (median)', value: sync.medianUs };
+    const row = (metric, value, note) => ({
+      metric, value, unit: 'µs', better: 'lower', baseline, ratio: round(value / sync.medianUs), note,
+    });
+    return {
+      ...base,
+      status: 'ok',
+      rows: [
+        row('PIO exit round trip, vCPU thread -> JS (median)', handoff.medianUs, `p90 ${handoff.p90Us} µs`),
+        row('same, vCPU thread spinning 20 µs before sleeping (median)', handoffSpin.medianUs, `p90 ${handoffSpin.p90Us} µs`),
+        {
+          metric: 'thread handoff alone, simulated KVM_RUN (median)', value: simulated.medianUs, unit: 'µs',
+          better: 'lower', note: 'no guest: native thread -> JS -> resume',
+        },
+      ],
+      data: { exits, syncCLoop: sync, handoff, handoffSpin20us: handoffSpin, simulatedHandoff: simulated },
+    };
+  } finally {
+    vm.close();
+    kvm.close();
+  }
+}
+
+/** One readable line for a result of runHandoffBench(). */
+export function formatHandoff(result) {
+  const sim = `simulated thread handoff (no KVM) median ${result.data.simulatedHandoff.medianUs} µs`;
+  if (result.status === 'skipped') return `handoff: cannot run: ${result.reason}; ${sim}`;
+  const { syncCLoop, handoff, handoffSpin20us } = result.data;
+  return (
+    `handoff: sync C loop median ${syncCLoop.medianUs} µs, vCPU thread -> JS median ${handoff.medianUs} µs ` +
+    `(ratio ${result.rows[0].ratio}x; spinning 20 µs: ${handoffSpin20us.medianUs} µs, ratio ${result.rows[1].ratio}x); ${sim}`
+  );
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const exits = Number(process.argv[2] ?? 20_000);
+  if (!Number.isInteger(exits) || exits < 100) {
+    console.error(`bench/handoff.mjs: exits ${process.argv[2]} must be a whole number >= 100`);
+    process.exit(2);
+  }
+  const result = await runHandoffBench({ exits });
+  console.log(formatHandoff(result));
+  emitResult(result);
+}
