@@ -7,8 +7,7 @@ export default defineConfig([
     format: ['esm', 'cjs'],
     dts: true,
     sourcemap: true,
-    // Both builds run at once: this one cleans dist/ except what the other writes.
-    clean: ['**/*', '!bin.js', '!bin.js.map'],
+    // No `clean`: both builds run at once and write into dist/; the build script empties it first.
     shims: true,
     target: 'node20',
   },

@@ -5,10 +5,8 @@
  */
 import { totalmem } from 'node:os';
 import { loaderCheckBoot } from './boot-check.js';
-import { packagedDefaultGuest } from './default-guest.js';
 import { ExitCode } from './exit-codes.js';
 import { runCli } from './run-cli.js';
-import { defaultCreateVm } from './vm-adapter.js';
 
 /** Terminal restores etc. to run however the process ends. */
 const cleanups = new Set<() => void>();
@@ -44,8 +42,12 @@ const code = await runCli(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,
   env: process.env,
-  createVm: defaultCreateVm,
-  guest: packagedDefaultGuest,
+  // Loaded on first use: @hype/vm pulls in the native KVM addon and @hype/guest the build driver, which
+  // --help, --version and the input checks do not need (and must not fail on).
+  createVm: async (config, options) => (await import('./vm-adapter.js')).defaultCreateVm(config, options),
+  guest: {
+    ensure: async (progress, reportCached) => (await import('./default-guest.js')).packagedDefaultGuest.ensure(progress, reportCached),
+  },
   checkBoot: loaderCheckBoot,
   onSignal: (signal, handler) => {
     process.on(signal, handler);
