@@ -177,6 +177,9 @@ export function loadLinux(mem: GuestMemory, opts: LinuxBootOptions): LinuxBootSe
   if (!Number.isInteger(cpus) || cpus < 1 || cpus > MP_MAX_CPUS) {
     throw new LoaderError('unsupported', `${cpus} vCPUs: the MP table describes 1 to ${MP_MAX_CPUS}`);
   }
+  if (!Number.isSafeInteger(opts.memBytes) || opts.memBytes < LAYOUT.highMemStart || opts.memBytes % PAGE_SIZE !== 0) {
+    throw new LoaderError('memory', `memory size ${opts.memBytes} bytes: need a whole number of 4 KiB pages, at least 1 MiB`);
+  }
   const ram = guestRamRegions(opts.memBytes);
   const lowRamEnd = ram[0].size;
   const plan = planKernel(opts, name);

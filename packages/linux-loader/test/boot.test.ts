@@ -275,6 +275,7 @@ describe('loadLinux errors (one line, nothing written)', () => {
     expect(errorOf(() => loadLinux(mem, { kernel: smallVmlinux(), initrd: new Uint8Array(0), initrdName: '/e', memBytes: ram.length })).message).toBe(
       'initrd /e: empty file',
     );
+    expect(errorOf(() => loadLinux(mem, { kernel: smallVmlinux(), memBytes: 1000 })).kind).toBe('memory');
     expect(() => loadLinux(mem, { kernel: smallVmlinux(), memBytes: ram.length, cpus: 0 })).toThrow(/1 to 254/);
     expect(() => loadLinux(mem, { kernel: smallVmlinux(), memBytes: ram.length, cpus: 255 })).toThrow(/1 to 254/);
     expect(untouched(mem)).toBe(true);
