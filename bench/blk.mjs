@@ -6,7 +6,7 @@
 // serve them (readv/writev straight into/out of guest memory) and complete them on the used ring. The
 // baseline does FileHandle.read/write at the same offsets, with the same number of requests in flight.
 //
-// Usage: pnpm build && node bench/blk.mjs
+// Usage: pnpm build && node bench/blk.mjs (or `pnpm bench blk`); prints a table, then its BENCH-RESULT line.
 // Env: HYPE_BENCH_BLK_MIB (file size, default 256), HYPE_BENCH_BLK_SECONDS (per cell, default 1),
 //      HYPE_BENCH_BLK_QD (comma list of queue depths, default "1,32"), HYPE_BENCH_BLK_SLICES (alternating
 //      measurement slices per cell, default 6), HYPE_BENCH_DIR (temp dir).
@@ -16,6 +16,7 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { emitResult, row } from './lib/result.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const blk = await import(join(root, 'packages/virtio-blk/dist/index.js'));
@@ -287,7 +288,16 @@ try {
       `${r.op.padEnd(6)} ${String(r.sizeKiB).padStart(3)}KiB ${String(r.queueDepth).padStart(3)}  ${f(r.device.mbPerS)}    ${f(r.device.reqPerS, 0)}    ${f(r.plain.mbPerS)}    ${f(r.plain.reqPerS, 0)}     ${r.ratio.toFixed(2)}`,
     );
   }
-  console.log(JSON.stringify({ bench: 'virtio-blk-device-model', fileMiB: FILE_MIB, secondsPerCell: SECONDS, node: process.version, results }, null, 2));
+  // The one result line bench/run.mjs reads (bench/README.md).
+  emitResult({
+    bench: 'blk',
+    title: 'virtio-blk device model vs FileHandle.read/write (no guest)',
+    status: 'ok',
+    rows: results.map((r) =>
+      row(`${r.op} ${r.sizeKiB} KiB QD${r.queueDepth}`, r.device.mbPerS, 'MB/s', 'higher', { name: `FileHandle.${r.op}`, value: r.plain.mbPerS }, `${Math.round(r.device.reqPerS)} vs ${Math.round(r.plain.reqPerS)} req/s`),
+    ),
+    data: { fileMiB: FILE_MIB, secondsPerCell: SECONDS, slices: SLICES, node: process.version, results },
+  });
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
