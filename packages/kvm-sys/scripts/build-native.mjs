@@ -5,7 +5,8 @@
 //             otherwise compile from source.
 //   build     (turbo "build"): same, and also recompile when build/Release is older than the C++
 //             sources (so `pnpm build` after editing native/ never runs a stale addon).
-//   prebuild  prebuildify --napi --strip -> prebuilds/linux-x64/.
+//   prebuild  prebuildify --napi --strip -> prebuilds/linux-x64/ (script "build:prebuild": a script
+//             named "prebuild" would run before every "build", pnpm runs pre-scripts).
 //
 // node-gyp downloads Node's headers unless told where they are; there is no network here, so point it at
 // the headers that ship with this Node (`<prefix>/include/node`, e.g. /usr/include/node) when present.

@@ -1,0 +1,46 @@
+// The addon is found by node-gyp-build both where `node-gyp rebuild` puts it (build/Release, a build from
+// source on install) and where `prebuildify --napi` puts it (prebuilds/linux-x64). Each layout is laid
+// out in a temporary package holding only that binary, and loaded in a child process.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { packageRoot } from '../src/index.js';
+
+const require = createRequire(import.meta.url);
+const nodeGypBuild = require.resolve('node-gyp-build');
+const binary: string = require('node-gyp-build').path(packageRoot);
+const scratch = mkdtempSync(join(tmpdir(), 'hype-kvm-sys-loader-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+function loadFrom(layout: string, file: string) {
+  const dir = join(scratch, layout);
+  mkdirSync(join(dir, file, '..'), { recursive: true });
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: '@hype/kvm-sys' }));
+  copyFileSync(binary, join(dir, file));
+  const script = `
+    const load = require(${JSON.stringify(nodeGypBuild)});
+    const dir = ${JSON.stringify(dir)};
+    const native = load(dir);
+    console.log(JSON.stringify({ path: load.path(dir), ioctl: native.ioctls().KVM_RUN }));
+  `;
+  const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+  expect(child.stderr).toBe('');
+  return { dir, ...JSON.parse(child.stdout) };
+}
+
+describe('node-gyp-build finds the addon', () => {
+  it('in build/Release (built from source)', () => {
+    const { dir, path, ioctl } = loadFrom('from-source', 'build/Release/kvm_sys.node');
+    expect(path).toBe(join(dir, 'build/Release/kvm_sys.node'));
+    expect(ioctl).toBe(0xae80);
+  });
+
+  it('in prebuilds/linux-x64 (prebuildify --napi)', () => {
+    const { dir, path, ioctl } = loadFrom('prebuilt', 'prebuilds/linux-x64/@hype+kvm-sys.node');
+    expect(path).toBe(join(dir, 'prebuilds/linux-x64/@hype+kvm-sys.node'));
+    expect(ioctl).toBe(0xae80);
+  });
+});
