@@ -29,6 +29,11 @@ const hasQemu = spawnSync(QEMU, ['--version']).status === 0;
 if (!hasQemu) console.warn(`[hype] ${QEMU} not installed (apt-get install qemu-system-x86): skipping guest/test/qemu-boot.test.ts`);
 
 const BOOT_TIMEOUT_MS = 10 * 60_000;
+/**
+ * /dev/console is hvc0, as in hype's console test; the whole kernel log also goes to ttyS0 (a file)
+ * through the early console, kept after hvc0 takes over.
+ */
+const CMDLINE = 'console=hvc0 earlyprintk=serial,ttyS0,keep reboot=k panic=-1';
 
 interface QemuOptions {
   kernel: string;
@@ -127,7 +132,7 @@ describe.skipIf(!hasQemu)('guest artifacts boot under QEMU TCG (reference emulat
         kernel: kernel.bzImage,
         initrd,
         cpus: 2,
-        append: 'console=ttyS0 console=hvc0 reboot=k panic=-1 hype.test=all hype.cpus=2',
+        append: `${CMDLINE} hype.test=all hype.cpus=2`,
         disks: [
           { path: disks.vda, serial: 'hype-vda' },
           { path: disks.vdb, serial: 'hype-vdb', readOnly: true },
@@ -191,7 +196,7 @@ describe.skipIf(!hasQemu)('guest artifacts boot under QEMU TCG (reference emulat
       const result = await runQemu(dir, {
         kernel: kernel.bzImage,
         initrd,
-        append: 'console=ttyS0 console=hvc0 reboot=k panic=-1',
+        append: CMDLINE,
         onOutput: (output, send) => {
           const step = steps[0];
           if (step && output.includes(step.when)) {
