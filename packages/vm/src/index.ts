@@ -9,3 +9,5 @@ export * from "./cpu/paging.js";
 export * from "./cpu/insn-fetch.js";
 export * from "./cpu/cpuid.js";
 export * from "./cpu/msrs.js";
+export * from "./lifecycle.js";
+export * from "./quirks/index.js";

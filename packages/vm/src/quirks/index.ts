@@ -1,0 +1,5 @@
+export * from './detect.js';
+export * from './cmdline.js';
+export * from './fallbacks.js';
+export * from './syscall-entry.js';
+export * from './host-quirks.js';
