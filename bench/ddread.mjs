@@ -72,6 +72,7 @@ ensureDefaultGuest();
 const dir = mkdtempSync(join(process.env.HYPE_BENCH_DIR ?? tmpdir(), 'hype-bench-dd-'));
 try {
   const disk = join(dir, 'random.img');
+  if (disk.includes(',')) throw new Error(`HYPE_BENCH_DIR: ${dir} contains a comma, which a --disk path cannot hold; use another directory`);
   makeRandomFile(disk);
   hostRead(disk); // warm: the page cache holds it for both sides
 
