@@ -3,7 +3,7 @@ import { findCpuid, type CpuidEntry } from '../src/cpu/cpuid.js';
 import { RFLAGS } from '../src/cpu/state.js';
 import { PVM_CMDLINE_ADDITIONS, mergeCmdline, splitCmdline } from '../src/quirks/cmdline.js';
 import { HOST_QUIRKS_ENV, KVM_PVM_MODULE_PATH, detectHostQuirks } from '../src/quirks/detect.js';
-import { HostQuirks, type EmulationFailure } from '../src/quirks/host-quirks.js';
+import { HostQuirks, IDT_PROBE_INTERVAL, type EmulationFailure } from '../src/quirks/host-quirks.js';
 import { INT3 } from '../src/quirks/syscall-entry.js';
 import { KERNEL_TEXT, KERNEL_TEXT_GPA, LSTAR, PF_HANDLER, guestKernel, writeGate } from './helpers/guest-kernel.js';
 import { zeroRegs } from './helpers/vcpu.js';
@@ -106,11 +106,22 @@ describe('HostQuirks when active', () => {
     expect(q.syscallTrap?.displaced.length).toBe(3);
   });
 
+  it('probes the IDT only every IDT_PROBE_INTERVAL calls while not planted', () => {
+    const g = guestKernel({ slot: [0x6a, 0x0e] });
+    const q = new HostQuirks(g.mem, { detection: ON });
+    let reads = 0;
+    for (let i = 0; i < 2 * IDT_PROBE_INTERVAL + 1; i++) q.ensureSyscallTrap(() => (reads++, g.sregs));
+    expect(reads).toBe(3);
+    g.ram.set([0x90, 0x90, 0x90], g.handlerGpa); // the real handler is in place now
+    for (let i = 0; i < IDT_PROBE_INTERVAL; i++) q.ensureSyscallTrap(() => g.sregs);
+    expect(g.ram[g.handlerGpa]).toBe(INT3);
+  });
+
   it('waits while the IDT is not usable yet', () => {
     const g = guestKernel({ slot: [0x6a, 0x0e] }); // early_idt_handler_array stub
     const q = new HostQuirks(g.mem, { detection: ON });
     expect(q.ensureSyscallTrap(() => g.sregs)).toBe(false);
-    expect(q.ensureSyscallTrap(() => ({ ...g.sregs, idt: { base: 0n, limit: 0 } }))).toBe(false);
+    expect(q.ensureSyscallTrap(() => ({ ...g.sregs, idt: { base: 0n, limit: 0 } }), { recheckIdt: true })).toBe(false);
     expect(g.ram[g.handlerGpa]).toBe(0x6a);
   });
 

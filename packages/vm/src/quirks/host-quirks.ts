@@ -15,6 +15,13 @@ import { detectHostQuirks, type DetectOptions, type HostQuirkDetection } from '.
 import { applyFallback, decodeFallback } from './fallbacks.js';
 import { PageFaultTrap, decideTrapHit, trapSiteFromIdt, type PlantResult, type TrapSite } from './syscall-entry.js';
 
+/**
+ * While the trap is not planted, IDT gate 14 is probed on the first call and then on every this-many
+ * calls of `ensureSyscallTrap`: each probe costs a KVM_GET_SREGS, and a boot has many exits (UART
+ * output) before user space makes its first syscall.
+ */
+export const IDT_PROBE_INTERVAL = 64;
+
 export type QuirkName = 'int3' | 'clac' | 'stac' | 'fwait' | 'popcnt' | 'syscall-entry' | 'page-fault-trap';
 
 /** A KVM_EXIT_INTERNAL_ERROR as the quirks layer needs it. */
@@ -52,6 +59,7 @@ export class HostQuirks {
     int3: 0, clac: 0, stac: 0, fwait: 0, popcnt: 0, 'syscall-entry': 0, 'page-fault-trap': 0,
   };
   private trap: PageFaultTrap | undefined;
+  private idtProbeCountdown = 0;
   private readonly logger: Logger;
 
   constructor(
@@ -102,13 +110,19 @@ export class HostQuirks {
   }
 
   /**
-   * Keeps the trap in place; call it on exits (cheap once planted). Plants it from IDT gate 14 when
-   * it is not yet planted (`getSregs` is only called then, or when `recheckIdt` asks to follow the
-   * IDT to a new handler), and re-plants it if the guest patched the slot. Returns whether armed.
+   * Keeps the trap in place; call it on exits (cheap once planted: one byte compare). Until it is
+   * planted, probes IDT gate 14 (throttled, see IDT_PROBE_INTERVAL; `getSregs` is only called then,
+   * or when `recheckIdt` asks to follow the IDT to a new handler), and re-plants it if the guest
+   * patched the slot. Returns whether the trap is armed.
    */
   ensureSyscallTrap(getSregs: () => VcpuSregs, opts: { recheckIdt?: boolean } = {}): boolean {
     if (!this.active) return false;
-    if (!this.trap || opts.recheckIdt) this.followIdt(getSregs());
+    if (opts.recheckIdt) {
+      this.followIdt(getSregs());
+    } else if (!this.trap && this.idtProbeCountdown-- <= 0) {
+      this.idtProbeCountdown = IDT_PROBE_INTERVAL - 1;
+      this.followIdt(getSregs());
+    }
     return this.trap !== undefined && this.trap.rearm(this.mem);
   }
 
