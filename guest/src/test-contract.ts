@@ -73,6 +73,22 @@ export const VDC_WRITE_LENGTH = 385 * 512;
 /** The result each of the SMP test's two busy loops prints (sum of i % 7 for i < 1e6). */
 export const SMP_BUSY_LOOP_RESULT = 2999997;
 
+/**
+ * The kernel command-line words that select the guest checks, e.g. `hype.test=boot,blk hype.cpus=2`.
+ * Names: the GUEST_TESTS, or the groups `blk` and `all`.
+ */
+export function guestTestCmdline(tests: readonly (GuestTestName | 'blk' | 'all')[], options: { cpus?: number } = {}): string {
+  const known = new Set<string>([...GUEST_TESTS, 'blk', 'all']);
+  for (const t of tests) if (!known.has(t)) throw new Error(`unknown guest test ${JSON.stringify(t)} (known: ${[...known].join(', ')})`);
+  if (tests.length === 0) throw new Error('guestTestCmdline: name at least one test');
+  const words = [`hype.test=${tests.join(',')}`];
+  if (options.cpus !== undefined) {
+    if (!Number.isInteger(options.cpus) || options.cpus < 1) throw new Error(`guestTestCmdline: cpus must be a positive integer, got ${options.cpus}`);
+    words.push(`hype.cpus=${options.cpus}`);
+  }
+  return words.join(' ');
+}
+
 export interface GuestTestResult {
   name: string;
   status: 'PASS' | 'FAIL';

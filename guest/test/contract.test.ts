@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   blkInputText,
@@ -7,6 +7,8 @@ import {
   consoleTestText,
   consoleTestTranscript,
   DEFAULT_BUSYBOX,
+  guestTestCmdline,
+  GUEST_TESTS,
   guestPath,
   parseGuestTestOutput,
   resultFields,
@@ -93,5 +95,21 @@ describe('parseGuestTestOutput', () => {
     const report = parseGuestTestOutput('HYPE-TEST boot PASS kernel=x\n');
     expect(report.done).toBeUndefined();
     expect(report.consoleText).toBeUndefined();
+  });
+});
+
+describe('guestTestCmdline', () => {
+  it('writes hype.test= and hype.cpus= and rejects unknown names', () => {
+    expect(guestTestCmdline(['all'], { cpus: 2 })).toBe('hype.test=all hype.cpus=2');
+    expect(guestTestCmdline(['boot', 'blk.vda'])).toBe('hype.test=boot,blk.vda');
+    expect(() => guestTestCmdline(['boot', 'disk' as 'blk'])).toThrow(/unknown guest test "disk"/);
+    expect(() => guestTestCmdline([])).toThrow(/at least one/);
+    expect(() => guestTestCmdline(['smp'], { cpus: 0 })).toThrow(/positive integer/);
+  });
+
+  it('names exactly the checks the guest runner knows', () => {
+    const runner = readFileSync(guestPath('rootfs/usr/lib/hype/run-tests'), 'utf8');
+    const cases = [...runner.matchAll(/^\t\t([a-z.]+)\) test_/gm)].map((m) => m[1]);
+    expect(cases).toEqual([...GUEST_TESTS]);
   });
 });

@@ -15,6 +15,7 @@ import {
   consoleTestTranscript,
   CONSOLE_READY,
   ensureKernel,
+  guestTestCmdline,
   parseGuestTestOutput,
   prepareTestDisks,
   resultFields,
@@ -132,7 +133,7 @@ describe.skipIf(!hasQemu)('guest artifacts boot under QEMU TCG (reference emulat
         kernel: kernel.bzImage,
         initrd,
         cpus: 2,
-        append: `${CMDLINE} hype.test=all hype.cpus=2`,
+        append: `${CMDLINE} ${guestTestCmdline(['all'], { cpus: 2 })}`,
         disks: [
           { path: disks.vda, serial: 'hype-vda' },
           { path: disks.vdb, serial: 'hype-vdb', readOnly: true },
