@@ -11,3 +11,4 @@ export * from "./cpu/cpuid.js";
 export * from "./cpu/msrs.js";
 export * from "./lifecycle.js";
 export * from "./quirks/index.js";
+export * from "./machine/index.js";

@@ -1,0 +1,170 @@
+/**
+ * Guest tests (ring 3): boot hype's default guest kernel with the test initrd on /dev/kvm and run the
+ * guest-side checks (guest/rootfs/usr/lib/hype/run-tests) in as few boots as possible:
+ *   1. virtio console on hvc0, three virtio-blk disks, 2 vCPUs: boot, console, blk (vda ext4 rw, vdb
+ *      read-only, vdc raw), smp; the host then verifies the disk images byte for byte.
+ *   2. the 8250 console (ttyS0), 1 vCPU: boot only, so the serial path carries a whole boot too.
+ */
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  CONSOLE_READY,
+  consoleTestText,
+  ensureKernel,
+  guestTestCmdline,
+  parseGuestTestOutput,
+  prepareTestDisks,
+  resultFields,
+  verifyTestDisks,
+  writeInitrd,
+  type KernelArtifacts,
+  type TestDisks,
+} from '@hype/guest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createVm, describeExit, type DiskConfig, type TimingEvent, type VmConfig, type VmExit } from '@hype/vm';
+
+const hasKvm = existsSync('/dev/kvm');
+if (!hasKvm) console.warn('[hype] /dev/kvm absent on this host: skipping KVM guest tests in packages/vm/test/guest-boot.test.ts');
+
+const BOOT_TIMEOUT_MS = 10 * 60_000;
+
+interface BootResult {
+  exit: VmExit;
+  output: string;
+  timings: TimingEvent[];
+  seconds: number;
+}
+
+async function boot(config: VmConfig, onOutput?: (output: string, send: (text: string) => void) => void): Promise<BootResult> {
+  const started = performance.now();
+  let output = '';
+  const timings: TimingEvent[] = [];
+  const decoder = new TextDecoder();
+  const vm = await createVm(config, {
+    consoleOutput: (bytes) => {
+      output += decoder.decode(bytes, { stream: true });
+      onOutput?.(output, (text) => vm.writeConsole(new TextEncoder().encode(text)));
+    },
+    onTiming: (t) => timings.push(t),
+  });
+  const timer = setTimeout(() => vm.stop(`no poweroff within ${BOOT_TIMEOUT_MS / 1000} s`), BOOT_TIMEOUT_MS);
+  try {
+    const exit = await vm.run();
+    return { exit, output, timings, seconds: (performance.now() - started) / 1000 };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function timeToInit(r: BootResult): string {
+  const created = r.timings.find((t) => t.event === 'first-kvm-run');
+  const marker = r.timings.find((t) => t.event === 'boot-marker' && t.value === 1);
+  return created && marker ? `${((marker.ms - created.ms) / 1000).toFixed(2)} s from first KVM_RUN to /init` : 'no /init marker';
+}
+
+describe.skipIf(!hasKvm)('the default guest on hype', () => {
+  let dir: string;
+  let kernel: KernelArtifacts;
+  let initrd: string;
+  let disks: TestDisks;
+
+  beforeAll(async () => {
+    kernel = await ensureKernel({ onProgress: (p) => console.log(`[guest build] ${p.phase}: ${p.message}`) });
+    dir = mkdtempSync(join(tmpdir(), 'hype-guest-test-'));
+    initrd = join(dir, 'initrd.cpio');
+    writeInitrd(initrd, { init: 'test' });
+    disks = prepareTestDisks(dir);
+  });
+
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it(
+    'boots to /init with hvc0, 3 disks and 2 vCPUs; console, block and SMP checks pass; flushed data is on disk',
+    async () => {
+      const diskList: DiskConfig[] = [
+        { kind: 'file', path: disks.vda },
+        { kind: 'file', path: disks.vdb, readOnly: true },
+        { kind: 'file', path: disks.vdc },
+      ];
+      const echoLine = `hello from the host ${Date.now()}`;
+      let answered = false;
+      const r = await boot(
+        {
+          kernel: kernel.vmlinux,
+          initrd,
+          cmdline: guestTestCmdline(['all'], { cpus: 2 }),
+          memMiB: 256,
+          cpus: 2,
+          disks: diskList,
+          console: 'hvc',
+        },
+        (output, send) => {
+          if (!answered && output.includes(CONSOLE_READY)) {
+            answered = true;
+            send(`${echoLine}\n`);
+          }
+        },
+      );
+      console.log(`[hype] guest boot: ${timeToInit(r)}; whole run ${r.seconds.toFixed(1)} s`);
+      const report = parseGuestTestOutput(r.output);
+      const failed = report.results.filter((t) => t.status === 'FAIL');
+      expect(failed, `${r.output}\n${report.dmesg.join('\n')}`).toEqual([]);
+      expect(r.exit, describeExit(r.exit)).toEqual({ kind: 'poweroff', status: 0 });
+      expect(report.done).toEqual({ pass: report.results.length, fail: 0 });
+      const names = report.results.map((t) => t.name);
+      for (const name of ['boot', 'console', 'blk.vda', 'blk.vdb', 'blk.vdc', 'smp']) expect(names).toContain(name);
+      expect(resultFields(report.results.find((t) => t.name === 'boot')!).kernel).toMatch(/^6\.1\./);
+      expect(report.consoleText).toBe(consoleTestText());
+      expect(report.consoleEcho).toBe(echoLine);
+      expect(resultFields(report.results.find((t) => t.name === 'smp')!).nproc).toBe('2');
+      expect(verifyTestDisks(disks)).toEqual([]);
+    },
+    BOOT_TIMEOUT_MS + 60_000,
+  );
+
+  it(
+    'stop() from the host ends a 2-vCPU guest sitting in its shell: every vCPU thread ends',
+    async () => {
+      let vmRef: Awaited<ReturnType<typeof createVm>> | undefined;
+      const vm = await createVm(
+        { kernel: kernel.vmlinux, initrd, memMiB: 128, cpus: 2, disks: [], console: 'hvc' },
+        {
+          consoleOutput: () => {},
+          onTiming: (t) => {
+            if (t.event === 'boot-marker' && t.value === 1) setTimeout(() => vmRef?.stop('test stop'), 2000);
+          },
+        },
+      );
+      vmRef = vm;
+      const timer = setTimeout(() => vm.stop('timeout'), BOOT_TIMEOUT_MS);
+      const exit = await vm.run();
+      clearTimeout(timer);
+      expect(exit).toEqual({ kind: 'stopped', reason: 'test stop' });
+    },
+    BOOT_TIMEOUT_MS + 60_000,
+  );
+
+  it(
+    'boots to /init on the 8250 console (ttyS0) and powers off',
+    async () => {
+      const r = await boot({
+        kernel: kernel.bzImage,
+        initrd,
+        cmdline: guestTestCmdline(['boot']),
+        memMiB: 128,
+        cpus: 1,
+        disks: [],
+        console: 'serial',
+      });
+      console.log(`[hype] serial-console boot: ${timeToInit(r)}; whole run ${r.seconds.toFixed(1)} s`);
+      const report = parseGuestTestOutput(r.output);
+      expect(report.results.map((t) => `${t.name} ${t.status}`), r.output).toEqual(['boot PASS']);
+      expect(r.exit, describeExit(r.exit)).toEqual({ kind: 'poweroff', status: 0 });
+      expect(r.timings.some((t) => t.event === 'boot-marker' && t.value === 1)).toBe(true);
+    },
+    BOOT_TIMEOUT_MS + 60_000,
+  );
+});

@@ -1,0 +1,75 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ByteBatcher, InputQueue, baseCmdline, createVm, joinCmdline, type VmConfig } from '@hype/vm';
+
+describe('console plumbing', () => {
+  it('ByteBatcher hands bytes on in one chunk per event-loop turn, in order', async () => {
+    const chunks: number[][] = [];
+    const b = new ByteBatcher((bytes) => chunks.push([...bytes]));
+    for (let i = 0; i < 1000; i++) b.push(i & 0xff);
+    expect(chunks).toEqual([]);
+    await new Promise((r) => setImmediate(r));
+    expect(chunks.length).toBe(1);
+    expect(chunks[0]).toEqual(Array.from({ length: 1000 }, (_, i) => i & 0xff));
+    b.push(7);
+    await new Promise((r) => setImmediate(r));
+    expect(chunks[1]).toEqual([7]);
+  });
+
+  it('InputQueue feeds a receiver with limited room without losing or reordering bytes', () => {
+    const received: number[] = [];
+    let room = 3;
+    const q = new InputQueue((bytes) => {
+      const n = Math.min(room, bytes.length);
+      received.push(...bytes.subarray(0, n));
+      room -= n;
+      return n;
+    });
+    q.write(Uint8Array.of(1, 2, 3, 4, 5));
+    q.write(Uint8Array.of(6, 7));
+    expect(received).toEqual([1, 2, 3]);
+    expect(q.buffered).toBe(4);
+    room = 2;
+    q.feed();
+    expect(received).toEqual([1, 2, 3, 4, 5]);
+    room = 10;
+    q.feed();
+    expect(received).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(q.buffered).toBe(0);
+  });
+});
+
+describe('kernel command line', () => {
+  it('names the console, reboots through the i8042 and panics into a reboot', () => {
+    expect(baseCmdline('hvc')).toBe('console=hvc0 reboot=k panic=-1 8250.nr_uarts=1');
+    expect(baseCmdline('serial')).toBe('console=ttyS0 reboot=k panic=-1 8250.nr_uarts=1');
+  });
+  it('joins parts, skipping empty ones', () => {
+    expect(joinCmdline('a', '', undefined, '  b c ', 'd')).toBe('a b c d');
+  });
+});
+
+describe('createVm input errors (no KVM needed)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hype-machine-test-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const kernel = join(dir, 'bzImage');
+  writeFileSync(kernel, 'not a kernel');
+  const config: VmConfig = { kernel, memMiB: 64, cpus: 1, disks: [], console: 'hvc' };
+
+  it('reports a missing KVM device in one line naming it', async () => {
+    await expect(createVm(config, { consoleOutput: () => {}, kvmDevice: join(dir, 'kvm') })).rejects.toThrow(
+      `${join(dir, 'kvm')} not found: this host has no KVM`,
+    );
+  });
+
+  it('rejects a vCPU count out of range before touching KVM', async () => {
+    await expect(createVm({ ...config, cpus: 9 }, { consoleOutput: () => {} })).rejects.toThrow('cpus 9: use a whole number from 1 to 8');
+    await expect(createVm({ ...config, cpus: 0 }, { consoleOutput: () => {} })).rejects.toThrow('cpus 0');
+  });
+
+  it('rejects a memory size that is not a whole number of MiB', async () => {
+    await expect(createVm({ ...config, memMiB: 0.5 }, { consoleOutput: () => {} })).rejects.toThrow('memory 0.5 MiB');
+  });
+});
