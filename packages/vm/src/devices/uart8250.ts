@@ -74,7 +74,10 @@ export interface UartOptions {
   output(byte: number): void;
   /** Drives the UART's interrupt line; called only when the level changes. */
   setIrq(level: boolean): void;
-  /** Called when the guest has emptied the receive FIFO, so the host can feed more input. */
+  /**
+   * Called when the receive buffer has room again (the guest emptied it, flushed it, enabled the
+   * FIFO or left loopback), so the host can feed more input. May call `receive` synchronously.
+   */
   onRxDrained?(): void;
 }
 
@@ -251,21 +254,25 @@ export class Uart8250 implements BusDevice {
 
   private writeFcr(value: number): void {
     const toggledFifo = ((this.fcr ^ value) & FCR_ENABLE_FIFO) !== 0;
-    if (toggledFifo || (value & FCR_CLEAR_RCVR) !== 0) this.clearRx();
+    const clear = toggledFifo || (value & FCR_CLEAR_RCVR) !== 0;
+    if (clear) {
+      this.rx.length = 0;
+      this.lsr &= ~LSR_DR;
+    }
     // FCR_CLEAR_XMIT: nothing to clear, transmission is instantaneous.
     this.fcr = value & ~(FCR_CLEAR_RCVR | FCR_CLEAR_XMIT);
+    if (clear) this.notifyRxSpace();
   }
 
-  private clearRx(): void {
-    const had = this.rx.length > 0;
-    this.rx.length = 0;
-    this.lsr &= ~LSR_DR;
-    if (had) this.opts.onRxDrained?.();
+  private notifyRxSpace(): void {
+    if (this.rxSpace() > 0) this.opts.onRxDrained?.();
   }
 
   private writeMcr(value: number): void {
     const before = this.modemInputs();
+    const wasLoopback = this.loopback;
     this.mcr = value;
+    if (wasLoopback && !this.loopback) this.notifyRxSpace();
     const after = this.modemInputs();
     let deltas = 0;
     if ((before ^ after) & MSR_CTS) deltas |= MSR_DCTS;
