@@ -558,3 +558,9 @@ size_t hype_offset(const char* layout, const char* field) {
   }
   return (size_t)-1;
 }
+
+// KVM_ENABLE_CAP capabilities whose args carry a host pointer the kernel writes through
+// (KVM_CAP_HYPERV_ENLIGHTENED_VMCS: args[0] = where to store the eVMCS version). Refused.
+const unsigned long hype_KVM_ENABLE_CAP = KVM_ENABLE_CAP;
+const unsigned int hype_caps_with_host_pointers[] = {KVM_CAP_HYPERV_ENLIGHTENED_VMCS};
+const size_t hype_caps_with_host_pointers_count = COUNT(hype_caps_with_host_pointers);

@@ -46,6 +46,10 @@ extern const size_t hype_allowed_ioctl_count;
 extern const unsigned long hype_KVM_RUN;
 extern const unsigned long hype_KVM_SET_USER_MEMORY_REGION;
 
+extern const unsigned long hype_KVM_ENABLE_CAP;
+extern const unsigned int hype_caps_with_host_pointers[];
+extern const size_t hype_caps_with_host_pointers_count;
+
 // The offset of `field` in `layout` per the C compiler, or (size_t)-1.
 size_t hype_offset(const char* layout, const char* field);
 

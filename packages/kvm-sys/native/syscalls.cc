@@ -114,6 +114,17 @@ Napi::Value Ioctl(const Napi::CallbackInfo& info) {
           .ThrowAsJavaScriptException();
       return env.Undefined();
     }
+    if (request == hype_KVM_ENABLE_CAP) {
+      uint32_t cap;
+      memcpy(&cap, data, sizeof cap);
+      for (size_t i = 0; i < hype_caps_with_host_pointers_count; i++) {
+        if (cap == hype_caps_with_host_pointers[i]) {
+          Napi::Error::New(env, "KVM_ENABLE_CAP " + std::to_string(cap) + " takes a host pointer and is refused")
+              .ThrowAsJavaScriptException();
+          return env.Undefined();
+        }
+      }
+    }
     result = ioctl(fd, request, data);
   }
   return result < 0 ? Fail(env, errno) : Napi::Number::New(env, result);

@@ -3,15 +3,17 @@
 //
 //   install   (npm/pnpm "install" hook): node-gyp-build: keep a loadable prebuild or build/Release,
 //             otherwise compile from source.
-//   build     (turbo "build"): same, and also recompile when build/Release is older than the C++
-//             sources (so `pnpm build` after editing native/ never runs a stale addon).
+//   build     (turbo "build"): same, and also recompile when the binary that would load (build/Release
+//             or a prebuild) is older than native/ or binding.gyp (so `pnpm build` after editing the
+//             C++ never runs a stale addon).
 //   prebuild  prebuildify --napi --strip -> prebuilds/linux-x64/ (script "build:prebuild": a script
 //             named "prebuild" would run before every "build", pnpm runs pre-scripts).
 //
 // node-gyp downloads Node's headers unless told where they are; there is no network here, so point it at
 // the headers that ship with this Node (`<prefix>/include/node`, e.g. /usr/include/node) when present.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -43,9 +45,21 @@ function newestSourceTime() {
   return newest;
 }
 
-function buildIsStale() {
-  const addon = join(packageRoot, 'build', 'Release', 'kvm_sys.node');
-  return existsSync(addon) && statSync(addon).mtimeMs < newestSourceTime();
+// The binary node-gyp-build would load (build/Release first, then prebuilds/), or undefined.
+function loadableBinary() {
+  const require = createRequire(import.meta.url);
+  try {
+    return require('node-gyp-build').path(packageRoot);
+  } catch {
+    return undefined;
+  }
+}
+
+// In a source checkout a binary older than native/ or binding.gyp (a build/Release from before an edit,
+// or a prebuild made earlier) must not be what loads.
+function binaryIsStale() {
+  const binary = loadableBinary();
+  return binary !== undefined && statSync(binary).mtimeMs < newestSourceTime();
 }
 
 if (process.platform !== 'linux') {
@@ -53,12 +67,45 @@ if (process.platform !== 'linux') {
   process.exit(0);
 }
 
+// Several `pnpm build`s can run at once in one checkout (turbo, other terminals); two node-gyp runs in one
+// build/ directory break each other. Hold a lock directory (with our pid) for the duration.
+const lock = join(packageRoot, '.native-build.lock');
+function acquireLock() {
+  const deadline = Date.now() + 15 * 60_000;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      writeFileSync(join(lock, 'pid'), String(process.pid));
+      process.on('exit', () => rmSync(lock, { recursive: true, force: true }));
+      return;
+    } catch (error) {
+      if (error.code !== 'EEXIST') throw error;
+    }
+    let owner = NaN;
+    try {
+      owner = Number(readFileSync(join(lock, 'pid'), 'utf8'));
+    } catch {}
+    let alive = false;
+    try {
+      process.kill(owner, 0);
+      alive = true;
+    } catch {}
+    if (!alive && Number.isInteger(owner)) rmSync(lock, { recursive: true, force: true });
+    if (Date.now() > deadline) {
+      console.error(`@hype/kvm-sys: ${lock} is held by process ${owner}; remove it if no build is running`);
+      process.exit(1);
+    }
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
+  }
+}
+acquireLock();
+
 switch (mode) {
   case 'install':
     run('node-gyp-build', []);
     break;
   case 'build':
-    if (buildIsStale()) run('node-gyp', ['rebuild']);
+    if (binaryIsStale()) run('node-gyp', ['rebuild']);
     else run('node-gyp-build', []);
     break;
   case 'prebuild':

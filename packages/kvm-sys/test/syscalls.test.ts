@@ -46,6 +46,14 @@ describe('ioctl allow list', () => {
     expect(() => native.ioctl(fd, ioctls.KVM_SET_CPUID2, cpuid)).toThrow(/the kernel uses 168/);
   });
 
+  it('refuses KVM_ENABLE_CAP for capabilities whose arguments are host pointers', () => {
+    const cap = new Uint8Array(104);
+    new DataView(cap.buffer).setUint32(0, 163, true); // KVM_CAP_HYPERV_ENLIGHTENED_VMCS
+    expect(() => native.ioctl(fd, ioctls.KVM_ENABLE_CAP, cap)).toThrow(/takes a host pointer and is refused/);
+    new DataView(cap.buffer).setUint32(0, 204, true); // KVM_CAP_EXIT_ON_EMULATION_FAILURE: passed on
+    expect(native.ioctl(fd, ioctls.KVM_ENABLE_CAP, cap)).toBe(-ENOTTY);
+  });
+
   it('returns -errno from the kernel (an eventfd is not a KVM fd)', () => {
     expect(native.ioctl(fd, ioctls.KVM_GET_REGS, new Uint8Array(144))).toBe(-ENOTTY);
     expect(native.ioctl(fd, ioctls.KVM_CHECK_EXTENSION, 0)).toBe(-ENOTTY);
