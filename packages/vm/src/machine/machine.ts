@@ -321,12 +321,8 @@ export async function createVm(config: VmConfig, options: VmRuntimeOptions): Pro
       slots.add(`virtio-blk ${index} (/dev/vd${String.fromCharCode(97 + index)})`, device);
     }
 
-    const cmdline = joinCmdline(
-      baseCmdline(config.console),
-      slots.slots.map((s) => s.cmdline).join(' '),
-      quirks.cmdline(''),
-      config.cmdline,
-    );
+    // The quirks layer merges its additions in (a value the user set wins; clearcpuid lists combine).
+    const cmdline = quirks.cmdline(joinCmdline(baseCmdline(config.console), slots.slots.map((s) => s.cmdline).join(' '), config.cmdline));
     const boot = loadLinuxFiles(vm.memory, {
       kernelPath: config.kernel,
       initrdPath: config.initrd,
