@@ -14,8 +14,9 @@ export type ExitAction = void | 'stop';
 export type ExitHandler = (run: KvmRun, vcpu: Vcpu) => ExitAction | Promise<ExitAction>;
 
 export interface StartOptions {
-  /** Busy-wait this long (ns) for the handler before the vCPU thread sleeps. Default 0: on these 2-core
-   * hosts spinning measured slower (bench/handoff.mjs). */
+  /** Busy-wait this long (ns) for the handler before the vCPU thread sleeps. Default 0. Measured with the
+   * simulated handoff on a 2-core host: spinning cut the round trip from ~8 µs to ~2 µs while a core was
+   * idle, but raised it to 20-26 µs while other work kept both cores busy (bench/handoff.mjs). */
   spinNs?: number;
 }
 
