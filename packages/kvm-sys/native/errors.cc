@@ -3,6 +3,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstring>
+#include <mutex>
 
 #include "common.h"
 
@@ -66,15 +67,15 @@ int KickSignal() { return SIGRTMIN + 6; }
 static void KickHandler(int) {}
 
 void InstallKickSignalHandler() {
-  static bool installed = false;
-  if (installed) return;
-  struct sigaction action;
-  memset(&action, 0, sizeof action);
-  action.sa_handler = KickHandler;
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = 0;  // no SA_RESTART: KVM_RUN must return EINTR
-  sigaction(KickSignal(), &action, nullptr);
-  installed = true;
+  static std::once_flag once;  // the addon may be loaded by several worker threads
+  std::call_once(once, [] {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = KickHandler;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = 0;  // no SA_RESTART: KVM_RUN must return EINTR
+    sigaction(KickSignal(), &action, nullptr);
+  });
 }
 
 static Napi::Value JsErrnoName(const Napi::CallbackInfo& info) {
