@@ -35,14 +35,17 @@ export class Vcpu implements Disposable {
   #thread: NativeVcpuThread | undefined;
   #settleClosed: (() => void) | undefined;
   #onClose: (vcpu: Vcpu) => void;
+  #simulateKvmRun: boolean;
 
-  /** @internal Created by Vm.createVcpu(). */
-  constructor(id: number, fd: number, runMapping: NativeMapping, onClose: (vcpu: Vcpu) => void) {
+  /** @internal Created by Vm.createVcpu(). `simulateKvmRun` (tests only) runs the native thread against
+   * the addon's stand-in for KVM_RUN. */
+  constructor(id: number, fd: number, runMapping: NativeMapping, onClose: (vcpu: Vcpu) => void, simulateKvmRun = false) {
     this.id = id;
     this.#fd = fd;
     this.#runMapping = runMapping;
     this.run = new KvmRun(runMapping.buffer!);
     this.#onClose = onClose;
+    this.#simulateKvmRun = simulateKvmRun;
   }
 
   get closed(): boolean {
@@ -178,7 +181,10 @@ export class Vcpu implements Disposable {
         else if (errno !== 0) reject(new KvmError('ioctl KVM_RUN', errno, { detail: `vCPU ${this.id}` }));
         else resolve('stopped');
       };
-      const thread = new (addon().VcpuThread)(fd, this.#runMapping, onExit, onStop, { spinNs: options.spinNs ?? 0 });
+      const thread = new (addon().VcpuThread)(fd, this.#runMapping, onExit, onStop, {
+        spinNs: options.spinNs ?? 0,
+        simulate: this.#simulateKvmRun,
+      });
       thread.start();
       this.#thread = thread;
       this.#settleClosed = () => resolve('closed');
