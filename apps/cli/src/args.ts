@@ -42,7 +42,8 @@ so Ctrl-C goes to the guest). Ctrl-A x quits hype, Ctrl-A Ctrl-A sends a
 literal Ctrl-A, Ctrl-A h shows this. SIGINT/SIGTERM stop the VM.
 
 Environment: HYPE_CACHE_DIR (default guest cache, default ~/.cache/hype),
-HYPE_KVM_DEVICE (the KVM device, default /dev/kvm).
+HYPE_KVM_DEVICE (the KVM device, default /dev/kvm), HYPE_LOG (VM messages on
+stderr: debug, info, warn (default), error, silent).
 
 ${EXIT_CODE_HELP}
 `;

@@ -11,11 +11,26 @@ export interface CliVm {
   stop(): void;
 }
 
+/** Where the VM reports what it does (@hype/vm's Logger). */
+export interface VmLogger {
+  debug(message: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+/** What the CLI hands createVm; a subset of @hype/vm's VmRuntimeOptions. */
 export interface CreateVmOptions {
-  /** Receives every byte the guest writes to its console (hvc0 or ttyS0, per config.console). */
-  consoleOutput(bytes: Uint8Array): void;
+  /**
+   * Receives every byte the guest writes to its console (hvc0 or ttyS0, per config.console). Returns
+   * false when the terminal is not keeping up: the console then holds output until onConsoleDrain fires.
+   */
+  consoleOutput(bytes: Uint8Array): boolean;
+  /** Registers the listener for "the terminal can take output again". */
+  onConsoleDrain(listener: () => void): void;
   /** The KVM device to open ($HYPE_KVM_DEVICE or /dev/kvm). */
   kvmDevice: string;
+  logger: VmLogger;
 }
 
 /**

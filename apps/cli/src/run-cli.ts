@@ -11,9 +11,13 @@ import type { CliVm, CreateVm, DefaultGuest } from './ports.js';
 import { formatSize, MiB } from './size.js';
 import { isUsageError } from './usage-error.js';
 import { bootProblem, checkInputs, type CheckBoot } from './validate.js';
+import { logLevelFromEnv, stderrLogger, type LogLevel } from './vm-logger.js';
 
 export interface OutputStream {
+  /** Returns false when the stream's buffer is full ('drain' follows), like a Node Writable. */
   write(text: string | Uint8Array): unknown;
+  on?(event: 'drain', listener: () => void): unknown;
+  removeListener?(event: 'drain', listener: () => void): unknown;
 }
 
 /** Everything runCli touches outside itself, so tests can run it without a terminal, KVM or a guest build. */
@@ -88,6 +92,7 @@ async function guestBuild(io: CliIo): Promise<number> {
 
 async function run(flags: LabelledOptions, configFile: string | undefined, io: CliIo): Promise<number> {
   const fs = io.fs ?? nodeFs;
+  const logLevel = logLevelFromEnv(io.env);
   const file = configFile === undefined ? undefined : await loadConfigFile(configFile, io.readTextFile ?? ((p) => readFile(p, 'utf8')));
   const { options, origins } = mergeOptions(file, flags);
 
@@ -169,7 +174,7 @@ async function run(flags: LabelledOptions, configFile: string | undefined, io: C
     disks: options.disks ?? [],
     console: options.console ?? 'hvc',
   };
-  return runVm(config, kvmDevice, io);
+  return runVm(config, kvmDevice, logLevel, io);
 }
 
 /**
@@ -183,17 +188,29 @@ export function isInputError(error: unknown): boolean {
   return code === 'ERR_HYPE_INPUT' || name === 'LoaderError';
 }
 
-async function runVm(config: VmConfig, kvmDevice: string, io: CliIo): Promise<number> {
+async function runVm(config: VmConfig, kvmDevice: string, logLevel: LogLevel, io: CliIo): Promise<number> {
   let vm: CliVm;
   let atLineStart = true;
-  const consoleOutput = (bytes: Uint8Array) => {
-    if (bytes.length === 0) return;
+  const consoleOutput = (bytes: Uint8Array): boolean => {
+    if (bytes.length === 0) return true;
     atLineStart = bytes[bytes.length - 1] === 0x0a;
-    io.stdout.write(bytes);
+    return io.stdout.write(bytes) !== false;
   };
+  const drainListeners: (() => void)[] = [];
+  const onConsoleDrain = (listener: () => void) => {
+    if (!io.stdout.on) return;
+    io.stdout.on('drain', listener);
+    drainListeners.push(listener);
+  };
+  const removeDrainListeners = () => {
+    for (const listener of drainListeners.splice(0)) io.stdout.removeListener?.('drain', listener);
+  };
+  let bridge: ConsoleBridge | undefined;
+  const logger = stderrLogger((text) => io.stderr.write(text), logLevel, () => bridge?.isRaw === true);
   try {
-    vm = await io.createVm(config, { consoleOutput, kvmDevice });
+    vm = await io.createVm(config, { consoleOutput, onConsoleDrain, kvmDevice, logger });
   } catch (error) {
+    removeDrainListeners();
     if (isInputError(error)) {
       printError(io, (error as Error).message);
       return ExitCode.usage;
@@ -224,7 +241,7 @@ async function runVm(config: VmConfig, kvmDevice: string, io: CliIo): Promise<nu
     stopTimer.unref?.();
   };
 
-  const bridge = new ConsoleBridge({
+  bridge = new ConsoleBridge({
     input: io.stdin,
     toGuest: (bytes) => vm.writeConsole(bytes),
     onQuit: () => requestStop({ kind: 'quit-key' }),
@@ -242,6 +259,7 @@ async function runVm(config: VmConfig, kvmDevice: string, io: CliIo): Promise<nu
     if (stopTimer) clearTimeout(stopTimer);
     for (const unsubscribe of unsubscribes) unsubscribe();
     bridge.close();
+    removeDrainListeners();
   }
   const decision = decideExit(outcome, stopCause);
   if (decision.message) {

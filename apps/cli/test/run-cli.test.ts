@@ -425,3 +425,58 @@ describe('runCli: the boot check', () => {
     expect(seen[0].kernel.length).toBe(0x1010);
   });
 });
+
+describe('runCli: console output flow and VM log', () => {
+  it('passes the terminal\'s backpressure to the VM and removes its drain listeners at the end', async () => {
+    const w = workdir();
+    const h = harness();
+    const listeners = new Set<() => void>();
+    let full = false;
+    h.io.stdout = {
+      write: () => !full,
+      on: (_event: 'drain', listener: () => void) => listeners.add(listener),
+      removeListener: (_event: 'drain', listener: () => void) => listeners.delete(listener),
+    };
+    const code = runCli(['run', '--kernel', w.kernel()], h.io);
+    const vm = await h.vmStarted;
+    let drained = 0;
+    vm.options.onConsoleDrain(() => drained++);
+    expect(vm.options.consoleOutput(Buffer.from('a'))).toBe(true);
+    full = true;
+    expect(vm.options.consoleOutput(Buffer.from('b'))).toBe(false);
+    for (const listener of listeners) listener();
+    expect(drained).toBe(1);
+    vm.finish({ kind: 'poweroff', status: 0 });
+    expect(await code).toBe(0);
+    expect(listeners.size).toBe(0);
+  });
+
+  it('VM warnings reach stderr (CR LF while the terminal is raw); debug only with HYPE_LOG=debug', async () => {
+    const w = workdir();
+    const h = harness();
+    const code = runCli(['run', '--kernel', w.kernel()], h.io);
+    const vm = await h.vmStarted;
+    vm.options.logger.warn('virtio-blk: request past the end');
+    vm.options.logger.debug('not shown');
+    vm.finish({ kind: 'poweroff', status: 0 });
+    expect(await code).toBe(0);
+    expect(h.stderr.text).toBe('hype: warning: virtio-blk: request past the end\r\n');
+
+    const h2 = harness({ tty: false });
+    h2.io.env.HYPE_LOG = 'debug';
+    const code2 = runCli(['run', '--kernel', w.kernel()], h2.io);
+    const vm2 = await h2.vmStarted;
+    vm2.options.logger.debug('kernel loaded\nsecond line');
+    vm2.finish({ kind: 'poweroff', status: 0 });
+    expect(await code2).toBe(0);
+    expect(h2.stderr.text).toBe('hype: debug: kernel loaded\nsecond line\n');
+  });
+
+  it('a bad HYPE_LOG is a usage error', async () => {
+    const w = workdir();
+    const h = harness();
+    h.io.env.HYPE_LOG = 'loud';
+    expect(await runCli(['run', '--kernel', w.kernel()], h.io)).toBe(2);
+    expect(h.stderr.text).toBe('hype: HYPE_LOG=loud: use one of debug, info, warn, error, silent\n');
+  });
+});

@@ -1,31 +1,54 @@
 import { describe, expect, it } from 'vitest';
+import type { InternalErrorReport, VcpuRegs, VcpuSegment, VcpuSregs, VmExit } from '@hype/vm';
 import { decideExit } from '../src/exit-codes.js';
-import { fromVmExit, type VmExitLike } from '../src/vm-adapter.js';
+import { fromVmExit } from '../src/vm-adapter.js';
 
-const describe1 = (exit: VmExitLike) => `described ${exit.kind}`;
-const format = (vcpu: number) => `vCPU ${vcpu} registers\nRAX=0`;
+const segment = (selector: number): VcpuSegment => ({
+  base: 0n, limit: 0xffffffff, selector, type: 11, present: 1, dpl: 0, db: 0, s: 1, l: 1, g: 1, avl: 0, unusable: 0,
+});
+const regs = Object.fromEntries(
+  ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rsp', 'rbp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'rflags'].map((r) => [r, 0n]),
+) as unknown as VcpuRegs;
+const sregs: VcpuSregs = {
+  cs: segment(0x10), ds: segment(0x18), es: segment(0x18), fs: segment(0x18), gs: segment(0x18), ss: segment(0x18),
+  tr: segment(0x20), ldt: segment(0), gdt: { base: 0x500n, limit: 0x2f }, idt: { base: 0n, limit: 0 },
+  cr0: 0x80000011n, cr2: 0n, cr3: 0x9000n, cr4: 0x20n, cr8: 0n, efer: 0xd01n, apicBase: 0xfee00900n,
+};
+const report: InternalErrorReport = {
+  suberror: 1,
+  data: [],
+  insnAddress: 0xffffffff81000500n,
+  insnBytes: Uint8Array.of(0x0f, 0x01, 0xd0),
+  insnSource: 'kvm',
+  regs: { ...regs, rip: 0xffffffff81000500n, rax: 0xdeadn },
+  sregs,
+};
 
 describe('fromVmExit: @hype/vm exit reasons -> exit codes', () => {
-  it.each<[VmExitLike, number]>([
+  it.each<[VmExit, number]>([
     [{ kind: 'poweroff', status: 0 }, 0],
     [{ kind: 'poweroff', status: 9 }, 1],
     [{ kind: 'reboot', source: 'i8042' }, 3],
     [{ kind: 'reboot', source: 'system-event' }, 3],
     [{ kind: 'shutdown', vcpu: 1 }, 4],
-    [{ kind: 'internal-error', vcpu: 0, report: {} }, 5],
-  ])('%j -> exit %i', (exit, code) => {
-    expect(decideExit(fromVmExit(exit, describe1, format)).code).toBe(code);
+    [{ kind: 'internal-error', vcpu: 0, report }, 5],
+  ])('%# %o -> exit %i', (exit, code) => {
+    expect(decideExit(fromVmExit(exit)).code).toBe(code);
   });
 
   it('a stop the CLI asked for keeps the cause (signal code)', () => {
-    expect(decideExit(fromVmExit({ kind: 'stopped', reason: 'SIGTERM' }), { kind: 'signal', signal: 'SIGTERM' }).code).toBe(143);
+    expect(decideExit(fromVmExit({ kind: 'stopped', reason: 'x' }), { kind: 'signal', signal: 'SIGTERM' }).code).toBe(143);
   });
 
-  it('an internal error keeps the one-line description and the register dump', () => {
-    expect(fromVmExit({ kind: 'internal-error', vcpu: 2, report: {} }, describe1, format)).toEqual({
+  it('an internal error: one line with the instruction, then the register dump', () => {
+    const outcome = fromVmExit({ kind: 'internal-error', vcpu: 0, report });
+    expect(outcome).toMatchObject({
       kind: 'internal-error',
-      message: 'described internal-error',
-      detail: 'vCPU 2 registers\nRAX=0',
+      message: 'vCPU 0: KVM internal error (instruction emulation failed) at ffffffff81000500: 0f 01 d0',
     });
+    const detail = (outcome as { detail: string }).detail;
+    expect(detail).toContain('instruction at ffffffff81000500: 0f 01 d0 (from KVM)');
+    expect(detail).toContain('RAX=000000000000dead');
+    expect(detail).toContain('RIP=ffffffff81000500');
   });
 });
