@@ -105,7 +105,7 @@ async function run(flags: LabelledOptions, configFile: string | undefined, io: C
   }
   const memMiB = options.memMiB ?? DEFAULT_MEM_MIB;
   const cpus = options.cpus ?? 1;
-  const bootCheck = (kernelImage: Uint8Array, kernelName: string, initrdBytes: number, initrdName: string | undefined) =>
+  const bootCheck: BootCheckFn = (kernelImage, kernelName, initrdBytes, initrdName) =>
     bootProblem(io.checkBoot, {
       kernel: kernelImage,
       kernelName,
@@ -134,40 +134,17 @@ async function run(flags: LabelledOptions, configFile: string | undefined, io: C
     return ExitCode.usage;
   }
 
-  let kernel = options.kernel;
-  let initrd = options.initrd;
-  if (kernel === undefined) {
-    let files;
-    try {
-      files = await io.guest.ensure(progressPrinter(io));
-    } catch (error) {
-      printError(io, `building the default guest failed: ${(error as Error).message}`);
-      return ExitCode.guestFailure;
-    }
-    kernel = files.kernel;
-    const defaults = await checkInputs(
-      { kernel: files.kernel, ...(initrd === undefined ? { initrd: files.initrd } : {}) },
-      { kernel: 'default guest kernel', initrd: 'default guest initrd' },
-      fs,
-    );
-    if (defaults.errors.length > 0 || !defaults.kernelImage) {
-      for (const error of defaults.errors) printError(io, `internal error: ${error}`);
-      return ExitCode.internal;
-    }
-    if (initrd === undefined) initrd = files.initrd;
-    const initrdBytes = (options.initrd === undefined ? defaults.initrdBytes : inputs.initrdBytes) ?? 0;
-    const problem = bootCheck(defaults.kernelImage, kernel, initrdBytes, initrd);
-    if (problem) {
-      // Too little memory or too long a command line is the user's to fix; anything else is our guest's fault.
-      const usersToFix = problem.kind === 'memory' || problem.kind === 'cmdline';
-      printError(io, usersToFix ? problem.message : `internal error: the default guest: ${problem.message}`);
-      return usersToFix ? ExitCode.usage : ExitCode.internal;
-    }
+  let boot: { kernel: string; initrd?: string };
+  if (options.kernel !== undefined) {
+    boot = { kernel: options.kernel, ...(options.initrd !== undefined ? { initrd: options.initrd } : {}) };
+  } else {
+    const resolved = await defaultGuestBoot(io, fs, options.initrd, inputs.initrdBytes, bootCheck);
+    if (typeof resolved === 'number') return resolved;
+    boot = resolved;
   }
 
   const config: VmConfig = {
-    kernel,
-    ...(initrd !== undefined ? { initrd } : {}),
+    ...boot,
     ...(options.cmdline !== undefined ? { cmdline: options.cmdline } : {}),
     memMiB,
     cpus,
@@ -175,6 +152,48 @@ async function run(flags: LabelledOptions, configFile: string | undefined, io: C
     console: options.console ?? 'hvc',
   };
   return runVm(config, kvmDevice, logLevel, io);
+}
+
+type BootCheckFn = (kernelImage: Uint8Array, kernelName: string, initrdBytes: number, initrdName: string | undefined) =>
+  ReturnType<typeof bootProblem>;
+
+/**
+ * The default guest's kernel (and initrd, unless the user gave one), built first if not cached and put
+ * through the boot check. Returns the files, or the exit code after printing why not.
+ */
+async function defaultGuestBoot(
+  io: CliIo,
+  fs: HostFs,
+  userInitrd: string | undefined,
+  userInitrdBytes: number | undefined,
+  bootCheck: BootCheckFn,
+): Promise<{ kernel: string; initrd: string } | number> {
+  let files;
+  try {
+    files = await io.guest.ensure(progressPrinter(io));
+  } catch (error) {
+    printError(io, `building the default guest failed: ${(error as Error).message}`);
+    return ExitCode.guestFailure;
+  }
+  const checked = await checkInputs(
+    { kernel: files.kernel, ...(userInitrd === undefined ? { initrd: files.initrd } : {}) },
+    { kernel: 'default guest kernel', initrd: 'default guest initrd' },
+    fs,
+  );
+  if (checked.errors.length > 0 || !checked.kernelImage) {
+    for (const error of checked.errors) printError(io, `internal error: ${error}`);
+    return ExitCode.internal;
+  }
+  const initrd = userInitrd ?? files.initrd;
+  const initrdBytes = (userInitrd === undefined ? checked.initrdBytes : userInitrdBytes) ?? 0;
+  const problem = bootCheck(checked.kernelImage, files.kernel, initrdBytes, initrd);
+  if (problem) {
+    // Too little memory or too long a command line is the user's to fix; anything else is our guest's fault.
+    const usersToFix = problem.kind === 'memory' || problem.kind === 'cmdline';
+    printError(io, usersToFix ? problem.message : `internal error: the default guest: ${problem.message}`);
+    return usersToFix ? ExitCode.usage : ExitCode.internal;
+  }
+  return { kernel: files.kernel, initrd };
 }
 
 /**
