@@ -39,3 +39,5 @@ export { defaultCreateVm, fromVmExit } from './vm-adapter.js';
 export { parseSizeBytes, formatSize } from './size.js';
 export { UsageError, isUsageError } from './usage-error.js';
 export { nodeFs, type HostFs, type FileStat } from './host-fs.js';
+export { installProcessHooks, type ProcessHooks } from './process-hooks.js';
+export { stderrLogger, logLevelFromEnv, LOG_LEVELS, type LogLevel } from './vm-logger.js';

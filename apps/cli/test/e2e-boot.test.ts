@@ -6,7 +6,8 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuiltBin, runHype } from './bin-process.js';
+import { spawn } from 'node:child_process';
+import { BIN, ensureBuiltBin, runHype } from './bin-process.js';
 import { MiB, workdir } from './helpers.js';
 
 const hasKvm = existsSync('/dev/kvm');
@@ -78,5 +79,33 @@ describe.skipIf(!hasKvm)('hype run (KVM): default guest, disks, console script',
     });
     expect(result.code).toBe(143);
     expect(result.stderr).toMatch(/hype: stopped by SIGTERM\n$/);
+  }, 600_000);
+
+  it('on a terminal: raw mode (Ctrl-C reaches the guest), Ctrl-A x quits with exit 0, the terminal is restored', async () => {
+    // util-linux `script` gives hype a pseudo-terminal; after hype, `stty -a` shows the terminal's modes.
+    const inner = `"${process.execPath}" "${BIN}" run; code=$?; echo; echo "hype-exit=$code"; stty -a`;
+    const child = spawn('script', ['-qfec', `sh -c '${inner}'`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '';
+    let step = 0;
+    child.stdout.setEncoding('latin1').on('data', (chunk: string) => {
+      output += chunk;
+      const prompts = output.split(/hype:[^\n]*# /).length - 1;
+      if (step === 0 && prompts >= 1) {
+        step = 1;
+        child.stdin.write('\x03'); // to the guest shell: a fresh prompt, hype keeps running
+      } else if (step === 1 && prompts >= 2) {
+        step = 2;
+        child.stdin.write('\x01x');
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    const text = output.replace(/\r/g, '');
+    expect(step, text).toBe(2);
+    expect(text).toContain('hype: terminated by Ctrl-A x');
+    expect(text).toContain('hype-exit=0');
+    const modes = text.slice(text.indexOf('hype-exit=0'));
+    expect(modes).toMatch(/(^|\s)icanon(\s|$)/m);
+    expect(modes).toMatch(/(^|\s)echo(\s|$)/m);
+    expect(code).toBe(0);
   }, 600_000);
 });
