@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
@@ -16,14 +16,54 @@ function newestMtime(dir: string): number {
   return newest;
 }
 
+function isStale(): boolean {
+  return !existsSync(BIN) || statSync(BIN).mtimeMs < newestMtime(join(CLI_DIR, 'src'));
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /**
  * These tests run the built `hype` (as `pnpm test` does after `turbo run build`). When dist/bin.js is
- * missing or older than src/, rebuild the CLI so the test never judges stale code.
+ * missing or older than src/, the CLI is rebuilt first, so a test never judges stale code. Test files
+ * run in parallel: one builds (holding a lock directory), the others wait for it.
  */
-export function ensureBuiltBin(): void {
-  if (existsSync(BIN) && statSync(BIN).mtimeMs >= newestMtime(join(CLI_DIR, 'src'))) return;
-  const result = spawnSync('pnpm', ['--filter', 'hype', 'build'], { cwd: REPO_ROOT, encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`building the hype CLI failed:\n${result.stdout}\n${result.stderr}`);
+export async function ensureBuiltBin(): Promise<void> {
+  const lock = join(CLI_DIR, '.test-build-lock');
+  for (;;) {
+    if (!isStale()) return;
+    try {
+      mkdirSync(lock);
+    } catch {
+      const owner = Number(readFileSyncSafe(join(lock, 'pid')));
+      if (Number.isInteger(owner) && owner > 0 && !processAlive(owner)) rmSync(lock, { recursive: true, force: true });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      continue;
+    }
+    try {
+      writeFileSync(join(lock, 'pid'), String(process.pid));
+      if (!isStale()) return;
+      const result = spawnSync('pnpm', ['--filter', 'hype', 'build'], { cwd: REPO_ROOT, encoding: 'utf8' });
+      if (result.status !== 0) throw new Error(`building the hype CLI failed:\n${result.stdout}\n${result.stderr}`);
+      return;
+    } finally {
+      rmSync(lock, { recursive: true, force: true });
+    }
+  }
+}
+
+function readFileSyncSafe(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 export interface HypeResult {

@@ -20,7 +20,7 @@ const PROMPT = /hype:[^\n]*# $/;
 
 describe.skipIf(!hasKvm)('hype run (KVM): default guest, disks, console script', () => {
   beforeAll(async () => {
-    ensureBuiltBin();
+    await ensureBuiltBin();
     const build = await runHype(['guest', 'build']);
     if (build.code !== 0) throw new Error(`hype guest build failed (exit ${build.code}):\n${build.stderr}`);
   }, 900_000);

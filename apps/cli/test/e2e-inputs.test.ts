@@ -11,8 +11,8 @@ import { elfKernel, MiB, workdir } from './helpers.js';
 
 const NO_KVM = { ...process.env, HYPE_KVM_DEVICE: '/nonexistent/kvm' };
 
-beforeAll(() => {
-  ensureBuiltBin();
+beforeAll(async () => {
+  await ensureBuiltBin();
 }, 300_000);
 
 describe('hype binary: help and version', () => {

@@ -61,8 +61,8 @@ function expectRestored(run: TtyRun): void {
 }
 
 describe.skipIf(!hasScript)('the console on a real terminal (fake VM)', () => {
-  beforeAll(() => {
-    ensureBuiltBin();
+  beforeAll(async () => {
+    await ensureBuiltBin();
   }, 300_000);
 
   it('raw mode: typed bytes and Ctrl-C go to the guest; Ctrl-A x quits with 0; terminal restored', async () => {
