@@ -16,7 +16,7 @@ import { UsageError } from './usage-error.js';
 export const VERSION: string = packageJson.version;
 
 export type ParsedArgs =
-  | { command: 'run'; flags: LabelledOptions; configFile?: string }
+  | { command: 'run'; flags: LabelledOptions; configFile?: string; timings?: boolean }
   | { command: 'guest-build' }
   /** --help or --version: print `text` on stdout and exit 0. */
   | { command: 'print'; text: string };
@@ -57,6 +57,7 @@ interface RawRunFlags {
   disk?: string[];
   console?: string;
   config?: string;
+  timings?: boolean;
 }
 
 function buildProgram(onRun: (flags: RawRunFlags) => void, onGuestBuild: () => void, output: (s: string) => void): Command {
@@ -86,6 +87,7 @@ function buildProgram(onRun: (flags: RawRunFlags) => void, onGuestBuild: () => v
     )
     .option('--console <kind>', 'guest console: hvc (virtio-console) or serial (8250 UART) (default: hvc)')
     .option('--config <file>', 'read options from a JSON file; flags override it')
+    .option('--timings', 'print boot-timing events on stderr as lines "hype-timing {json}" (used by pnpm bench)')
     .addHelpText('after', RUN_HELP_AFTER)
     .action((flags: RawRunFlags) => onRun(flags));
 
@@ -151,7 +153,12 @@ export function parseArgs(argv: readonly string[]): ParsedArgs | UsageError {
   const program = buildProgram(
     (flags) => {
       if (flags.config !== undefined && flags.config.trim() === '') throw new UsageError('--config: must be a file path');
-      parsed = { command: 'run', flags: flagsToOptions(flags), ...(flags.config !== undefined ? { configFile: flags.config } : {}) };
+      parsed = {
+        command: 'run',
+        flags: flagsToOptions(flags),
+        ...(flags.config !== undefined ? { configFile: flags.config } : {}),
+        ...(flags.timings ? { timings: true } : {}),
+      };
     },
     () => {
       parsed = { command: 'guest-build' };

@@ -31,6 +31,15 @@ export interface CreateVmOptions {
   /** The KVM device to open ($HYPE_KVM_DEVICE or /dev/kvm). */
   kvmDevice: string;
   logger: VmLogger;
+  /** Boot-timing events (--timings). */
+  onTiming?(event: TimingEventLike): void;
+}
+
+/** @hype/vm's TimingEvent: `ms` since process start; `value` for a guest boot marker. */
+export interface TimingEventLike {
+  event: string;
+  ms: number;
+  value?: number;
 }
 
 /**

@@ -7,7 +7,7 @@ import { decideExit, ExitCode, type StopCause, type StopSignal, type VmOutcome }
 import { nodeFs, type HostFs } from './host-fs.js';
 import { checkKvmDevice, kvmDevicePath } from './kvm-device.js';
 import { mergeOptions, type LabelledOptions } from './options.js';
-import type { CliVm, CreateVm, DefaultGuest } from './ports.js';
+import type { CliVm, CreateVm, DefaultGuest, TimingEventLike } from './ports.js';
 import { formatSize, MiB } from './size.js';
 import { isUsageError } from './usage-error.js';
 import { bootProblem, checkInputs, type CheckBoot } from './validate.js';
@@ -63,7 +63,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       case 'guest-build':
         return await guestBuild(io);
       case 'run':
-        return await run(parsed.flags, parsed.configFile, io);
+        return await run(parsed.flags, parsed.configFile, io, parsed.timings === true);
     }
   } catch (error) {
     if (isUsageError(error)) {
@@ -90,7 +90,7 @@ async function guestBuild(io: CliIo): Promise<number> {
   }
 }
 
-async function run(flags: LabelledOptions, configFile: string | undefined, io: CliIo): Promise<number> {
+async function run(flags: LabelledOptions, configFile: string | undefined, io: CliIo, timings: boolean): Promise<number> {
   const fs = io.fs ?? nodeFs;
   const logLevel = logLevelFromEnv(io.env);
   const file = configFile === undefined ? undefined : await loadConfigFile(configFile, io.readTextFile ?? ((p) => readFile(p, 'utf8')));
@@ -151,7 +151,7 @@ async function run(flags: LabelledOptions, configFile: string | undefined, io: C
     disks: options.disks ?? [],
     console: options.console ?? 'hvc',
   };
-  return runVm(config, kvmDevice, logLevel, io);
+  return runVm(config, kvmDevice, logLevel, io, timings);
 }
 
 type BootCheckFn = (kernelImage: Uint8Array, kernelName: string, initrdBytes: number, initrdName: string | undefined) =>
@@ -207,7 +207,7 @@ export function isInputError(error: unknown): boolean {
   return code === 'ERR_HYPE_INPUT' || name === 'LoaderError';
 }
 
-async function runVm(config: VmConfig, kvmDevice: string, logLevel: LogLevel, io: CliIo): Promise<number> {
+async function runVm(config: VmConfig, kvmDevice: string, logLevel: LogLevel, io: CliIo, timings: boolean): Promise<number> {
   let vm: CliVm;
   let atLineStart = true;
   const consoleOutput = (bytes: Uint8Array): boolean => {
@@ -227,7 +227,13 @@ async function runVm(config: VmConfig, kvmDevice: string, logLevel: LogLevel, io
   let bridge: ConsoleBridge | undefined;
   const logger = stderrLogger((text) => io.stderr.write(text), logLevel, () => bridge?.isRaw === true);
   try {
-    vm = await io.createVm(config, { consoleOutput, onConsoleDrain, kvmDevice, logger });
+    // --timings: one line per event, `ms` since the process started (performance.timeOrigin).
+    const onTiming = timings
+      ? (event: TimingEventLike) => {
+          io.stderr.write(`hype-timing ${JSON.stringify(event)}\n`);
+        }
+      : undefined;
+    vm = await io.createVm(config, { consoleOutput, onConsoleDrain, kvmDevice, logger, ...(onTiming ? { onTiming } : {}) });
   } catch (error) {
     removeDrainListeners();
     if (isInputError(error)) {

@@ -21,6 +21,10 @@ describe('parseArgs: commands', () => {
     expect(runFlags([])).toEqual({ command: 'run', flags: { options: {}, origins: {} } });
   });
 
+  it('--timings asks for boot-timing lines and is no VM option', () => {
+    expect(runFlags(['--timings'])).toEqual({ command: 'run', flags: { options: {}, origins: {} }, timings: true });
+  });
+
   it('guest build', () => {
     expect(parseArgs(['guest', 'build'])).toEqual({ command: 'guest-build' });
   });

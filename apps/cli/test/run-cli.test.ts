@@ -165,6 +165,31 @@ describe('runCli: running a VM', () => {
     expect(h.stderr.text).toBe('');
   });
 
+  it('--timings prints each VM timing event on stderr as a hype-timing JSON line', async () => {
+    const w = workdir();
+    const kernel = w.kernel();
+    const h = harness();
+    const code = runCli(['run', '--kernel', kernel, '--timings'], h.io);
+    const vm = await h.vmStarted;
+    vm.options.onTiming?.({ event: 'first-kvm-run', ms: 12.5 });
+    vm.options.onTiming?.({ event: 'boot-marker', ms: 900, value: 1 });
+    vm.finish({ kind: 'poweroff', status: 0 });
+    expect(await code).toBe(0);
+    expect(h.stderr.text).toBe(
+      'hype-timing {"event":"first-kvm-run","ms":12.5}\nhype-timing {"event":"boot-marker","ms":900,"value":1}\n',
+    );
+  });
+
+  it('without --timings the VM gets no timing listener', async () => {
+    const w = workdir();
+    const h = harness();
+    const code = runCli(['run', '--kernel', w.kernel()], h.io);
+    const vm = await h.vmStarted;
+    expect(vm.options.onTiming).toBeUndefined();
+    vm.finish({ kind: 'poweroff', status: 0 });
+    expect(await code).toBe(0);
+  });
+
   it('defaults: 256 MiB, 1 vCPU, no disks, hvc console, no initrd', async () => {
     const w = workdir();
     const kernel = w.kernel();

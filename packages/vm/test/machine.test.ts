@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ByteBatcher, InputQueue, baseCmdline, createVm, joinCmdline, type VmConfig } from '@hype/vm';
+import { ByteBatcher, InputQueue, VmInputError, baseCmdline, createVm, joinCmdline, type VmConfig } from '@hype/vm';
 
 describe('console plumbing', () => {
   it('ByteBatcher hands bytes on in one chunk per event-loop turn, in order', async () => {
@@ -58,10 +58,19 @@ describe('createVm input errors (no KVM needed)', () => {
   writeFileSync(kernel, 'not a kernel');
   const config: VmConfig = { kernel, memMiB: 64, cpus: 1, disks: [], console: 'hvc' };
 
-  it('reports a missing KVM device in one line naming it', async () => {
-    await expect(createVm(config, { consoleOutput: () => {}, kvmDevice: join(dir, 'kvm') })).rejects.toThrow(
-      `${join(dir, 'kvm')} not found: this host has no KVM`,
+  it('reports a missing KVM device in one line naming it, as an input error', async () => {
+    const error = await createVm(config, { consoleOutput: () => {}, kvmDevice: join(dir, 'kvm') }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(VmInputError);
+    expect((error as VmInputError).code).toBe('ERR_HYPE_INPUT');
+    expect((error as Error).message).toBe(
+      `${join(dir, 'kvm')} not found: this host has no KVM (load kvm_intel/kvm_amd or run on a host with virtualization)`,
     );
+  });
+
+  it('reports a device that is not KVM as an input error naming it', async () => {
+    const error = await createVm(config, { consoleOutput: () => {}, kvmDevice: '/dev/null' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(VmInputError);
+    expect((error as Error).message).toMatch(/^\/dev\/null is not a KVM device \(ioctl KVM_GET_API_VERSION failed: ENOTTY/);
   });
 
   it('rejects a vCPU count out of range before touching KVM', async () => {

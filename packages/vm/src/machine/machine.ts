@@ -1,4 +1,4 @@
-import { Kvm, KvmCap, KvmExit, KvmSystemEvent, type KvmRun, type Sregs, type Vcpu, type Vm } from '@hype/kvm';
+import { Kvm, KvmCap, KvmError, KvmExit, KvmSystemEvent, type KvmRun, type Sregs, type Vcpu, type Vm } from '@hype/kvm';
 import { loadLinuxFiles } from '@hype/linux-loader/node';
 import { ConsoleDevice, type ConsoleSource } from '@hype/virtio';
 import type { VirtioBlkDevice } from '@hype/virtio-blk';
@@ -13,6 +13,7 @@ import { silentLogger, type Logger } from '../log.js';
 import { HostQuirks, type HostQuirkMode } from '../quirks/index.js';
 import { baseCmdline, joinCmdline } from './cmdline.js';
 import { ByteBatcher, InputQueue } from './console-io.js';
+import { VmInputError } from './input-error.js';
 import { allocateGuestRam } from './ram.js';
 import { applyBootState, configureVcpu } from './vcpu-setup.js';
 import { VirtioSlots } from './virtio-slots.js';
@@ -256,7 +257,7 @@ export async function createVm(config: VmConfig, options: VmRuntimeOptions): Pro
   let machine: Machine | undefined;
   const finish = (exit: VmExit) => machine?.finish(exit);
   try {
-    const kvm = Kvm.open(options.kvmDevice);
+    const kvm = openKvm(options.kvmDevice ?? '/dev/kvm');
     teardown.push(() => kvm.close());
     const vm = kvm.createVm();
     teardown.push(() => vm.close());
@@ -316,7 +317,9 @@ export async function createVm(config: VmConfig, options: VmRuntimeOptions): Pro
       for (const disk of disks) await disk.close();
     });
     for (const [index, disk] of config.disks.entries()) {
-      const device = await openDiskDevice(disk, index);
+      const device = await openDiskDevice(disk, index).catch((error: unknown) => {
+        throw new VmInputError((error as Error).message, { cause: error });
+      });
       disks.push(device);
       slots.add(`virtio-blk ${index} (/dev/vd${String.fromCharCode(97 + index)})`, device);
     }
@@ -347,6 +350,17 @@ export async function createVm(config: VmConfig, options: VmRuntimeOptions): Pro
   } catch (error) {
     await teardown.run();
     throw error;
+  }
+}
+
+/** Kvm.open, with a missing, inaccessible or non-KVM device reported as the user's input error. */
+function openKvm(path: string): Kvm {
+  try {
+    return Kvm.open(path);
+  } catch (error) {
+    if (!(error instanceof KvmError)) throw error;
+    const message = error.operation.startsWith('open') ? error.message : `${path} is not a KVM device (${error.message})`;
+    throw new VmInputError(message, { cause: error });
   }
 }
 
