@@ -5,8 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-
-if [ "$(id -u)" -eq 0 ]; then bash guest/setup-deps.sh; else sudo bash guest/setup-deps.sh; fi
+sh guest/setup-deps.sh
 
 pnpm_version=$(node -p "require('./package.json').packageManager.split('@')[1]")
 if [ "$(pnpm --version 2>/dev/null || true)" != "$pnpm_version" ]; then
