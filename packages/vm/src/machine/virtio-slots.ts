@@ -87,8 +87,12 @@ export class VirtioSlots {
     return slot;
   }
 
-  /** Removes the ioeventfds and irqfds (the VM must still be open). */
+  /**
+   * Resets every device (so none touches guest memory again), then removes the ioeventfds and irqfds.
+   * The VM must still be open; drain in-flight device I/O before this.
+   */
   close(): void {
+    for (const slot of this.slots) slot.transport.reset();
     for (const undo of this.teardown.splice(0).reverse()) undo();
   }
 }
