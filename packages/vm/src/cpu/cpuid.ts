@@ -7,15 +7,8 @@
  */
 
 /** = `struct kvm_cpuid_entry2` (without padding). Register values are unsigned 32-bit numbers. */
-export interface CpuidEntry {
-  function: number;
-  index: number;
-  flags: number;
-  eax: number;
-  ebx: number;
-  ecx: number;
-  edx: number;
-}
+export type { CpuidEntry } from '@hype/kvm';
+import type { CpuidEntry } from '@hype/kvm';
 
 /** kvm_cpuid_entry2.flags: the entry applies only to its `index` (sub-leaf). */
 export const KVM_CPUID_FLAG_SIGNIFCANT_INDEX = 1;

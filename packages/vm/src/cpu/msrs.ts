@@ -24,10 +24,8 @@ export const MTRR_ENABLE = 1n << 11n;
 export const MTRR_TYPE_WRBACK = 6n;
 
 /** = `struct kvm_msr_entry` (index + data). */
-export interface MsrEntry {
-  index: number;
-  data: bigint;
-}
+export type { MsrEntry } from '@hype/kvm';
+import type { MsrEntry } from '@hype/kvm';
 
 export interface BootMsrOptions {
   /** Add MTRRdefType = enabled, write-back (when the guest's CPUID has MTRR), as Firecracker and Cloud Hypervisor do. */

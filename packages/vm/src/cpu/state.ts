@@ -1,30 +1,13 @@
+import type { DescriptorTable, Regs, Segment, Sregs } from '@hype/kvm';
+
 /**
  * A vCPU's architectural state as @hype/vm reasons about it: shaped after KVM's `kvm_regs` /
  * `kvm_sregs`, with every 64-bit register a bigint (kernel addresses are above 2^53). @hype/kvm's
  * get/set results map onto these field by field.
  */
 
-/** = `struct kvm_regs`. */
-export interface VcpuRegs {
-  rax: bigint;
-  rbx: bigint;
-  rcx: bigint;
-  rdx: bigint;
-  rsi: bigint;
-  rdi: bigint;
-  rsp: bigint;
-  rbp: bigint;
-  r8: bigint;
-  r9: bigint;
-  r10: bigint;
-  r11: bigint;
-  r12: bigint;
-  r13: bigint;
-  r14: bigint;
-  r15: bigint;
-  rip: bigint;
-  rflags: bigint;
-}
+/** = `struct kvm_regs` (@hype/kvm's Regs). */
+export type VcpuRegs = Regs;
 
 /** General-purpose registers in ModRM/REX encoding order (0 = rax ... 15 = r15). */
 export const GPR_BY_NUMBER = [
@@ -32,48 +15,14 @@ export const GPR_BY_NUMBER = [
   'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15',
 ] as const satisfies readonly (keyof VcpuRegs)[];
 
-/** = `struct kvm_segment`. Flag fields are 0 or 1. */
-export interface VcpuSegment {
-  base: bigint;
-  limit: number;
-  selector: number;
-  type: number;
-  present: number;
-  dpl: number;
-  db: number;
-  s: number;
-  l: number;
-  g: number;
-  avl: number;
-  unusable: number;
-}
+/** = `struct kvm_segment` (@hype/kvm's Segment). */
+export type VcpuSegment = Segment;
 
 /** = `struct kvm_dtable`. */
-export interface VcpuDtable {
-  base: bigint;
-  limit: number;
-}
+export type VcpuDtable = DescriptorTable;
 
-/** = `struct kvm_sregs` (without the interrupt bitmap, which @hype/vm never edits). */
-export interface VcpuSregs {
-  cs: VcpuSegment;
-  ds: VcpuSegment;
-  es: VcpuSegment;
-  fs: VcpuSegment;
-  gs: VcpuSegment;
-  ss: VcpuSegment;
-  tr: VcpuSegment;
-  ldt: VcpuSegment;
-  gdt: VcpuDtable;
-  idt: VcpuDtable;
-  cr0: bigint;
-  cr2: bigint;
-  cr3: bigint;
-  cr4: bigint;
-  cr8: bigint;
-  efer: bigint;
-  apicBase: bigint;
-}
+/** = `struct kvm_sregs`; the interrupt bitmap is optional here since @hype/vm never edits it. */
+export type VcpuSregs = Omit<Sregs, 'interruptBitmap'> & Partial<Pick<Sregs, 'interruptBitmap'>>;
 
 /** The paging-relevant part of the sregs. */
 export type PagingRegs = Pick<VcpuSregs, 'cr0' | 'cr3' | 'cr4' | 'efer'>;
