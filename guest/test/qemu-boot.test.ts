@@ -30,6 +30,7 @@ const hasQemu = spawnSync(QEMU, ['--version']).status === 0;
 if (!hasQemu) console.warn(`[hype] ${QEMU} not installed (apt-get install qemu-system-x86): skipping guest/test/qemu-boot.test.ts`);
 
 const BOOT_TIMEOUT_MS = 10 * 60_000;
+const SHELL_TIMEOUT_MS = 3 * 60_000;
 /**
  * /dev/console is hvc0, as in hype's console test; the whole kernel log also goes to ttyS0 (a file)
  * through the early console, kept after hvc0 takes over.
@@ -198,6 +199,7 @@ describe.skipIf(!hasQemu)('guest artifacts boot under QEMU TCG (reference emulat
         kernel: kernel.bzImage,
         initrd,
         append: CMDLINE,
+        timeoutMs: SHELL_TIMEOUT_MS,
         onOutput: (output, send) => {
           const step = steps[0];
           if (step && output.includes(step.when)) {
@@ -216,7 +218,7 @@ describe.skipIf(!hasQemu)('guest artifacts boot under QEMU TCG (reference emulat
       expect(steps, context).toEqual([]);
       expect(result.status).toBe((7 << 1) | 1);
     },
-    BOOT_TIMEOUT_MS + 60_000,
+    SHELL_TIMEOUT_MS + 60_000,
   );
 
   it(
@@ -229,6 +231,7 @@ describe.skipIf(!hasQemu)('guest artifacts boot under QEMU TCG (reference emulat
         kernel: kernel.bzImage,
         initrd,
         append: CMDLINE,
+        timeoutMs: SHELL_TIMEOUT_MS,
         onOutput: (output, send) => {
           if (!sent && output.includes('Leave with')) {
             sent = true;
@@ -239,6 +242,6 @@ describe.skipIf(!hasQemu)('guest artifacts boot under QEMU TCG (reference emulat
       expect(sent).toBe(true);
       expect(result.status, result.output.slice(-2000)).toBe((0 << 1) | 1);
     },
-    BOOT_TIMEOUT_MS + 60_000,
+    SHELL_TIMEOUT_MS + 60_000,
   );
 });

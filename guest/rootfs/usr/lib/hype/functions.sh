@@ -42,6 +42,21 @@ hype_mount_basics() {
 	mount -t tmpfs tmpfs /run
 }
 
+# hype_attach_console: make sure stdin/stdout/stderr are the console. The kernel starts init without
+# them when no console exists yet ("Warning: unable to open an initial console"), which happens when
+# the console is a multiport virtio console (e.g. QEMU's virtio-serial): its hvc0 appears a little
+# later, from a work queue. Waits up to 10 s for /dev/console to open.
+hype_attach_console() {
+	[ -t 1 ] && return 0
+	tries=0
+	until (: <>/dev/console) 2>/dev/null; do
+		tries=$((tries + 1))
+		[ $tries -lt 100 ] || return 1
+		usleep 100000
+	done
+	exec 0<>/dev/console 1>&0 2>&0
+}
+
 hype_banner() {
 	echo
 	echo "hype guest: Linux $(uname -r) $(uname -m), $(nproc) CPU(s), $(awk '/^MemTotal/ { print int($2 / 1024) }' /proc/meminfo) MiB"
