@@ -13,7 +13,7 @@ export default defineConfig({
       // Subpath entries must come before their package's own entry (first match wins).
       '@hype/linux-loader/node': fileURLToPath(new URL('./packages/linux-loader/src/node.ts', import.meta.url)),
       '@hype/linux-loader': src('linux-loader'),
-      '@hype/virtio-blk/node': fileURLToPath(new URL('./packages/virtio-blk/src/node.ts', import.meta.url)),
+      '@hype/virtio-blk/node': fileURLToPath(new URL('./packages/virtio-blk/node/index.ts', import.meta.url)),
       '@hype/virtio-blk': src('virtio-blk'),
       '@hype/virtio': src('virtio'),
       '@hype/guest': fileURLToPath(new URL('./guest/src/index.ts', import.meta.url)),

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BlkRequestType as T, BlkStatus as S, FileBackend, type FileHandleLike, VirtioBlkDevice } from '../src/index.js';
-import { openDiskBackend, openFileBackend } from '../src/node.js';
+import { openDiskBackend, openFileBackend } from '../node/index.js';
 import { bytesEqual, headerBytes } from './helpers.js';
 import { BlkTestDriver } from './mmio-driver.js';
 
@@ -157,7 +157,7 @@ describe('file backend (node:fs)', () => {
 
 describe('openDiskDevice', () => {
   it('builds the device for a disk list entry with the default serial, or the given one', async () => {
-    const { openDiskDevice } = await import('../src/node.js');
+    const { openDiskDevice } = await import('../node/index.js');
     const p = imageFile(new Uint8Array(8192));
     const d0 = await openDiskDevice({ kind: 'file', path: p, readOnly: true }, 0);
     expect([d0.serial, d0.backend.readOnly, d0.capacity]).toEqual(['hype-disk-0', true, 16n]);

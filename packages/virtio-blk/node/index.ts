@@ -2,12 +2,12 @@
 // through the global fetch). The core entry point stays free of node:* imports.
 
 import { constants, promises as fsp } from 'node:fs';
-import type { BlockBackend } from './backend.js';
-import { FileBackend } from './file-backend.js';
-import { HttpBackend, type HttpBackendOptions } from './http-backend.js';
-import { MemoryBackend } from './memory-backend.js';
-import { VirtioBlkDevice, type VirtioBlkOptions } from './device.js';
-import { defaultSerial, encodeSerial } from './serial.js';
+import type { BlockBackend } from '../src/backend.js';
+import { FileBackend } from '../src/file-backend.js';
+import { HttpBackend, type HttpBackendOptions } from '../src/http-backend.js';
+import { MemoryBackend } from '../src/memory-backend.js';
+import { VirtioBlkDevice, type VirtioBlkOptions } from '../src/device.js';
+import { defaultSerial, encodeSerial } from '../src/serial.js';
 
 export interface OpenFileOptions {
   /** Open O_RDONLY and make the device read-only. Default false (O_RDWR). */
@@ -91,6 +91,6 @@ export async function openDiskDevice(spec: DiskSpec, index: number, options: Omi
   }
 }
 
-export { FileBackend } from './file-backend.js';
-export { HttpBackend } from './http-backend.js';
-export { MemoryBackend } from './memory-backend.js';
+export { FileBackend } from '../src/file-backend.js';
+export { HttpBackend } from '../src/http-backend.js';
+export { MemoryBackend } from '../src/memory-backend.js';
