@@ -16,7 +16,7 @@ if (!hasKvm) console.warn('[hype] /dev/kvm absent on this host: skipping KVM tes
 const DISK_TEXT = 'hype-e2e-disk-v1';
 const GUEST_TEXT = 'written-by-the-guest';
 /** The default guest's shell prompt (guest/rootfs/etc/profile: PS1='hype:\w\$ '). */
-const PROMPT = /hype:[^\n]*# $/;
+const PROMPT = /hype:[^\n]*# (\x1b\[6n)?$/; // ash may follow its prompt with a cursor-position query
 
 describe.skipIf(!hasKvm)('hype run (KVM): default guest, disks, console script', () => {
   beforeAll(async () => {

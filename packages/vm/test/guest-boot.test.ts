@@ -67,6 +67,7 @@ describe.skipIf(!hasKvm)('the default guest on hype', () => {
   let dir: string;
   let kernel: KernelArtifacts;
   let initrd: string;
+  let shellInitrd: string;
   let disks: TestDisks;
 
   beforeAll(async () => {
@@ -74,6 +75,8 @@ describe.skipIf(!hasKvm)('the default guest on hype', () => {
     dir = mkdtempSync(join(tmpdir(), 'hype-guest-test-'));
     initrd = join(dir, 'initrd.cpio');
     writeInitrd(initrd, { init: 'test' });
+    shellInitrd = join(dir, 'initrd-shell.cpio');
+    writeInitrd(shellInitrd, { init: 'shell' });
     disks = prepareTestDisks(dir);
   });
 
@@ -130,7 +133,7 @@ describe.skipIf(!hasKvm)('the default guest on hype', () => {
     async () => {
       let vmRef: Awaited<ReturnType<typeof createVm>> | undefined;
       const vm = await createVm(
-        { kernel: kernel.vmlinux, initrd, memMiB: 128, cpus: 2, disks: [], console: 'hvc' },
+        { kernel: kernel.vmlinux, initrd: shellInitrd, memMiB: 128, cpus: 2, disks: [], console: 'hvc' },
         {
           consoleOutput: () => {},
           onTiming: (t) => {
