@@ -4,8 +4,11 @@ import { join } from 'node:path';
 import { buildInitrd, ensureKernel, hypeCacheDir } from '@hype/guest';
 import type { DefaultGuest, DefaultGuestFiles } from './ports.js';
 
-/** Which of the cached kernel artifacts `hype run` boots: the bzImage (the loader unpacks its gzip payload on the host). */
-export const DEFAULT_KERNEL_ARTIFACT = 'bzImage';
+/**
+ * Which of the cached kernel artifacts `hype run` boots: the ELF vmlinux, loaded as is. The bzImage
+ * would work too, but its gzip payload would be inflated twice per run (the boot check, then the load).
+ */
+export const DEFAULT_KERNEL_ARTIFACT = 'vmlinux';
 
 /**
  * The initrd is rebuilt in memory on every run (busybox and guest/rootfs, well under a second) and
