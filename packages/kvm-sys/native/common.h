@@ -3,10 +3,19 @@
 
 #include <napi.h>
 
+#include <time.h>
+
 #include <cstdint>
 #include <string>
 
 namespace hype {
+
+// CLOCK_MONOTONIC in nanoseconds.
+inline uint64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + ts.tv_nsec;
+}
 
 // Throws a JS Error "<what> failed: ENAME (description)" with .errno (positive), .code and .syscall.
 void ThrowErrno(Napi::Env env, const char* what, int err);

@@ -11,12 +11,6 @@ namespace hype {
 
 namespace {
 
-uint64_t NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + ts.tv_nsec;
-}
-
 // runPioLoop(vcpuFd, runMapping, exits) -> Float64Array: nanoseconds between consecutive exits.
 // Every exit must be KVM_EXIT_IO (an OUT; an IN is answered with zeros); anything else throws.
 Napi::Value RunPioLoop(const Napi::CallbackInfo& info) {
