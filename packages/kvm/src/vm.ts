@@ -207,22 +207,8 @@ export class Vm implements Disposable {
       view.setUint32(L.flags, flags | extraFlags, true);
       return bytes;
     };
-    try {
-      ioctl(fd, ioctls.KVM_IOEVENTFD, encode(0));
-    } catch (error) {
-      if (!options.eventFd) this.#releaseEventFd(eventFd);
-      throw error;
-    }
-    let removed = false;
-    return {
-      eventFd,
-      remove: () => {
-        if (removed) return;
-        removed = true;
-        if (this.#fd >= 0) ioctl(this.#fd, ioctls.KVM_IOEVENTFD, encode(KVM_IOEVENTFD_FLAG_DEASSIGN));
-        if (!options.eventFd) this.#releaseEventFd(eventFd);
-      },
-    };
+    const remove = this.#assignEventFd(fd, ioctls.KVM_IOEVENTFD, encode, KVM_IOEVENTFD_FLAG_DEASSIGN, eventFd, !options.eventFd);
+    return { eventFd, remove };
   }
 
   /** KVM_IRQFD: writing the eventfd raises interrupt `gsi` inside KVM (needs createIrqchip). */
@@ -239,23 +225,8 @@ export class Vm implements Disposable {
       view.setUint32(L.resamplefd, options.resampleFd?.fd ?? 0, true);
       return bytes;
     };
-    try {
-      ioctl(fd, ioctls.KVM_IRQFD, encode(0));
-    } catch (error) {
-      if (!options.eventFd) this.#releaseEventFd(eventFd);
-      throw error;
-    }
-    let removed = false;
-    return {
-      eventFd,
-      trigger: () => eventFd.write(1),
-      remove: () => {
-        if (removed) return;
-        removed = true;
-        if (this.#fd >= 0) ioctl(this.#fd, ioctls.KVM_IRQFD, encode(KVM_IRQFD_FLAG_DEASSIGN));
-        if (!options.eventFd) this.#releaseEventFd(eventFd);
-      },
-    };
+    const remove = this.#assignEventFd(fd, ioctls.KVM_IRQFD, encode, KVM_IRQFD_FLAG_DEASSIGN, eventFd, !options.eventFd);
+    return { eventFd, trigger: () => eventFd.write(1), remove };
   }
 
   /** KVM_ENABLE_CAP on the VM, e.g. enableCap(KvmCap.EXIT_ON_EMULATION_FAILURE, [1]). */
@@ -302,6 +273,33 @@ export class Vm implements Disposable {
   #open(): number {
     if (this.#fd < 0) throw closedError('Vm');
     return this.#fd;
+  }
+
+  /**
+   * KVM_IOEVENTFD / KVM_IRQFD: assigns `encode(0)` and returns the idempotent undo (`encode(deassign)`).
+   * An eventfd the registration created (`owned`) is closed on failure and on removal.
+   */
+  #assignEventFd(
+    fd: number,
+    request: number,
+    encode: (flags: number) => Uint8Array,
+    deassign: number,
+    eventFd: EventFd,
+    owned: boolean,
+  ): () => void {
+    try {
+      ioctl(fd, request, encode(0));
+    } catch (error) {
+      if (owned) this.#releaseEventFd(eventFd);
+      throw error;
+    }
+    let removed = false;
+    return () => {
+      if (removed) return;
+      removed = true;
+      if (this.#fd >= 0) ioctl(this.#fd, request, encode(deassign));
+      if (owned) this.#releaseEventFd(eventFd);
+    };
   }
 
   #ownEventFd(): EventFd {
