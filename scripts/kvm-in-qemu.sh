@@ -24,14 +24,13 @@
 # that Ctrl-A reaches `hype run` inside).
 #
 # Downloads nothing but the Debian kernel package (`apt-get download`, once; cached).
+# needs: apt-get apt-cache dpkg-deb depmod modprobe cpio gzip flock file sha256sum setsid
 set -euo pipefail
 
 die() { echo "kvm-in-qemu: $*" >&2; exit 125; }
 [ $# -gt 0 ] || die "usage: scripts/kvm-in-qemu.sh <command...>"
-command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found (apt-get install qemu-system-x86)"
-BUSYBOX=$(command -v busybox || true)
-[ -n "$BUSYBOX" ] && file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' ||
-  die "a static busybox is needed (apt-get install busybox-static)"
+QEMU="${KVM_IN_QEMU_QEMU:-qemu-system-x86_64}"
+command -v "$QEMU" >/dev/null || die "$QEMU not found (apt-get install qemu-system-x86, or bash scripts/setup.sh)"
 
 CACHE="${HYPE_CACHE_DIR:-$HOME/.cache/hype}/kvm-in-qemu"
 MEM="${KVM_IN_QEMU_MEM:-4G}"
@@ -42,35 +41,12 @@ mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock"
 flock 9
 say() { [ "$VERBOSE" = 1 ] && echo "kvm-in-qemu: $*" >&2 || true; }
-
-# --- L1 kernel: a stock Debian amd64 kernel (has KVM_AMD, 9P, OVERLAY_FS as modules) --------------
-pkg="${KVM_IN_QEMU_KERNEL:-}"
-if [ -z "$pkg" ]; then
-  pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
-  # The -unsigned package has the same kernel and modules without the Secure Boot signatures.
-  [ -n "$pkg" ] && { apt-cache show "$pkg-unsigned" >/dev/null 2>&1 && pkg="$pkg-unsigned"; }
-fi
-if [ -z "$pkg" ]; then
-  # No apt metadata: fall back to a kernel already in the cache.
-  pkg=$(ls -1d "$CACHE"/linux-image-*/ 2>/dev/null | tail -n1 | xargs -r basename)
-  [ -n "$pkg" ] || die "cannot find a Debian kernel package (apt-get update?) and none is cached in $CACHE"
-fi
-KDIR="$CACHE/$pkg"
-if [ ! -e "$KDIR/.extracted" ]; then
-  say "downloading $pkg"
-  dl=$(mktemp -d "$CACHE/.dl.XXXXXX")
-  (cd "$dl" && apt-get download "$pkg" >&2) || { rm -rf "$dl"; die "apt-get download $pkg failed"; }
-  rm -rf "$KDIR"
-  mkdir -p "$KDIR"
-  dpkg-deb -x "$dl"/*.deb "$KDIR"
-  rm -rf "$dl"
-  touch "$KDIR/.extracted"
-fi
-KVER=$(ls -1 "$KDIR/lib/modules" | head -n1)
-VMLINUZ="$KDIR/boot/vmlinuz-$KVER"
-[ -f "$VMLINUZ" ] || die "$VMLINUZ missing (remove $KDIR and retry)"
-grep -q '^CONFIG_KVM_AMD=[ym]' "$KDIR/boot/config-$KVER" || die "$pkg has no CONFIG_KVM_AMD"
-grep -q '^CONFIG_NET_9P_VIRTIO=[ym]' "$KDIR/boot/config-$KVER" || die "$pkg has no 9p over virtio"
+ATTEMPTS="${KVM_IN_QEMU_ATTEMPTS:-3}"
+STALL_S="${KVM_IN_QEMU_STALL_S:-45}"
+BOOT_S="${KVM_IN_QEMU_BOOT_S:-180}"
+for v in ATTEMPTS STALL_S BOOT_S; do
+  case "${!v}" in ''|*[!0-9]*|0) die "KVM_IN_QEMU_$v=${!v}: use a positive whole number" ;; esac
+done
 
 # --- initramfs: busybox, the modules in load order, /init ----------------------------------------
 read -r -d '' INIT <<'EOF' || true
@@ -89,6 +65,7 @@ for m in $(cat /modules.list); do
 done
 mkdir -p /rig /lower /upper /newroot
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 rig /rig || fail "mount rig share failed"
+( n=0; while :; do n=$((n + 1)); echo $n >/rig/heartbeat; sleep 2; done ) </dev/null >/dev/null 2>&1 &
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro hostroot /lower ||
   fail "mount of the host root (9p) failed"
 mount -t tmpfs -o mode=0755 tmpfs /upper
@@ -125,33 +102,77 @@ sync
 poweroff -f
 EOF
 
-# Rebuild when the kernel or this script changes.
-stamp=$(printf '%s\n%s\n%s\n' "$KVER" "$INIT" "$(sha256sum "$BUSYBOX")" | sha256sum | cut -c1-16)
-INITRD="$KDIR/initrd-$stamp.cpio.gz"
-if [ ! -f "$INITRD" ]; then
-  say "building initramfs $INITRD"
-  tree=$(mktemp -d "$CACHE/.initrd.XXXXXX")
-  mkdir -p "$tree/bin" "$tree/modules" "$tree/tmp"
-  cp "$BUSYBOX" "$tree/bin/busybox"
-  printf '%s\n' "$INIT" >"$tree/init"
-  chmod +x "$tree/init"
-  [ -f "$KDIR/lib/modules/$KVER/modules.dep" ] || depmod -b "$KDIR" "$KVER"
-  : >"$tree/modules.list"
-  for mod in virtio_pci 9pnet_virtio 9p overlay kvm_amd; do
-    modprobe -d "$KDIR" -S "$KVER" --show-depends "$mod" | awk '$1 == "insmod" {print $2}' |
-      while read -r ko; do
-        name=$(basename "$ko")
-        grep -qx "$name" "$tree/modules.list" && continue
-        cp "$ko" "$tree/modules/$name"
-        echo "$name" >>"$tree/modules.list"
-      done
-  done
-  (cd "$tree" && find . | cpio -o -H newc --quiet | gzip -1) >"$INITRD.tmp"
-  rm -f "$KDIR"/initrd-*.cpio.gz
-  mv "$INITRD.tmp" "$INITRD"
-  rm -rf "$tree"
-fi
+prepare_l1() {
+  # --- L1 kernel: a stock Debian amd64 kernel (has KVM_AMD, 9P, OVERLAY_FS as modules) --------------
+  pkg="${KVM_IN_QEMU_KERNEL:-}"
+  if [ -z "$pkg" ]; then
+    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+    # The -unsigned package has the same kernel and modules without the Secure Boot signatures.
+    [ -n "$pkg" ] && { apt-cache show "$pkg-unsigned" >/dev/null 2>&1 && pkg="$pkg-unsigned"; }
+  fi
+  if [ -z "$pkg" ]; then
+    # No apt metadata: fall back to a kernel already in the cache.
+    pkg=$(ls -1d "$CACHE"/linux-image-*/ 2>/dev/null | tail -n1 | xargs -r basename)
+    [ -n "$pkg" ] || die "cannot find a Debian kernel package (apt-get update?) and none is cached in $CACHE"
+  fi
+  KDIR="$CACHE/$pkg"
+  if [ ! -e "$KDIR/.extracted" ]; then
+    say "downloading $pkg"
+    dl=$(mktemp -d "$CACHE/.dl.XXXXXX")
+    (cd "$dl" && apt-get download "$pkg" >&2) || { rm -rf "$dl"; die "apt-get download $pkg failed"; }
+    rm -rf "$KDIR"
+    mkdir -p "$KDIR"
+    dpkg-deb -x "$dl"/*.deb "$KDIR"
+    rm -rf "$dl"
+    touch "$KDIR/.extracted"
+  fi
+  KVER=$(ls -1 "$KDIR/lib/modules" | head -n1)
+  VMLINUZ="$KDIR/boot/vmlinuz-$KVER"
+  [ -f "$VMLINUZ" ] || die "$VMLINUZ missing (remove $KDIR and retry)"
+  grep -q '^CONFIG_KVM_AMD=[ym]' "$KDIR/boot/config-$KVER" || die "$pkg has no CONFIG_KVM_AMD"
+  grep -q '^CONFIG_NET_9P_VIRTIO=[ym]' "$KDIR/boot/config-$KVER" || die "$pkg has no 9p over virtio"
 
+
+  BUSYBOX=$(command -v busybox || true)
+  [ -n "$BUSYBOX" ] && file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' ||
+    die "a static busybox is needed (apt-get install busybox-static)"
+  # Rebuild when the kernel or this script changes.
+  stamp=$(printf '%s\n%s\n%s\n' "$KVER" "$INIT" "$(sha256sum "$BUSYBOX")" | sha256sum | cut -c1-16)
+  INITRD="$KDIR/initrd-$stamp.cpio.gz"
+  if [ ! -f "$INITRD" ]; then
+    say "building initramfs $INITRD"
+    tree=$(mktemp -d "$CACHE/.initrd.XXXXXX")
+    mkdir -p "$tree/bin" "$tree/modules" "$tree/tmp"
+    cp "$BUSYBOX" "$tree/bin/busybox"
+    printf '%s\n' "$INIT" >"$tree/init"
+    chmod +x "$tree/init"
+    [ -f "$KDIR/lib/modules/$KVER/modules.dep" ] || depmod -b "$KDIR" "$KVER"
+    : >"$tree/modules.list"
+    for mod in virtio_pci 9pnet_virtio 9p overlay kvm_amd; do
+      modprobe -d "$KDIR" -S "$KVER" --show-depends "$mod" | awk '$1 == "insmod" {print $2}' |
+        while read -r ko; do
+          name=$(basename "$ko")
+          grep -qx "$name" "$tree/modules.list" && continue
+          cp "$ko" "$tree/modules/$name"
+          echo "$name" >>"$tree/modules.list"
+        done
+    done
+    (cd "$tree" && find . | cpio -o -H newc --quiet | gzip -1) >"$INITRD.tmp"
+    rm -f "$KDIR"/initrd-*.cpio.gz
+    mv "$INITRD.tmp" "$INITRD"
+    rm -rf "$tree"
+  fi
+
+}
+
+if [ -n "${KVM_IN_QEMU_L1_KERNEL:-}" ] || [ -n "${KVM_IN_QEMU_L1_INITRD:-}" ]; then
+  # Another L1 (tests of the rig use a fake QEMU with these); both must be given.
+  VMLINUZ="${KVM_IN_QEMU_L1_KERNEL:?KVM_IN_QEMU_L1_INITRD needs KVM_IN_QEMU_L1_KERNEL}"
+  INITRD="${KVM_IN_QEMU_L1_INITRD:?KVM_IN_QEMU_L1_KERNEL needs KVM_IN_QEMU_L1_INITRD}"
+  KVER=custom
+else
+  prepare_l1
+fi
 exec 9>&-
 
 # --- the run: the command, its directory and environment go through a small writable 9p share ----
@@ -179,7 +200,7 @@ size=$(stty size 2>/dev/null || true)
   fi
 } >"$RIG/cmd.sh"
 
-append="console=ttyS0 panic=-1 kvm_in_qemu.verbose=$VERBOSE"
+append="console=ttyS0 panic=-1 softlockup_panic=1 kvm_in_qemu.verbose=$VERBOSE"
 rw_args=()
 if [ -n "${KVM_IN_QEMU_RW:-}" ]; then
   IFS=: read -r -a rw_dirs <<<"$KVM_IN_QEMU_RW"
@@ -196,18 +217,67 @@ fi
 [ "$VERBOSE" = 1 ] || append="$append quiet loglevel=3"
 say "booting L1 ($KVER, $CPUS vCPUs, $MEM)"
 [ $in_tty = 1 ] || exec </dev/null
-set +e
-qemu-system-x86_64 \
-  -machine q35,accel=tcg -cpu max -smp "$CPUS" -m "$MEM" \
-  -kernel "$VMLINUZ" -initrd "$INITRD" -append "$append" \
-  -display none -no-reboot -nodefaults -serial mon:stdio -echr 0x1d \
-  -fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap \
-  -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
-  -fsdev local,id=rig,path="$RIG",security_model=none \
-  -device virtio-9p-pci,fsdev=rig,mount_tag=rig \
-  "${rw_args[@]}"
-qemu_status=$?
-set -e
-[ $qemu_status -eq 0 ] || die "qemu-system-x86_64 exited with status $qemu_status"
-[ -f "$RIG/status" ] || die "L1 stopped without reporting the command's status (interrupted, or an L1 kernel panic)"
-exit "$(cat "$RIG/status")"
+
+# A stalled L1 is found in seconds and replaced by a fresh one: L1 writes a heartbeat into the rig share
+# every 2 s (and panics on a soft lockup, so it stops at once); a watcher here kills QEMU when no
+# heartbeat came for STALL_S seconds (BOOT_S before the first). The command runs again from the start
+# in the fresh L1, up to ATTEMPTS times.
+watch_l1() {
+  local started=$SECONDS pid age limit
+  while [ ! -s "$RIG/qemu.pid" ]; do
+    [ $((SECONDS - started)) -lt 30 ] || return 0
+    sleep 0.2
+  done
+  pid=$(cat "$RIG/qemu.pid")
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    if [ -e "$RIG/heartbeat" ]; then
+      age=$(($(date +%s) - $(stat -c %Y "$RIG/heartbeat"))) limit=$STALL_S
+    else
+      age=$((SECONDS - started)) limit=$BOOT_S
+    fi
+    if [ "$age" -ge "$limit" ]; then
+      echo "$age" >"$RIG/stalled"
+      kill "$pid" 2>/dev/null
+      sleep 3
+      kill -9 "$pid" 2>/dev/null
+      return 0
+    fi
+  done
+}
+
+interrupted=0
+trap 'interrupted=1' INT TERM HUP
+for attempt in $(seq 1 "$ATTEMPTS"); do
+  rm -f "$RIG/status" "$RIG/heartbeat" "$RIG/stalled" "$RIG/qemu.pid"
+  watch_l1 &
+  watcher=$!
+  set +e
+  "$QEMU" \
+    -machine q35,accel=tcg -cpu max -smp "$CPUS" -m "$MEM" \
+    -kernel "$VMLINUZ" -initrd "$INITRD" -append "$append" \
+    -display none -no-reboot -nodefaults -serial mon:stdio -echr 0x1d -pidfile "$RIG/qemu.pid" \
+    -fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap \
+    -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
+    -fsdev local,id=rig,path="$RIG",security_model=none \
+    -device virtio-9p-pci,fsdev=rig,mount_tag=rig \
+    "${rw_args[@]}"
+  qemu_status=$?
+  set -e
+  kill "$watcher" 2>/dev/null || true
+  wait "$watcher" 2>/dev/null || true
+  [ "$interrupted" = 0 ] || die "interrupted"
+  [ -f "$RIG/status" ] && exit "$(cat "$RIG/status")"
+  if [ -f "$RIG/stalled" ]; then
+    reason="L1 stalled (no heartbeat for $(cat "$RIG/stalled") s)"
+  elif [ "$qemu_status" -ne 0 ]; then
+    die "$QEMU exited with status $qemu_status"
+  else
+    reason="L1 stopped without reporting the command's status (an L1 kernel panic, e.g. a soft lockup)"
+  fi
+  if [ "$attempt" -lt "$ATTEMPTS" ]; then
+    echo "kvm-in-qemu: attempt $attempt of $ATTEMPTS: $reason; starting a fresh L1" >&2
+  else
+    die "attempt $attempt of $ATTEMPTS: $reason; giving up"
+  fi
+done

@@ -1,11 +1,63 @@
 #!/usr/bin/env bash
-# One-time setup on a Debian/Ubuntu machine: system packages for the guest build, pnpm at the pinned
-# version, the workspace dependencies (which builds the KVM addon from source when no prebuild fits),
-# and the TypeScript packages.
+# One-time setup on a Debian/Ubuntu machine: every program hype's commands and tests run (the table in
+# scripts/host-commands.tsv), pnpm at the pinned version, the workspace dependencies (which builds the
+# KVM addon from source when no prebuild fits), and the TypeScript packages.
+#
+#   bash scripts/setup.sh           # what `pnpm hype run` needs; the nested rig's packages (QEMU, kmod)
+#                                   # too when this host has no usable /dev/kvm
+#   bash scripts/setup.sh --tests   # also what `pnpm test` runs, the nested rig included (.ci/run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-sh guest/setup-deps.sh
+tests=0
+for arg in "$@"; do
+  case "$arg" in
+    --tests) tests=1 ;;
+    *) echo "setup: unknown option $arg (use --tests)" >&2; exit 2 ;;
+  esac
+done
+
+# The rig is needed where /dev/kvm cannot be opened; `hype run --accel auto` falls back to it there.
+nested=$tests
+if ! { exec 3<>/dev/kvm; } 2>/dev/null; then nested=1; else exec 3>&-; fi
+
+wanted() { # the `when` column of a row of host-commands.tsv
+  case "$1" in always) return 0 ;; nested) [ "$nested" = 1 ] ;; tests) [ "$tests" = 1 ] ;; *) return 1 ;; esac
+}
+
+packages=(linux-source libelf-dev libssl-dev build-essential ca-certificates)
+commands=()
+while IFS=$'\t' read -r command package when _; do
+  case "$command" in ''|'#'*) continue ;; esac
+  wanted "$when" || continue
+  commands+=("$command:$package")
+  packages+=("$package")
+done <scripts/host-commands.tsv
+
+missing=()
+for pkg in $(printf '%s\n' "${packages[@]}" | sort -u); do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "setup: system packages: all installed"
+fi
+
+# depmod, modprobe and friends live in /sbin, which is not on every user's PATH.
+export PATH="$PATH:/usr/sbin:/sbin"
+absent=()
+for entry in "${commands[@]}"; do
+  command -v "${entry%%:*}" >/dev/null || absent+=("${entry%%:*} (package ${entry#*:})")
+done
+if [ ${#absent[@]} -gt 0 ]; then
+  echo "setup: still missing after the install: ${absent[*]}" >&2
+  exit 1
+fi
 
 pnpm_version=$(node -p "require('./package.json').packageManager.split('@')[1]")
 if [ "$(pnpm --version 2>/dev/null || true)" != "$pnpm_version" ]; then

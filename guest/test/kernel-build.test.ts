@@ -116,14 +116,21 @@ describe('buildKernel (against a fake source tree)', () => {
     const sharedCache = join(scratch, 'cache-shared');
     const extracts: string[] = [];
     const waits: string[] = [];
+    let startSecond: () => void = () => {};
+    const secondMayStart = new Promise<void>((resolve) => {
+      startSecond = resolve;
+    });
     const onProgress = (e: KernelBuildProgress) => {
-      if (e.phase === 'extract') extracts.push(e.message);
+      if (e.phase === 'extract') {
+        extracts.push(e.message);
+        startSecond(); // the first build holds the lock now
+      }
       if (e.phase === 'wait') waits.push(e.message);
     };
     // Same process, so the lock holder is alive: the second caller waits, then finds the entry.
     const [a, b] = await Promise.all([
       buildKernel({ source, fragmentPath, cacheDir: sharedCache, onProgress }),
-      new Promise((r) => setTimeout(r, 50)).then(() => buildKernel({ source, fragmentPath, cacheDir: sharedCache, onProgress })),
+      secondMayStart.then(() => buildKernel({ source, fragmentPath, cacheDir: sharedCache, onProgress })),
     ]);
     expect(extracts).toHaveLength(1);
     expect(waits).toHaveLength(1);

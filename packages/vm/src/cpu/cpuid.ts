@@ -45,6 +45,28 @@ export const Cpuid1Ecx = {
 } as const;
 export const Cpuid1Edx = { MTRR: 12, HTT: 28 } as const;
 
+/** Bits of CPUID.0x40000001:EAX, KVM's paravirt features (linux/arch/x86/include/uapi/asm/kvm_para.h). */
+export const KvmFeature = {
+  CLOCKSOURCE: 0,
+  NOP_IO_DELAY: 1,
+  MMU_OP: 2,
+  CLOCKSOURCE2: 3,
+  ASYNC_PF: 4,
+  STEAL_TIME: 5,
+  PV_EOI: 6,
+  PV_UNHALT: 7,
+  PV_TLB_FLUSH: 9,
+  ASYNC_PF_VMEXIT: 10,
+  PV_SEND_IPI: 11,
+  POLL_CONTROL: 12,
+  PV_SCHED_YIELD: 13,
+  ASYNC_PF_INT: 14,
+  MSI_EXT_DEST_ID: 15,
+  HC_MAP_GPA_RANGE: 16,
+  MIGRATION_CONTROL: 17,
+  CLOCKSOURCE_STABLE_BIT: 24,
+} as const;
+
 /** "KVMKVMKVM\0\0\0" as the EBX, ECX, EDX of leaf 0x40000000 (little-endian ASCII). */
 export const KVM_SIGNATURE = { ebx: 0x4b4d_564b, ecx: 0x564b_4d56, edx: 0x0000_004d } as const;
 

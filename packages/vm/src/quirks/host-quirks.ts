@@ -3,7 +3,7 @@
  * detected (or forced); when inactive every method is the identity / "not handled", so an ordinary
  * KVM host sees no difference. Even when active, run-time fixes act only on emulation-failure exits.
  */
-import { clearCpuidBit, Cpuid1Ecx, Leaf, type CpuidEntry } from '../cpu/cpuid.js';
+import { clearCpuidBit, Cpuid1Ecx, KvmFeature, Leaf, type CpuidEntry } from '../cpu/cpuid.js';
 import { fetchInstructionBytes } from '../cpu/insn-fetch.js';
 import { Msr } from '../cpu/msrs.js';
 import type { GuestMemory } from '../cpu/paging.js';
@@ -21,6 +21,18 @@ import { PageFaultTrap, decideTrapHit, trapSiteFromIdt, type PlantResult, type T
  * output) before user space makes its first syscall.
  */
 export const IDT_PROBE_INTERVAL = 64;
+
+/**
+ * KVM paravirt features whose guest side issues hypercalls (`vmcall`/`vmmcall`). Under kvm_pvm a guest
+ * with 2 vCPUs hung for good at "x86: Booting SMP configuration" with these advertised, and booted
+ * with them hidden (measured 2026-12-06; `nopv` on the kernel command line also avoided the hang).
+ */
+export const PVM_HIDDEN_KVM_FEATURES: readonly number[] = [
+  KvmFeature.PV_UNHALT,
+  KvmFeature.PV_TLB_FLUSH,
+  KvmFeature.PV_SEND_IPI,
+  KvmFeature.PV_SCHED_YIELD,
+];
 
 export type QuirkName = 'int3' | 'clac' | 'stac' | 'fwait' | 'popcnt' | 'syscall-entry' | 'page-fault-trap';
 
@@ -81,7 +93,9 @@ export class HostQuirks {
   /** CPUID with CX16 cleared (SLUB's cmpxchg16b is not emulated); an unchanged copy when inactive. */
   cpuid(entries: readonly CpuidEntry[]): CpuidEntry[] {
     if (!this.active) return entries.map((e) => ({ ...e }));
-    return clearCpuidBit(entries, Leaf.FEATURES, 0, 'ecx', Cpuid1Ecx.CX16);
+    let out = clearCpuidBit(entries, Leaf.FEATURES, 0, 'ecx', Cpuid1Ecx.CX16);
+    for (const bit of PVM_HIDDEN_KVM_FEATURES) out = clearCpuidBit(out, Leaf.KVM_FEATURES, 0, 'eax', bit);
+    return out;
   }
 
   /** The planted #PF trap, if any. */
