@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_MEM_MIB, MAX_CPUS } from '@hype/vm';
 import packageJson from '../package.json' with { type: 'json' };
+import { parseAccel, type Accel } from './accel.js';
 import { EXIT_CODE_HELP } from './exit-codes.js';
 import {
   parseCmdline,
@@ -16,7 +17,7 @@ import { UsageError } from './usage-error.js';
 export const VERSION: string = packageJson.version;
 
 export type ParsedArgs =
-  | { command: 'run'; flags: LabelledOptions; configFile?: string; timings?: boolean }
+  | { command: 'run'; flags: LabelledOptions; configFile?: string; timings?: boolean; accel: Accel }
   | { command: 'guest-build' }
   /** --help or --version: print `text` on stdout and exit 0. */
   | { command: 'print'; text: string };
@@ -41,6 +42,11 @@ Console: the terminal is the guest console (raw mode when stdin is a terminal,
 so Ctrl-C goes to the guest). Ctrl-A x quits hype, Ctrl-A Ctrl-A sends a
 literal Ctrl-A, Ctrl-A h shows this. SIGINT/SIGTERM stop the VM.
 
+Acceleration (--accel): on a host without a usable /dev/kvm, auto runs the same
+command inside the nested rig (QEMU/TCG emulating a CPU with SVM, a Debian
+kernel with kvm_amd; needs qemu-system-x86): everything works the same, slowly.
+Disk files are shared with it read-write, so their writes land here.
+
 Environment: HYPE_CACHE_DIR (default guest cache, default ~/.cache/hype),
 HYPE_KVM_DEVICE (the KVM device, default /dev/kvm), HYPE_LOG (VM messages on
 stderr: debug, info, warn (default), error, silent).
@@ -58,6 +64,7 @@ interface RawRunFlags {
   console?: string;
   config?: string;
   timings?: boolean;
+  accel?: string;
 }
 
 function buildProgram(onRun: (flags: RawRunFlags) => void, onGuestBuild: () => void, output: (s: string) => void): Command {
@@ -87,6 +94,10 @@ function buildProgram(onRun: (flags: RawRunFlags) => void, onGuestBuild: () => v
     )
     .option('--console <kind>', 'guest console: hvc (virtio-console) or serial (8250 UART) (default: hvc)')
     .option('--config <file>', 'read options from a JSON file; flags override it')
+    .option(
+      '--accel <kind>',
+      'auto: /dev/kvm if it answers, else nested; kvm: only /dev/kvm; nested: inside QEMU emulation (slow) (default: auto)',
+    )
     .option('--timings', 'print boot-timing events on stderr as lines "hype-timing {json}" (used by pnpm bench)')
     .addHelpText('after', RUN_HELP_AFTER)
     .action((flags: RawRunFlags) => onRun(flags));
@@ -158,6 +169,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs | UsageError {
         flags: flagsToOptions(flags),
         ...(flags.config !== undefined ? { configFile: flags.config } : {}),
         ...(flags.timings ? { timings: true } : {}),
+        accel: flags.accel === undefined ? 'auto' : parseAccel(flags.accel, '--accel'),
       };
     },
     () => {

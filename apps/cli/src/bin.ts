@@ -5,6 +5,7 @@
  */
 import { totalmem } from 'node:os';
 import { loaderCheckBoot } from './boot-check.js';
+import { processRig } from './nested.js';
 import { installProcessHooks } from './process-hooks.js';
 import { runCli } from './run-cli.js';
 
@@ -21,6 +22,8 @@ const code = await runCli(process.argv.slice(2), {
     ensure: async (progress, reportCached) => (await import('./default-guest.js')).packagedDefaultGuest.ensure(progress, reportCached),
   },
   checkBoot: loaderCheckBoot,
+  probeKvm: async (path) => (await import('./vm-adapter.js')).probeKvm(path),
+  nested: processRig(process.argv[1]!, process.env),
   onSignal: hooks.onSignal,
   registerCleanup: hooks.registerCleanup,
   totalMemBytes: totalmem(),

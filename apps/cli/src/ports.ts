@@ -61,3 +61,11 @@ export interface DefaultGuest {
    */
   ensure(progress: (line: string) => void, reportCached?: boolean): Promise<DefaultGuestFiles>;
 }
+
+/** The nested rig (nested.ts): this hype command again, inside QEMU emulation with a real /dev/kvm. */
+export interface NestedRig {
+  /** What is missing for the rig (one line with the install command), or undefined when it can run. */
+  problem(): string | undefined;
+  /** Runs `hype <args>` inside the rig with `rwDirs` shared read-write; resolves to its exit code. */
+  run(args: readonly string[], rwDirs: readonly string[]): Promise<number>;
+}

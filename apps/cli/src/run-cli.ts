@@ -1,5 +1,7 @@
 import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { DEFAULT_MEM_MIB, type VmConfig } from '@hype/vm';
+import { chooseAccel, writableDiskDirs, type Accel, type AccelChoice } from './accel.js';
 import { parseArgs } from './args.js';
 import { loadConfigFile } from './config-file.js';
 import { ConsoleBridge, type ConsoleInput } from './console-bridge.js';
@@ -7,7 +9,7 @@ import { decideExit, ExitCode, type StopCause, type StopSignal, type VmOutcome }
 import { nodeFs, type HostFs } from './host-fs.js';
 import { checkKvmDevice, kvmDevicePath } from './kvm-device.js';
 import { mergeOptions, type LabelledOptions } from './options.js';
-import type { CliVm, CreateVm, DefaultGuest, TimingEventLike } from './ports.js';
+import type { CliVm, CreateVm, DefaultGuest, NestedRig, TimingEventLike } from './ports.js';
 import { formatSize, MiB } from './size.js';
 import { isUsageError } from './usage-error.js';
 import { bootProblem, checkInputs, type CheckBoot } from './validate.js';
@@ -40,6 +42,13 @@ export interface CliIo {
   totalMemBytes?: number;
   /** How long to wait for the VM to stop after stop() before giving up on it (default 5000 ms). */
   stopTimeoutMs?: number;
+  /**
+   * Opens the KVM device and asks KVM_GET_API_VERSION; returns the one-line problem or undefined. Without
+   * it, only access(2) is checked.
+   */
+  probeKvm?: (path: string) => Promise<string | undefined>;
+  /** The nested rig for --accel auto|nested; absent: nesting is not available. */
+  nested?: NestedRig;
 }
 
 const STOP_SIGNALS: StopSignal[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -63,7 +72,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       case 'guest-build':
         return await guestBuild(io);
       case 'run':
-        return await run(parsed.flags, parsed.configFile, io, parsed.timings === true);
+        return await run(parsed.flags, parsed.configFile, io, parsed.timings === true, parsed.accel, argv);
     }
   } catch (error) {
     if (isUsageError(error)) {
@@ -90,7 +99,14 @@ async function guestBuild(io: CliIo): Promise<number> {
   }
 }
 
-async function run(flags: LabelledOptions, configFile: string | undefined, io: CliIo, timings: boolean): Promise<number> {
+async function run(
+  flags: LabelledOptions,
+  configFile: string | undefined,
+  io: CliIo,
+  timings: boolean,
+  accel: Accel,
+  argv: readonly string[],
+): Promise<number> {
   const fs = io.fs ?? nodeFs;
   const logLevel = logLevelFromEnv(io.env);
   const file = configFile === undefined ? undefined : await loadConfigFile(configFile, io.readTextFile ?? ((p) => readFile(p, 'utf8')));
@@ -127,10 +143,11 @@ async function run(flags: LabelledOptions, configFile: string | undefined, io: C
     printError(io, `warning: --mem ${formatSize(memMiB * MiB)} is more than this host's RAM (${formatSize(Math.floor(io.totalMemBytes / MiB) * MiB)})`);
   }
 
+  // Where the VM runs is settled before any guest build starts.
   const kvmDevice = kvmDevicePath(io.env);
-  const kvmProblem = await checkKvmDevice(kvmDevice, fs);
-  if (kvmProblem) {
-    printError(io, kvmProblem);
+  const where = await chooseWhereToRun(accel, kvmDevice, fs, io);
+  if (where.kind === 'unusable') {
+    printError(io, where.message);
     return ExitCode.usage;
   }
 
@@ -143,6 +160,11 @@ async function run(flags: LabelledOptions, configFile: string | undefined, io: C
     boot = resolved;
   }
 
+  if (where.kind === 'nested') {
+    printError(io, where.notice);
+    return runNested(io.nested!, argv, options.disks ?? [], io);
+  }
+
   const config: VmConfig = {
     ...boot,
     ...(options.cmdline !== undefined ? { cmdline: options.cmdline } : {}),
@@ -153,6 +175,38 @@ async function run(flags: LabelledOptions, configFile: string | undefined, io: C
   };
   return runVm(config, kvmDevice, logLevel, io, timings);
 }
+
+async function chooseWhereToRun(accel: Accel, kvmDevice: string, fs: HostFs, io: CliIo): Promise<AccelChoice> {
+  const kvmProblem = accel === 'nested' ? undefined : io.probeKvm ? await io.probeKvm(kvmDevice) : await checkKvmDevice(kvmDevice, fs);
+  const needRig = accel === 'nested' || (accel === 'auto' && kvmProblem !== undefined);
+  const rigProblem = needRig ? (io.nested ? io.nested.problem() : 'this hype cannot nest (no rig)') : undefined;
+  return chooseAccel(accel, kvmProblem, rigProblem);
+}
+
+/**
+ * The same command again inside the nested rig, with --accel kvm; the default guest was built here
+ * already, so the inner hype finds it in the cache. Writable disk files are shared read-write.
+ */
+async function runNested(rig: NestedRig, argv: readonly string[], disks: readonly VmConfig['disks'][number][], io: CliIo): Promise<number> {
+  const writable = disks.flatMap((d) => (d.kind === 'file' && !d.readOnly ? [resolve(d.path)] : []));
+  const awkward = writable.find((path) => /[\s,:]/.test(path));
+  if (awkward !== undefined) {
+    printError(io, `--disk ${awkward}: the nested rig cannot share a path with spaces, commas or colons; move or link the file`);
+    return ExitCode.usage;
+  }
+  // Ctrl-C without a terminal reaches the rig too (same process group): wait for its exit status.
+  const unsubscribes = STOP_SIGNALS.map((signal) => io.onSignal(signal, () => {}));
+  try {
+    const code = await rig.run([...argv, '--accel', 'kvm'], writableDiskDirs(writable, dirname));
+    if (code === RIG_FAILED) printError(io, 'the nested rig failed (see the message above)');
+    return code === RIG_FAILED ? ExitCode.internal : code;
+  } finally {
+    for (const unsubscribe of unsubscribes) unsubscribe();
+  }
+}
+
+/** kvm-in-qemu.sh's status for its own failures (the command's status passes through otherwise). */
+const RIG_FAILED = 125;
 
 type BootCheckFn = (kernelImage: Uint8Array, kernelName: string, initrdBytes: number, initrdName: string | undefined) =>
   ReturnType<typeof bootProblem>;

@@ -1,4 +1,4 @@
-import { createVm, describeExit, formatInternalError, type VmExit } from '@hype/vm';
+import { createVm, describeExit, formatInternalError, probeKvmDevice, type VmExit } from '@hype/vm';
 import type { VmOutcome } from './exit-codes.js';
 import type { CreateVm } from './ports.js';
 
@@ -27,3 +27,8 @@ export const defaultCreateVm: CreateVm = async (config, options) => {
     stop: () => machine.stop('stopped by the hype command'),
   };
 };
+
+/** Opens the KVM device and checks its API version (the native addon loads here). */
+export function probeKvm(path: string): string | undefined {
+  return probeKvmDevice(path);
+}

@@ -18,11 +18,11 @@ function runFlags(argv: string[]) {
 
 describe('parseArgs: commands', () => {
   it('run with no flags leaves everything to defaults (the default guest)', () => {
-    expect(runFlags([])).toEqual({ command: 'run', flags: { options: {}, origins: {} } });
+    expect(runFlags([])).toEqual({ command: 'run', flags: { options: {}, origins: {} }, accel: 'auto' });
   });
 
   it('--timings asks for boot-timing lines and is no VM option', () => {
-    expect(runFlags(['--timings'])).toEqual({ command: 'run', flags: { options: {}, origins: {} }, timings: true });
+    expect(runFlags(['--timings'])).toEqual({ command: 'run', flags: { options: {}, origins: {} }, timings: true, accel: 'auto' });
   });
 
   it('guest build', () => {
@@ -73,11 +73,12 @@ describe('parseArgs: run flags', () => {
     const result = runFlags([
       '--kernel', 'bzImage', '--initrd', 'initrd.cpio', '--cmdline', 'quiet loglevel=3', '--mem', '1G',
       '--cpus', '4', '--disk', 'root.img', '--disk', 'data.img,ro,serial=data1', '--disk', 'mem:64M',
-      '--disk', 'https://example.com/a,b.img?x=1,ro', '--console', 'serial', '--config', 'vm.json',
+      '--disk', 'https://example.com/a,b.img?x=1,ro', '--console', 'serial', '--config', 'vm.json', '--accel', 'nested',
     ]);
     expect(result).toEqual({
       command: 'run',
       configFile: 'vm.json',
+      accel: 'nested',
       flags: {
         options: {
           kernel: 'bzImage',

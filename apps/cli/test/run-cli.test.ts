@@ -116,7 +116,8 @@ describe('runCli: input files and host', () => {
     expect(await runCli(['run', '--kernel', w.kernel()], h.io)).toBe(2);
     expect(h.stderr.text).toBe(
       'hype: /nonexistent/kvm not found: this host has no KVM; load the kvm_intel or kvm_amd module, enable virtualization ' +
-        'in the firmware, or on a cloud VM enable nested virtualization\n',
+        'in the firmware, or on a cloud VM enable nested virtualization; and the nested fallback is unavailable: ' +
+        'this hype cannot nest (no rig)\n',
     );
   });
 
@@ -126,7 +127,8 @@ describe('runCli: input files and host', () => {
     const h = harness({ kvmDevice: device, fs: fsDenying({ [device]: constants.W_OK }) });
     expect(await runCli(['run', '--kernel', w.kernel()], h.io)).toBe(2);
     expect(h.stderr.text).toBe(
-      `hype: ${device}: permission denied; add your user to the kvm group: sudo usermod -aG kvm $USER (then log in again)\n`,
+      `hype: ${device}: permission denied; add your user to the kvm group: sudo usermod -aG kvm $USER (then log in again)` +
+        '; and the nested fallback is unavailable: this hype cannot nest (no rig)\n',
     );
   });
 

@@ -1,4 +1,4 @@
-export { createVm, Machine } from './machine.js';
+export { createVm, Machine, probeKvmDevice } from './machine.js';
 export type { TimingEvent, TimingEventName, VmRuntimeOptions } from './machine.js';
 export { baseCmdline, joinCmdline } from './cmdline.js';
 export { ByteBatcher, InputQueue } from './console-io.js';

@@ -1,0 +1,36 @@
+/**
+ * Runs this hype command again inside the nested rig (rig/kvm-in-qemu.sh), with --accel kvm, on the
+ * terminal as it is: the rig gives the inner hype a terminal when ours is one, passes the exit status
+ * back, and uses 125 for its own failures.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { NestedRig } from './ports.js';
+
+/** rig/kvm-in-qemu.sh beside dist/ in the package. */
+export const RIG_SCRIPT = fileURLToPath(new URL('../rig/kvm-in-qemu.sh', import.meta.url));
+
+export function processRig(binPath: string, env: NodeJS.ProcessEnv): NestedRig {
+  return {
+    problem() {
+      if (!existsSync(RIG_SCRIPT)) return `${RIG_SCRIPT} is missing (a broken install)`;
+      const qemu = env.KVM_IN_QEMU_QEMU ?? 'qemu-system-x86_64';
+      if (spawnSync(qemu, ['--version'], { stdio: 'ignore' }).status !== 0) {
+        return `${qemu} is not installed (apt-get install qemu-system-x86 kmod busybox-static cpio, or bash scripts/setup.sh)`;
+      }
+      return undefined;
+    },
+    run(args, rwDirs) {
+      return new Promise((resolve, reject) => {
+        const childEnv = { ...env };
+        if (rwDirs.length > 0) {
+          childEnv.KVM_IN_QEMU_RW = [env.KVM_IN_QEMU_RW, ...rwDirs].filter((d) => d !== undefined && d !== '').join(':');
+        }
+        const child = spawn('bash', [RIG_SCRIPT, process.execPath, binPath, ...args], { stdio: 'inherit', env: childEnv });
+        child.on('error', reject);
+        child.on('exit', (code, signal) => resolve(code ?? (signal === 'SIGKILL' ? 137 : 128 + 15)));
+      });
+    },
+  };
+}

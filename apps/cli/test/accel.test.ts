@@ -1,0 +1,129 @@
+/**
+ * --accel: where the VM runs is settled before any guest build, a missing or non-KVM device is one line
+ * and exit 2, and `auto` falls back to the nested rig with one notice line.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { chooseAccel, writableDiskDirs } from '../src/accel.js';
+import { parseArgs } from '../src/args.js';
+import type { NestedRig } from '../src/ports.js';
+import { runCli } from '../src/run-cli.js';
+import { probeKvm } from '../src/vm-adapter.js';
+import { FakeGuest, harness } from './fakes.js';
+import { workdir } from './helpers.js';
+
+class FakeRig implements NestedRig {
+  runs: { args: readonly string[]; rwDirs: readonly string[] }[] = [];
+  constructor(
+    private readonly missing: string | undefined,
+    private readonly code = 0,
+  ) {}
+  problem() {
+    return this.missing;
+  }
+  async run(args: readonly string[], rwDirs: readonly string[]) {
+    this.runs.push({ args, rwDirs });
+    return this.code;
+  }
+}
+
+const guestFiles = { kernel: '/nonexistent/guest/vmlinux', initrd: '/nonexistent/guest/initrd' };
+
+describe('chooseAccel', () => {
+  it('kvm: the device or one line', () => {
+    expect(chooseAccel('kvm', undefined, undefined)).toEqual({ kind: 'kvm' });
+    expect(chooseAccel('kvm', '/dev/kvm not found', undefined)).toEqual({ kind: 'unusable', message: '/dev/kvm not found' });
+  });
+  it('auto: KVM first, then the rig with a notice, else both reasons', () => {
+    expect(chooseAccel('auto', undefined, 'no qemu')).toEqual({ kind: 'kvm' });
+    expect(chooseAccel('auto', 'no kvm', undefined)).toEqual({
+      kind: 'nested',
+      notice: 'no usable KVM here (no kvm); running nested under QEMU emulation, expect a slow guest',
+    });
+    expect(chooseAccel('auto', 'no kvm', 'no qemu')).toEqual({
+      kind: 'unusable',
+      message: 'no kvm; and the nested fallback is unavailable: no qemu',
+    });
+  });
+  it('nested: always the rig', () => {
+    expect(chooseAccel('nested', undefined, undefined).kind).toBe('nested');
+    expect(chooseAccel('nested', undefined, 'no qemu')).toEqual({ kind: 'unusable', message: '--accel nested: no qemu' });
+  });
+  it('rejects an unknown kind naming the flag', () => {
+    expect(parseArgs(['run', '--accel', 'tcg'])).toMatchObject({ message: '--accel tcg: use auto, kvm or nested' });
+  });
+});
+
+describe('writableDiskDirs', () => {
+  it('shares each directory once, parents before (and instead of) their children', () => {
+    expect(writableDiskDirs(['/a/b/x.img', '/a/y.img', '/c/z.img', '/a/b/w.img', '/ab/q.img'], dirname)).toEqual(['/a', '/c', '/ab']);
+  });
+});
+
+describe('--accel kvm with an unusable device: one line, exit 2, no guest build', () => {
+  const cases: [string, () => string, RegExp][] = [
+    ['a missing device', () => '/nonexistent/kvm', /^hype: \/nonexistent\/kvm not found: this host has no KVM.*\n$/],
+    ['a regular file', () => workdir().file('kvm', 'not a device'), /^hype: .*\/kvm is not a KVM device \(ioctl KVM_GET_API_VERSION failed: ENOTTY.*\)\n$/],
+    ['/dev/null', () => '/dev/null', /^hype: \/dev\/null is not a KVM device \(ioctl KVM_GET_API_VERSION failed: ENOTTY.*\)\n$/],
+  ];
+  for (const [name, device, message] of cases) {
+    it(name, async () => {
+      const guest = new FakeGuest(guestFiles);
+      const rig = new FakeRig(undefined);
+      const h = harness({ kvmDevice: device(), guest, probeKvm: async (path) => probeKvm(path), nested: rig });
+      expect(await runCli(['run', '--accel', 'kvm'], h.io)).toBe(2);
+      expect(h.stderr.text).toMatch(message);
+      expect(h.stderr.text.split('\n')).toHaveLength(2);
+      expect(guest.calls).toBe(0);
+      expect(rig.runs).toHaveLength(0);
+    });
+  }
+});
+
+describe('--accel auto / nested: the same command again inside the rig', () => {
+  it('auto without KVM: one notice line, the default guest built here, then the rig runs hype with --accel kvm', async () => {
+    const w = workdir();
+    const disk = w.file('root.img', new Uint8Array(4096));
+    mkdirSync(join(w.dir, 'ro'));
+    const roDisk = w.file('ro/seed.img', new Uint8Array(4096));
+    const guest = new FakeGuest({ kernel: w.kernel(), initrd: w.file('initrd', new Uint8Array(512)) });
+    const rig = new FakeRig(undefined, 7);
+    const h = harness({ guest, probeKvm: async () => '/dev/kvm not found', nested: rig });
+    const argv = ['run', '--disk', disk, '--disk', `${roDisk},ro`, '--disk', 'mem:8M'];
+    expect(await runCli(argv, h.io)).toBe(7);
+    expect(h.stderr.text).toBe('hype: no usable KVM here (/dev/kvm not found); running nested under QEMU emulation, expect a slow guest\n');
+    expect(guest.calls).toBe(1);
+    expect(rig.runs).toEqual([{ args: [...argv, '--accel', 'kvm'], rwDirs: [w.dir] }]);
+    expect(h.vms).toHaveLength(0);
+  });
+
+  it('nested even where KVM works; a failed rig is exit 5 with a line', async () => {
+    const w = workdir();
+    const rig = new FakeRig(undefined, 125);
+    const h = harness({ probeKvm: async () => undefined, nested: rig });
+    expect(await runCli(['run', '--kernel', w.kernel(), '--accel', 'nested'], h.io)).toBe(5);
+    expect(h.stderr.text).toBe(
+      'hype: running nested under QEMU emulation (--accel nested), expect a slow guest\n' +
+        'hype: the nested rig failed (see the message above)\n',
+    );
+  });
+
+  it('auto without KVM and without QEMU: both reasons in one line, exit 2, no build', async () => {
+    const guest = new FakeGuest(guestFiles);
+    const h = harness({ guest, probeKvm: async () => '/dev/kvm not found', nested: new FakeRig('qemu-system-x86_64 is not installed') });
+    expect(await runCli(['run'], h.io)).toBe(2);
+    expect(h.stderr.text).toBe('hype: /dev/kvm not found; and the nested fallback is unavailable: qemu-system-x86_64 is not installed\n');
+    expect(guest.calls).toBe(0);
+  });
+
+  it('a writable disk whose path the rig cannot share: exit 2 naming it', async () => {
+    const w = workdir();
+    const disk = w.file('a b.img', new Uint8Array(4096));
+    const rig = new FakeRig(undefined);
+    const h = harness({ probeKvm: async () => 'no kvm', nested: rig });
+    expect(await runCli(['run', '--kernel', w.kernel(), '--disk', `${disk}`], h.io)).toBe(2);
+    expect(h.stderr.text).toContain(`cannot share a path with spaces, commas or colons`);
+    expect(rig.runs).toHaveLength(0);
+  });
+});
