@@ -85,5 +85,6 @@ export function requestLimitsFor(backend: BlockBackend, limits: BlkLimits): BlkR
     maxDiscardSeg: limits.maxDiscardSeg,
     maxWriteZeroesSectors: limits.maxWriteZeroesSectors,
     maxWriteZeroesSeg: limits.maxWriteZeroesSeg,
+    maxDescriptors: limits.segMax + 2,
   };
 }

@@ -16,6 +16,9 @@ import { BLK_CONFIG, BlkFeature, BlkStatus, SECTOR_SIZE, VIRTIO_ID_BLOCK } from 
 import { type BlkRequestLimits, parseRequestViews } from './request.js';
 import { encodeSerial } from './serial.js';
 
+/** Requests parsed and submitted per turn of the event loop; the rest wait for the next turn. */
+export const REQUESTS_PER_TURN = 64;
+
 export interface VirtioBlkOptions {
   backend: BlockBackend;
   /**
@@ -61,6 +64,7 @@ export class VirtioBlkDevice implements VirtioDevice {
   private inFlightCount = 0;
   private idleWaiters: Array<() => void> = [];
   private interruptScheduled = false;
+  private continueScheduled = false;
   private pendingWarning: string | undefined;
 
   constructor(options: VirtioBlkOptions) {
@@ -140,9 +144,13 @@ export class VirtioBlkDevice implements VirtioDevice {
       return;
     }
     const epoch = this.epoch;
+    const stillOwned = () => epoch === this.epoch && queue.isLive;
     let chain: DescriptorChain | null;
-    // popChain returns malformed chains to the used ring itself; the queue size bounds this loop.
-    while ((chain = queue.popChain()) !== null) {
+    let handled = 0;
+    // Heads in flight cannot be popped again, so at most queue-size requests are in flight; and at most
+    // REQUESTS_PER_TURN are parsed per turn of the event loop before the rest waits for the next one.
+    while (handled < REQUESTS_PER_TURN && (chain = queue.popChain()) !== null) {
+      handled++;
       const parsed = parseRequestViews(chain.buffers, chain.views, this.requestLimits);
       if (parsed.kind === 'rejected' || parsed.kind === 'unanswerable') {
         this.log.warn(`virtio-blk ${this.name}: request at head ${chain.head}: ${parsed.reason}`);
@@ -152,13 +160,24 @@ export class VirtioBlkDevice implements VirtioDevice {
       }
       this.inFlightCount++;
       const c = chain;
-      void serveChain(parsed, this.backend, this.id).then(
+      void serveChain(parsed, this.backend, this.id, stillOwned).then(
         (served) => this.complete(queue, c, served, epoch),
         // serveChain turns backend failures into IOERR; this only catches a bug in it.
         (error) => this.complete(queue, c, { statusView: parsed.status, code: BlkStatus.IOERR, usedLen: 1, problem: `internal error: ${String(error)}` }, epoch),
       );
     }
     queue.interruptIfNeeded();
+    if (handled === REQUESTS_PER_TURN) this.scheduleContinue(queue);
+  }
+
+  /** Resumes popping in a later turn of the event loop (the guest may have more available). */
+  private scheduleContinue(queue: SplitQueue): void {
+    if (this.continueScheduled) return;
+    this.continueScheduled = true;
+    setTimeout(() => {
+      this.continueScheduled = false;
+      if (queue === this.queue && queue.isLive) this.processQueue(0);
+    }, 0);
   }
 
   /** Resolves once no request is in flight (e.g. before closing the backend at VM shutdown). */

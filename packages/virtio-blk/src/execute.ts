@@ -1,3 +1,4 @@
+import { ChainWriter } from '@hype/virtio';
 import type { BlockBackend } from './backend.js';
 import { BLK_ID_BYTES, BlkStatus, type BlkStatusCode } from './layout.js';
 import type { BlkRequest, ParsedChain } from './request.js';
@@ -11,12 +12,33 @@ export interface BlkOutcome {
   error?: unknown;
 }
 
+/**
+ * Reads go through a host buffer of at most this many bytes per request, copied into the guest's buffers
+ * on the JS thread only while the request still belongs to the guest: a read that finishes after a
+ * device reset then cannot land in memory the guest has reused. Bounds the host memory of reads in
+ * flight to queue size x this.
+ */
+export const READ_BOUNCE_BYTES = 128 * 1024;
+
+/**
+ * Whether the chain a request came from still belongs to the device (no reset since it was popped).
+ * Checked before each copy into guest memory.
+ */
+export type StillOwned = () => boolean;
+
+const ALWAYS_OWNED: StillOwned = () => true;
+
 /** Runs a validated request against the backend. Never rejects: a backend failure becomes IOERR. */
-export async function executeRequest(req: BlkRequest, backend: BlockBackend, deviceId: Uint8Array): Promise<BlkOutcome> {
+export async function executeRequest(
+  req: BlkRequest,
+  backend: BlockBackend,
+  deviceId: Uint8Array,
+  stillOwned: StillOwned = ALWAYS_OWNED,
+): Promise<BlkOutcome> {
   try {
     switch (req.kind) {
       case 'in':
-        if (req.length > 0) await backend.read(req.offset, req.data);
+        if (req.length > 0) await bouncedRead(req.offset, req.length, req.data, backend, stillOwned);
         return { status: BlkStatus.OK, written: req.length };
       case 'out':
         if (req.length > 0) await backend.write(req.offset, req.data);
@@ -38,6 +60,20 @@ export async function executeRequest(req: BlkRequest, backend: BlockBackend, dev
   } catch (error) {
     // Data already transferred by a failed IN is not reported: the used length stays a lower bound.
     return { status: BlkStatus.IOERR, written: 0, error };
+  }
+}
+
+/** Reads [offset, +length) into `dest` chunk by chunk through a host buffer, while `stillOwned()`. */
+async function bouncedRead(offset: number, length: number, dest: readonly Uint8Array[], backend: BlockBackend, stillOwned: StillOwned): Promise<void> {
+  const bounce = new Uint8Array(Math.min(length, READ_BOUNCE_BYTES));
+  const writer = new ChainWriter(dest, length);
+  for (let done = 0; done < length; ) {
+    const n = Math.min(bounce.length, length - done);
+    const chunk = bounce.subarray(0, n);
+    await backend.read(offset + done, [chunk]);
+    if (!stillOwned()) return;
+    writer.write(chunk);
+    done += n;
   }
 }
 
@@ -65,14 +101,19 @@ export interface ServedChain {
 }
 
 /** Serves a parsed chain: runs it if valid. Does not write the status (the caller decides if it still may). */
-export async function serveChain(parsed: ParsedChain, backend: BlockBackend, deviceId: Uint8Array): Promise<ServedChain> {
+export async function serveChain(
+  parsed: ParsedChain,
+  backend: BlockBackend,
+  deviceId: Uint8Array,
+  stillOwned: StillOwned = ALWAYS_OWNED,
+): Promise<ServedChain> {
   switch (parsed.kind) {
     case 'unanswerable':
       return { code: BlkStatus.IOERR, usedLen: 0, problem: parsed.reason };
     case 'rejected':
       return { statusView: parsed.status, code: parsed.code, usedLen: 1, problem: parsed.reason };
     default: {
-      const outcome = await executeRequest(parsed, backend, deviceId);
+      const outcome = await executeRequest(parsed, backend, deviceId, stillOwned);
       const served: ServedChain = { statusView: parsed.status, code: outcome.status, usedLen: outcome.written + 1 };
       if (outcome.status !== BlkStatus.OK) served.problem = `${parsed.kind} request failed: ${describeError(outcome.error)}`;
       return served;

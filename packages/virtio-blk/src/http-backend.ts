@@ -3,12 +3,20 @@ import { type BlockBackend, checkRange, totalLength } from './backend.js';
 /** Largest range fetched (and held in host memory) at once for one read. */
 const MAX_FETCH = 8 << 20;
 
+/** The part of a WHATWG `ReadableStreamDefaultReader` this backend uses. */
+export interface BodyReaderLike {
+  read(): Promise<{ done: boolean; value?: Uint8Array }>;
+  cancel(reason?: unknown): Promise<void>;
+}
+
 /** The part of a WHATWG `Response` this backend uses. */
 export interface HttpResponseLike {
   status: number;
   headers: { get(name: string): string | null };
+  /** Only used for a response without a readable `body` stream; its length is then checked after the fact. */
   arrayBuffer(): Promise<ArrayBuffer>;
-  body?: { cancel(reason?: unknown): Promise<void> } | null;
+  /** Read as a stream with a running count, so a body longer than the range asked for is cut off early. */
+  body?: { cancel(reason?: unknown): Promise<void>; getReader?(): BodyReaderLike } | null;
 }
 
 /** The part of WHATWG `fetch` this backend uses (global `fetch` in Node 18+ and browsers fits). */
@@ -62,38 +70,41 @@ export class HttpBackend implements BlockBackend {
     }
     if (!Number.isSafeInteger(maxBlocks) || maxBlocks < 0) throw new RangeError(`http disk ${url}: cacheBlocks ${maxBlocks} must be >= 0`);
     const headers = { ...(options.headers ?? {}) };
-    let res: HttpResponseLike;
+    const probe = new Exchange(`http disk ${url}`, timeoutMs);
     try {
-      res = await fetchFn(url, { method: 'GET', headers: { ...headers, Range: 'bytes=0-0' }, signal: timeoutSignal(timeoutMs) });
-    } catch (e) {
-      throw new Error(`http disk ${url}: cannot reach the server: ${errorText(e)}`);
-    }
-    const contentRange = res.headers.get('content-range');
-    let size: number;
-    if (res.status === 206) {
-      const parsed = parseContentRange(contentRange);
-      if (!parsed || parsed.total === undefined) {
-        await discardBody(res);
-        throw new Error(`http disk ${url}: 206 answer without a usable Content-Range (got ${JSON.stringify(contentRange)}); cannot learn the size`);
+      let res: HttpResponseLike;
+      try {
+        res = await fetchFn(url, { method: 'GET', headers: { ...headers, Range: 'bytes=0-0' }, signal: probe.signal });
+      } catch (e) {
+        throw probe.error('cannot reach the server', e);
       }
-      size = parsed.total;
-      await res.arrayBuffer();
-    } else if (res.status === 416) {
-      // An empty file: "bytes */0".
-      const m = /^bytes \*\/(\d+)$/.exec(contentRange ?? '');
-      await discardBody(res);
-      if (!m) throw new Error(`http disk ${url}: 416 Range Not Satisfiable for bytes=0-0 without a size`);
-      size = Number(m[1]);
-    } else if (res.status === 200) {
-      await discardBody(res);
-      throw new Error(`http disk ${url}: the server ignores Range requests (200 instead of 206 Partial Content); serve the image from a server that supports ranges`);
-    } else {
-      await discardBody(res);
-      throw new Error(`http disk ${url}: HTTP ${res.status} for the size probe`);
+      const contentRange = res.headers.get('content-range');
+      let size: number;
+      if (res.status === 206) {
+        const parsed = parseContentRange(contentRange);
+        if (!parsed || parsed.total === undefined) {
+          throw new Error(`http disk ${url}: 206 answer without a usable Content-Range (got ${JSON.stringify(contentRange)}); cannot learn the size`);
+        }
+        size = parsed.total;
+        // The one byte asked for; a longer body is cut off, not buffered.
+        await probe.readExactly(res, new Uint8Array(1), 'GET bytes=0-0 (size probe)');
+      } else if (res.status === 416) {
+        // An empty file: "bytes */0".
+        const m = /^bytes \*\/(\d+)$/.exec(contentRange ?? '');
+        if (!m) throw new Error(`http disk ${url}: 416 Range Not Satisfiable for bytes=0-0 without a size`);
+        size = Number(m[1]);
+      } else if (res.status === 200) {
+        throw new Error(`http disk ${url}: the server ignores Range requests (200 instead of 206 Partial Content); serve the image from a server that supports ranges`);
+      } else {
+        throw new Error(`http disk ${url}: HTTP ${res.status} for the size probe`);
+      }
+      if (!Number.isSafeInteger(size)) throw new Error(`http disk ${url}: size ${size} is too large`);
+      const validator = { etag: res.headers.get('etag'), lastModified: res.headers.get('last-modified') };
+      return new HttpBackend(url, size, validator, fetchFn, blockSize, maxBlocks, timeoutMs, headers);
+    } finally {
+      // Ends the exchange: stops the timer and tears down a body that was not read to the end.
+      probe.close();
     }
-    if (!Number.isSafeInteger(size)) throw new Error(`http disk ${url}: size ${size} is too large`);
-    const validator = { etag: res.headers.get('etag'), lastModified: res.headers.get('last-modified') };
-    return new HttpBackend(url, size, validator, fetchFn, blockSize, maxBlocks, timeoutMs, headers);
   }
 
   async read(offset: number, dest: readonly Uint8Array[]): Promise<void> {
@@ -175,32 +186,32 @@ export class HttpBackend implements BlockBackend {
 
   private async fetchRange(offset: number, length: number): Promise<Uint8Array> {
     const range = `bytes=${offset}-${offset + length - 1}`;
-    let res: HttpResponseLike;
+    const exchange = new Exchange(`http disk ${this.url}: GET ${range}`, this.timeoutMs);
     try {
-      res = await this.fetchFn(this.url, { method: 'GET', headers: { ...this.headers, Range: range }, signal: timeoutSignal(this.timeoutMs) });
-    } catch (e) {
-      throw new Error(`http disk ${this.url}: GET ${range} failed: ${errorText(e)}`);
+      let res: HttpResponseLike;
+      try {
+        res = await this.fetchFn(this.url, { method: 'GET', headers: { ...this.headers, Range: range }, signal: exchange.signal });
+      } catch (e) {
+        throw exchange.error('failed', e);
+      }
+      if (res.status !== 206) {
+        throw new Error(`http disk ${this.url}: GET ${range} answered HTTP ${res.status} instead of 206 Partial Content`);
+      }
+      const cr = parseContentRange(res.headers.get('content-range'));
+      if (!cr || cr.start !== offset || cr.end !== offset + length - 1 || (cr.total !== undefined && cr.total !== this.size)) {
+        throw new Error(`http disk ${this.url}: GET ${range} answered Content-Range ${JSON.stringify(res.headers.get('content-range'))}`);
+      }
+      const etag = res.headers.get('etag');
+      const lastModified = res.headers.get('last-modified');
+      if ((this.validator.etag && etag && etag !== this.validator.etag) || (this.validator.lastModified && lastModified && lastModified !== this.validator.lastModified)) {
+        throw new Error(`http disk ${this.url}: the image changed on the server since it was opened`);
+      }
+      const bytes = new Uint8Array(length);
+      await exchange.readExactly(res, bytes);
+      return bytes;
+    } finally {
+      exchange.close();
     }
-    if (res.status !== 206) {
-      await discardBody(res);
-      throw new Error(`http disk ${this.url}: GET ${range} answered HTTP ${res.status} instead of 206 Partial Content`);
-    }
-    const cr = parseContentRange(res.headers.get('content-range'));
-    if (!cr || cr.start !== offset || cr.end !== offset + length - 1 || (cr.total !== undefined && cr.total !== this.size)) {
-      await discardBody(res);
-      throw new Error(`http disk ${this.url}: GET ${range} answered Content-Range ${JSON.stringify(res.headers.get('content-range'))}`);
-    }
-    const etag = res.headers.get('etag');
-    const lastModified = res.headers.get('last-modified');
-    if ((this.validator.etag && etag && etag !== this.validator.etag) || (this.validator.lastModified && lastModified && lastModified !== this.validator.lastModified)) {
-      await discardBody(res);
-      throw new Error(`http disk ${this.url}: the image changed on the server since it was opened`);
-    }
-    const bytes = new Uint8Array(await res.arrayBuffer());
-    if (bytes.byteLength !== length) {
-      throw new Error(`http disk ${this.url}: GET ${range} returned ${bytes.byteLength} bytes instead of ${length}`);
-    }
-    return bytes;
   }
 }
 
@@ -236,16 +247,94 @@ class ScatterCursor {
   }
 }
 
-async function discardBody(res: HttpResponseLike): Promise<void> {
-  try {
-    await res.body?.cancel();
-  } catch {
-    // The body is being thrown away; a failure to cancel it changes nothing for the caller.
+/**
+ * One request and its body: a timeout covering both (a server that stalls mid-body is caught too), an
+ * abort for a body that runs past what was asked, and errors in the backend's `http disk <url>: ...`
+ * style rather than the runtime's bare `terminated` or timeout DOMException.
+ */
+class Exchange {
+  private readonly controller = new AbortController();
+  private readonly timer: ReturnType<typeof setTimeout>;
+  private timedOut = false;
+
+  /** `label` starts every message, e.g. `http disk <url>: GET bytes=0-511`. */
+  constructor(
+    private readonly label: string,
+    private readonly timeoutMs: number,
+  ) {
+    this.timer = setTimeout(() => {
+      this.timedOut = true;
+      this.controller.abort(new Error(`timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** `<label> <what>: <cause>`, naming the timeout when it is what ended the exchange. */
+  error(what: string, cause: unknown): Error {
+    const why = this.timedOut ? `timed out after ${this.timeoutMs} ms` : errorText(cause);
+    return new Error(`${this.label} ${what}: ${why}`, { cause });
+  }
+
+  /**
+   * Fills `dest` with the body, which must be exactly dest's length. A Content-Length that says otherwise
+   * fails before any byte is read; a body that runs past it is aborted at the chunk that does.
+   */
+  async readExactly(res: HttpResponseLike, dest: Uint8Array, what = ''): Promise<void> {
+    const label = what ? `${this.label} ${what}` : this.label;
+    const want = dest.byteLength;
+    const declared = declaredLength(res);
+    if (declared !== undefined && declared !== want) {
+      throw new Error(`${label}: Content-Length ${declared} for ${want} bytes asked for`);
+    }
+    let got = 0;
+    const reader = res.body?.getReader?.();
+    try {
+      if (res.body === null) {
+        got = 0;
+      } else if (reader === undefined) {
+        const all = new Uint8Array(await res.arrayBuffer());
+        if (all.byteLength > want) throw new BodyTooLong();
+        dest.set(all);
+        got = all.byteLength;
+      } else {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          if (!(value instanceof Uint8Array)) throw new TypeError('body chunk is not bytes');
+          if (got + value.byteLength > want) throw new BodyTooLong();
+          dest.set(value, got);
+          got += value.byteLength;
+        }
+      }
+    } catch (e) {
+      if (e instanceof BodyTooLong) {
+        this.close();
+        reader?.cancel().catch(() => {});
+        throw new Error(`${label}: the body is longer than the ${want} bytes asked for`);
+      }
+      throw this.error(what ? `${what}: reading the body failed` : 'reading the body failed', e);
+    }
+    if (got !== want) throw new Error(`${label}: returned ${got} bytes instead of ${want}`);
+  }
+
+  /** Stops the timer and aborts whatever of the exchange is still open (a no-op once the body is read). */
+  close(): void {
+    clearTimeout(this.timer);
+    if (!this.controller.signal.aborted) this.controller.abort(new Error('exchange closed'));
   }
 }
 
-function timeoutSignal(ms: number): AbortSignal | undefined {
-  return typeof AbortSignal !== 'undefined' && typeof AbortSignal.timeout === 'function' ? AbortSignal.timeout(ms) : undefined;
+class BodyTooLong extends Error {}
+
+/** The Content-Length of an unencoded body (an encoded one counts the encoded bytes), if the server gave one. */
+function declaredLength(res: HttpResponseLike): number | undefined {
+  const encoding = res.headers.get('content-encoding');
+  if (encoding !== null && encoding.trim().toLowerCase() !== 'identity') return undefined;
+  const v = res.headers.get('content-length')?.trim();
+  return v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined;
 }
 
 function defaultFetch(): FetchLike {

@@ -5,7 +5,7 @@ export { FileBackend, type FileBackendOptions, type FileHandleLike } from './fil
 export { HttpBackend, type HttpBackendOptions, type FetchLike, type HttpResponseLike } from './http-backend.js';
 export { parseRequest, parseRequestViews } from './request.js';
 export type { BlkRequest, BlkRequestLimits, ChainBuffer, DiskRange, GuestMemory, ParsedChain, RejectedRequest, UnanswerableRequest } from './request.js';
-export { executeRequest, serveChain, writeStatus, type BlkOutcome, type ServedChain } from './execute.js';
+export { executeRequest, READ_BOUNCE_BYTES, serveChain, writeStatus, type BlkOutcome, type ServedChain, type StillOwned } from './execute.js';
 export { buildConfigSpace, checkLimits, defaultLimits, DEFAULT_QUEUE_SIZE, requestLimitsFor, type BlkLimits } from './config.js';
 export { defaultSerial, encodeSerial } from './serial.js';
-export { VirtioBlkDevice, type VirtioBlkOptions } from './device.js';
+export { REQUESTS_PER_TURN, VirtioBlkDevice, type VirtioBlkOptions } from './device.js';

@@ -43,6 +43,8 @@ export interface BlkRequestLimits {
   maxDiscardSeg: number;
   maxWriteZeroesSectors: number;
   maxWriteZeroesSeg: number;
+  /** Most descriptors in one request: seg_max data segments plus the header and the status. */
+  maxDescriptors: number;
 }
 
 /** A byte range of the disk, already checked against the capacity. */
@@ -100,6 +102,9 @@ export function parseRequestViews(chain: readonly ChainBuffer[], views: readonly
 
   const reject = (code: RejectedRequest['code'], reason: string): RejectedRequest => ({ kind: 'rejected', code, reason, status });
   const ioerr = (reason: string) => reject(BlkStatus.IOERR, reason);
+  if (chain.length > limits.maxDescriptors) {
+    return ioerr(`${chain.length} descriptors exceed seg_max ${limits.maxDescriptors - 2} plus header and status`);
+  }
 
   // Split into views of the readable part and of the writable part (minus the status byte).
   const readable: Uint8Array[] = [];

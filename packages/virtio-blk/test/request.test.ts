@@ -419,6 +419,19 @@ describe('malformed requests', () => {
     const bytes = new Uint8Array([...h, ...segs]);
     const chain = Array.from(bytes, (b) => ram.buffer(new Uint8Array([b]), false));
     chain.push(ram.buffer(1, true, 0xff));
-    expect(await run(ram, chain, d)).toMatchObject({ status: S.OK, usedLen: 1 });
+    expect(await run(ram, chain, d, { limits: limitsOf(d, { segMax: chain.length }) })).toMatchObject({ status: S.OK, usedLen: 1 });
+  });
+
+  it('a request with more descriptors than seg_max + 2 gets IOERR (seg_max is enforced, not only advertised)', async () => {
+    const ram = new TestRam(1 << 20);
+    const d = disk();
+    const segMax = 4;
+    const data = Array.from({ length: segMax + 1 }, () => ram.buffer(512, true));
+    const c = [ram.buffer(headerBytes(T.IN, 0), false), ...data, ram.buffer(1, true, 0xff)];
+    const r = await run(ram, c, d, { limits: limitsOf(d, { segMax }) });
+    expect(r).toMatchObject({ status: S.IOERR, usedLen: 1 });
+    expect(r.problem).toContain('exceed seg_max 4');
+    const ok = [ram.buffer(headerBytes(T.IN, 0), false), ...data.slice(1), ram.buffer(1, true, 0xff)];
+    expect(await run(ram, ok, d, { limits: limitsOf(d, { segMax }) })).toMatchObject({ status: S.OK });
   });
 });

@@ -1,6 +1,6 @@
 import type { ChainError, ChainErrorKind } from './errors.js';
 import { type GuestMemory, guestView, joinAddress } from './memory.js';
-import { DESC_KNOWN_FLAGS, Desc, DescFlag, MAX_CHAIN_BYTES, MAX_INDIRECT_ENTRIES } from './ring-layout.js';
+import { DESC_KNOWN_FLAGS, Desc, DescFlag, MAX_CHAIN_BYTES } from './ring-layout.js';
 
 /** One guest buffer of a chain, as the guest described it (after validation). */
 export interface ChainBuffer {
@@ -242,6 +242,11 @@ export interface ChainSource {
   readonly queueIndex: number;
   /** VIRTIO_F_INDIRECT_DESC negotiated. */
   readonly indirect: boolean;
+  /**
+   * Most buffers one chain may have, direct and indirect together. The driver MUST NOT make a chain
+   * longer than the queue size (§2.7.5.3.1, also for indirect tables); a device may ask for less.
+   */
+  readonly maxChainBuffers: number;
 }
 
 export interface ParsedChain {
@@ -256,7 +261,8 @@ const EMPTY = new Uint8Array(0);
 /**
  * Walk and validate the chain starting at descriptor `head` (which the caller checked is < queueSize).
  * Reads each descriptor exactly once (the guest may change it concurrently; only the copy is trusted).
- * Terminates after at most queueSize + MAX_INDIRECT_ENTRIES descriptor reads.
+ * Terminates after at most 2 * queueSize + 1 descriptor reads, and keeps at most `maxChainBuffers`
+ * buffers, so the host memory one chain holds is bounded whatever the guest wrote.
  */
 export function parseChain(src: ChainSource, head: number): ParsedChain | ChainError {
   const fail = (kind: ChainErrorKind, detail: string): ChainError => ({
@@ -304,8 +310,9 @@ export function parseChain(src: ChainSource, head: number): ParsedChain | ChainE
         return fail('indirect-bad-length', `${where}: indirect table length ${len} is not a positive multiple of ${Desc.SIZE}`);
       }
       const entries = len / Desc.SIZE;
-      if (entries > MAX_INDIRECT_ENTRIES) {
-        return fail('indirect-too-large', `${where}: indirect table of ${entries} entries (max ${MAX_INDIRECT_ENTRIES})`);
+      if (buffers.length + entries > src.maxChainBuffers) {
+        const before = buffers.length > 0 ? ` after ${buffers.length} direct buffers` : '';
+        return fail('indirect-too-large', `${where}: indirect table of ${entries} entries${before} (a chain has at most ${src.maxChainBuffers})`);
       }
       const tableView = addr >= 0 ? guestView(src.memory, addr, len) : undefined;
       if (tableView === undefined) {
@@ -336,6 +343,9 @@ export function parseChain(src: ChainSource, head: number): ParsedChain | ChainE
     const view = len === 0 ? (addr >= 0 ? EMPTY : undefined) : addr >= 0 ? guestView(src.memory, addr, len) : undefined;
     if (view === undefined) {
       return fail('buffer-outside-memory', `${where}: buffer [${addrText}, +${len}) is not guest RAM`);
+    }
+    if (buffers.length >= src.maxChainBuffers) {
+      return fail('too-many-buffers', `more than ${src.maxChainBuffers} buffers at ${where}`);
     }
     buffers.push({ addr, len, writable });
     views.push(view);

@@ -18,7 +18,7 @@ export type ChainErrorKind =
   | 'nested-indirect'
   /** Indirect table length 0 or not a multiple of 16. */
   | 'indirect-bad-length'
-  /** Indirect table with more than 65535 entries. */
+  /** Indirect table with more entries than a chain may have (the queue size, §2.7.5.3.1). */
   | 'indirect-too-large'
   /** Indirect table not entirely inside guest RAM. */
   | 'indirect-table-outside-memory'
@@ -27,7 +27,9 @@ export type ChainErrorKind =
   /** A device-readable buffer after a device-writable one (§2.7.4.2). */
   | 'readable-after-writable'
   /** Total length of the chain's buffers exceeds 2^32 - 1 bytes. */
-  | 'chain-too-long';
+  | 'chain-too-long'
+  /** More buffers than a chain may have (the queue size, or the device's own lower limit). */
+  | 'too-many-buffers';
 
 export interface ChainError {
   readonly kind: ChainErrorKind;
@@ -43,7 +45,13 @@ export type QueueErrorKind =
   /** avail.idx moved more than the queue size ahead of the device's last_avail_idx. */
   | 'avail-idx-jump'
   /** An avail ring entry names a head descriptor >= queue size: it cannot be returned on the used ring. */
-  | 'head-out-of-range';
+  | 'head-out-of-range'
+  /**
+   * An avail ring entry names a head that is still in flight (made available again before the device
+   * used it; Cloud Hypervisor's QueueDuplicatedHeadIndex). Refusing it bounds the chains in flight by
+   * the queue size.
+   */
+  | 'head-in-flight';
 
 export interface QueueError {
   readonly kind: QueueErrorKind;

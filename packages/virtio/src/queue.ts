@@ -109,6 +109,11 @@ export interface SplitQueueOptions {
   readonly eventIdx: boolean;
   /** VIRTIO_F_INDIRECT_DESC negotiated. */
   readonly indirect: boolean;
+  /**
+   * Most buffers per chain, direct and indirect together (default and ceiling: the queue size, the
+   * spec's limit). Longer chains are popped as `InvalidChain` ('too-many-buffers' / 'indirect-too-large').
+   */
+  readonly maxChainBuffers?: number;
   /** Raise the used-buffer interrupt (the transport sets InterruptStatus bit 0 and signals the VM). */
   readonly interrupt: () => void;
   /** The queue became unusable (the transport sets DEVICE_NEEDS_RESET). Called at most once. */
@@ -152,6 +157,8 @@ export class SplitQueue {
   private live = true;
   private brokenError: QueueError | undefined;
   private inFlightCount = 0;
+  /** 1 for each head descriptor popped and not yet used: a head cannot be in flight twice. */
+  private readonly headInFlight: Uint8Array;
 
   /** Build a queue, or say why the layout the driver wrote is unusable. */
   static create(options: SplitQueueOptions): SplitQueue | QueueConfigError {
@@ -181,7 +188,9 @@ export class SplitQueue {
       queueSize: this.size,
       queueIndex: this.index,
       indirect: this.indirect,
+      maxChainBuffers: Math.max(1, Math.min(this.size, Math.floor(options.maxChainBuffers ?? this.size))),
     };
+    this.headInFlight = new Uint8Array(this.size);
     this.availRing = new DataView(avail.buffer, avail.byteOffset, avail.byteLength);
     this.usedRing = new DataView(used.buffer, used.byteOffset, used.byteLength);
     this.availFlags = u16Cell(avail, Avail.FLAGS);
@@ -270,7 +279,11 @@ export class SplitQueue {
     if (head >= this.size) {
       return this.break('head-out-of-range', `avail.ring[${slot}] names head descriptor ${head} of a ${this.size}-entry table`);
     }
+    if (this.headInFlight[head] !== 0) {
+      return this.break('head-in-flight', `avail.ring[${slot}] names head descriptor ${head}, which is still in flight`);
+    }
     this.lastAvail = (this.lastAvail + 1) & 0xffff;
+    this.headInFlight[head] = 1;
     this.inFlightCount++;
     const parsed = parseChain(this.chainSource, head);
     if ('kind' in parsed) return new InvalidChain(this, this.index, head, parsed);
@@ -300,6 +313,7 @@ export class SplitQueue {
     if (chain.owner !== this || chain.completed || !this.isLive) return false;
     chain.completed = true;
     this.inFlightCount--;
+    this.headInFlight[chain.head] = 0;
     let len = Number.isFinite(writtenLength) && writtenLength > 0 ? Math.floor(writtenLength) : 0;
     if (chain.kind === 'invalid') {
       len = 0;

@@ -60,8 +60,5 @@ export const RingAlign = {
 /** Largest queue size a split virtqueue can have (§2.7: Queue Size is at most 32768). */
 export const MAX_QUEUE_SIZE = 32768;
 
-/** Indirect tables are limited so their entry count fits a u16 (as rust-vmm and Firecracker do). */
-export const MAX_INDIRECT_ENTRIES = 65535;
-
 /** Largest total length of one chain: used.len is a le32. */
 export const MAX_CHAIN_BYTES = 0xffff_ffff;

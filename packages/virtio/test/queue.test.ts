@@ -127,12 +127,39 @@ describe('split queue: pop and used ring', () => {
 
   it('avail idx exactly queue size ahead is fine', () => {
     const f = makeQueue();
-    f.driver.setDesc(0, { addr: DATA, len: 1 });
-    f.driver.setAvailIdx(16); // ring entries are all 0 = head 0
+    for (let head = 0; head < 16; head++) {
+      f.driver.setDesc(head, { addr: DATA + head, len: 1 });
+      f.driver.publish(head);
+    }
     let n = 0;
     while (f.queue.popChain() !== null) n++;
     expect(n).toBe(16);
+    expect(f.queue.inFlight).toBe(16);
     expect(f.broken).toEqual([]);
+  });
+
+  it('a head made available again while in flight breaks the queue: never more than queue-size chains in flight', () => {
+    const f = makeQueue();
+    f.driver.setDesc(0, { addr: DATA, len: 1 });
+    f.driver.setAvailIdx(16); // ring entries are all 0 = head 0, sixteen times
+    const first = f.queue.popChain();
+    expect(first?.head).toBe(0);
+    expect(f.queue.popChain()).toBeNull();
+    expect(f.broken.map((e) => e.kind)).toEqual(['head-in-flight']);
+    expect(f.queue.inFlight).toBe(1);
+  });
+
+  it('a head may come back once the device used it', () => {
+    const f = makeQueue();
+    f.driver.setDesc(0, { addr: DATA, len: 1 });
+    for (let round = 0; round < 40; round++) {
+      f.driver.publish(0);
+      const chain = f.queue.popChain();
+      expect(chain?.head).toBe(0);
+      f.queue.addUsed(chain!, 0);
+    }
+    expect(f.broken).toEqual([]);
+    expect(f.queue.inFlight).toBe(0);
   });
 
   it('a head index >= queue size in the avail ring breaks the queue', () => {
@@ -243,8 +270,9 @@ describe('split queue: interrupt suppression', () => {
   it('with EVENT_IDX: avail_event is set to last_avail_idx when the ring is found empty', () => {
     const f = makeQueue({ eventIdx: true });
     f.driver.setDesc(0, { addr: DATA, len: 1 });
+    f.driver.setDesc(1, { addr: DATA, len: 1 });
     f.driver.publish(0);
-    f.driver.publish(0);
+    f.driver.publish(1);
     f.queue.popChain();
     f.queue.popChain();
     expect(f.queue.popChain()).toBeNull();
