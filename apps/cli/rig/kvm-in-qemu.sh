@@ -103,6 +103,12 @@ poweroff -f
 EOF
 
 prepare_l1() {
+  export PATH="$PATH:/usr/sbin:/sbin"
+  local tool missing=
+  for tool in depmod:kmod modprobe:kmod cpio:cpio gzip:gzip file:file dpkg-deb:dpkg apt-get:apt; do
+    command -v "${tool%%:*}" >/dev/null || missing="$missing ${tool#*:}"
+  done
+  [ -z "$missing" ] || die "missing programs; install them with: apt-get install$missing (or bash scripts/setup.sh)"
   # --- L1 kernel: a stock Debian amd64 kernel (has KVM_AMD, 9P, OVERLAY_FS as modules) --------------
   pkg="${KVM_IN_QEMU_KERNEL:-}"
   if [ -z "$pkg" ]; then
@@ -119,7 +125,9 @@ prepare_l1() {
   if [ ! -e "$KDIR/.extracted" ]; then
     say "downloading $pkg"
     dl=$(mktemp -d "$CACHE/.dl.XXXXXX")
-    (cd "$dl" && apt-get download "$pkg" >&2) || { rm -rf "$dl"; die "apt-get download $pkg failed"; }
+    echo "kvm-in-qemu: downloading the L1 kernel $pkg (once; cached in $CACHE)" >&2
+    (cd "$dl" && apt-get download -qq "$pkg" >"$dl.log" 2>&1) || { cat "$dl.log" >&2; rm -rf "$dl" "$dl.log"; die "apt-get download $pkg failed"; }
+    rm -f "$dl.log"
     rm -rf "$KDIR"
     mkdir -p "$KDIR"
     dpkg-deb -x "$dl"/*.deb "$KDIR"
