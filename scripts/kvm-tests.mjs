@@ -9,11 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-export const KVM_TEST_FILES = [
-  'packages/kvm/test/guests.test.ts',
-  'packages/vm/test/guest-boot.test.ts',
-  'apps/cli/test/e2e-boot.test.ts',
-];
+import { KVM_TEST_FILES } from './kvm-test-files.mjs';
 
 const say = (message) => console.log(`[hype] kvm-tests: ${message}`);
 
