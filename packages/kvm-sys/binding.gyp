@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/errors.cc",
+        "native/args.cc",
         "native/syscalls.cc",
         "native/mapping.cc",
         "native/fd_watcher.cc",

@@ -4,7 +4,6 @@
 namespace hype {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  env.SetInstanceData(new AddonData());
   InitErrors(env, exports);
   InitSyscalls(env, exports);
   InitMapping(env, exports);

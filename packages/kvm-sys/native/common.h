@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace hype {
@@ -28,8 +29,35 @@ Napi::Error ErrnoError(Napi::Env env, const char* what, int err);
 void CallIntoJs(Napi::Env env, const Napi::FunctionReference& fn, napi_value receiver, napi_async_context context,
                 std::initializer_list<napi_value> args);
 
-// Number or BigInt -> uint64 (throws TypeError on anything else, RangeError on negatives/fractions).
-bool ToUint64(Napi::Env env, const Napi::Value& value, const char* name, uint64_t* out);
+// Argument checks, used by every exported function before it acts. Each returns the value, or nothing
+// with a TypeError (wrong type) or RangeError (wrong value) "<fn>: <name> must be ... (got ...)" pending,
+// in which case the caller must return at once. None of them runs JS (no valueOf, getters or coercion),
+// so nothing can change between a check and the use of what it returned.
+
+// A Number that is an integer from 0 to `max`.
+std::optional<uint64_t> ArgUint(const Napi::Value& value, const char* fn, const char* name, uint64_t max);
+// A file descriptor: an integer from 0 to INT32_MAX.
+std::optional<int> ArgFd(const Napi::Value& value, const char* fn, const char* name = "fd");
+std::optional<uint32_t> ArgUint32(const Napi::Value& value, const char* fn, const char* name);
+// A BigInt that fits in 64 bits unsigned, or a Number that is a non-negative safe integer.
+std::optional<uint64_t> ArgUint64(const Napi::Value& value, const char* fn, const char* name);
+std::optional<bool> ArgBool(const Napi::Value& value, const char* fn, const char* name);
+// A string without NUL characters (it is handed to C as a path).
+std::optional<std::string> ArgPath(const Napi::Value& value, const char* fn, const char* name);
+std::optional<Napi::Function> ArgFunction(const Napi::Value& value, const char* fn, const char* name);
+
+// The bytes of a TypedArray or DataView. Views of a SharedArrayBuffer are refused (another thread could
+// change a struct between the checks and the kernel reading it, and N-API gives no ArrayBuffer for
+// them), as are views of a detached buffer.
+struct Bytes {
+  uint8_t* data;
+  size_t length;
+};
+std::optional<Bytes> ArgView(const Napi::Value& value, const char* fn, const char* name);
+
+// Throws "<fn>: <name> <problem> (got <value>)" as a TypeError or RangeError.
+void ThrowTypeError(const Napi::Value& value, const char* fn, const char* name, const std::string& problem);
+void ThrowRangeError(const Napi::Value& value, const char* fn, const char* name, const std::string& problem);
 
 // The real-time signal used to kick a vCPU thread out of KVM_RUN (installed once, without SA_RESTART).
 int KickSignal();
@@ -42,10 +70,5 @@ void InitMapping(Napi::Env env, Napi::Object exports);
 void InitFdWatcher(Napi::Env env, Napi::Object exports);
 void InitVcpuThread(Napi::Env env, Napi::Object exports);
 void InitPioLoop(Napi::Env env, Napi::Object exports);
-
-// Per-environment constructors (kept so native code can recognise its own objects).
-struct AddonData {
-  Napi::FunctionReference mapping_constructor;
-};
 
 }  // namespace hype

@@ -1,6 +1,5 @@
 // errno formatting and the small helpers every native module uses.
 #include <cerrno>
-#include <cmath>
 #include <csignal>
 #include <cstring>
 #include <mutex>
@@ -39,29 +38,6 @@ void CallIntoJs(Napi::Env env, const Napi::FunctionReference& fn, napi_value rec
   }
 }
 
-bool ToUint64(Napi::Env env, const Napi::Value& value, const char* name, uint64_t* out) {
-  if (value.IsBigInt()) {
-    bool lossless = false;
-    *out = value.As<Napi::BigInt>().Uint64Value(&lossless);
-    if (!lossless) {
-      Napi::RangeError::New(env, std::string(name) + " does not fit in 64 bits unsigned").ThrowAsJavaScriptException();
-      return false;
-    }
-    return true;
-  }
-  if (value.IsNumber()) {
-    double d = value.As<Napi::Number>().DoubleValue();
-    if (!(d >= 0) || d != std::floor(d) || d > 9007199254740991.0) {
-      Napi::RangeError::New(env, std::string(name) + " must be a non-negative safe integer").ThrowAsJavaScriptException();
-      return false;
-    }
-    *out = static_cast<uint64_t>(d);
-    return true;
-  }
-  Napi::TypeError::New(env, std::string(name) + " must be a number or bigint").ThrowAsJavaScriptException();
-  return false;
-}
-
 int KickSignal() { return SIGRTMIN + 6; }
 
 static void KickHandler(int) {}
@@ -79,11 +55,15 @@ void InstallKickSignalHandler() {
 }
 
 static Napi::Value JsErrnoName(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), ErrnoName(info[0].As<Napi::Number>().Int32Value()));
+  std::optional<uint64_t> err = ArgUint(info[0], "errnoName", "errno", INT32_MAX);
+  if (!err) return info.Env().Undefined();
+  return Napi::String::New(info.Env(), ErrnoName(static_cast<int>(*err)));
 }
 
 static Napi::Value JsErrnoMessage(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), ErrnoMessage(info[0].As<Napi::Number>().Int32Value()));
+  std::optional<uint64_t> err = ArgUint(info[0], "errnoMessage", "errno", INT32_MAX);
+  if (!err) return info.Env().Undefined();
+  return Napi::String::New(info.Env(), ErrnoMessage(static_cast<int>(*err)));
 }
 
 void InitErrors(Napi::Env env, Napi::Object exports) {

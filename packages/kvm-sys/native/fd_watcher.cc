@@ -29,13 +29,15 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
   explicit FdWatcher(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<FdWatcher>(info), context_(info.Env(), "HypeFdWatcher") {
     Napi::Env env = info.Env();
-    if (!info[0].IsNumber() || !info[2].IsFunction()) {
-      Napi::TypeError::New(env, "new FdWatcher(fd, drainEventfd, callback)").ThrowAsJavaScriptException();
-      return;
-    }
-    fd_ = info[0].As<Napi::Number>().Int32Value();
-    drain_ = info[1].ToBoolean().Value();
-    callback_ = Napi::Persistent(info[2].As<Napi::Function>());
+    std::optional<int> fd = ArgFd(info[0], "FdWatcher");
+    if (!fd) return;
+    std::optional<bool> drain = ArgBool(info[1], "FdWatcher", "drainEventfd");
+    if (!drain) return;
+    std::optional<Napi::Function> callback = ArgFunction(info[2], "FdWatcher", "callback");
+    if (!callback) return;
+    fd_ = *fd;
+    drain_ = *drain;
+    callback_ = Napi::Persistent(*callback);
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
     handle_ = new uv_poll_t;

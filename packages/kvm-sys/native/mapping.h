@@ -27,8 +27,8 @@ struct MappingState {
 class Mapping : public Napi::ObjectWrap<Mapping> {
  public:
   static Napi::Function Define(Napi::Env env);
-  // The Mapping behind a JS value, or nullptr (with a pending TypeError) if it is not one.
-  static Mapping* FromValue(Napi::Env env, const Napi::Value& value);
+  // The Mapping behind argument `name` of `fn`, or nullptr (with a pending TypeError) if it is not one.
+  static Mapping* FromValue(const Napi::Value& value, const char* fn, const char* name);
 
   explicit Mapping(const Napi::CallbackInfo& info);
   ~Mapping() override;

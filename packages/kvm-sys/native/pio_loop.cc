@@ -11,27 +11,33 @@ namespace hype {
 
 namespace {
 
+// The samples array is allocated up front: 16 Mi exits = 128 MiB of samples.
+constexpr uint64_t kMaxExits = 1 << 24;
+
 // runPioLoop(vcpuFd, runMapping, exits) -> Float64Array: nanoseconds between consecutive exits.
 // Every exit must be KVM_EXIT_IO (an OUT; an IN is answered with zeros); anything else throws.
 Napi::Value RunPioLoop(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  Mapping* mapping = Mapping::FromValue(env, info[1]);
+  std::optional<int> fd = ArgFd(info[0], "runPioLoop", "vcpuFd");
+  if (!fd) return env.Undefined();
+  Mapping* mapping = Mapping::FromValue(info[1], "runPioLoop", "run");
   if (mapping == nullptr) return env.Undefined();
+  std::optional<uint64_t> exits = ArgUint(info[2], "runPioLoop", "exits", kMaxExits);
+  if (!exits) return env.Undefined();
   MappingState* state = mapping->state().get();
   if (state == nullptr || state->unmapped || state->pins > 0 || state->size < sizeof(kvm_run)) {
     Napi::Error::New(env, "runPioLoop: the kvm_run mapping is closed, too small, or used by a running vCPU thread")
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  uint32_t exits = info[2].As<Napi::Number>().Uint32Value();
+  Napi::Float64Array samples = Napi::Float64Array::New(env, *exits);
+  if (env.IsExceptionPending()) return env.Undefined();
   auto* run = static_cast<kvm_run*>(state->addr);
   auto* page = static_cast<uint8_t*>(state->addr);
-  Napi::Float64Array samples = Napi::Float64Array::New(env, exits);
 
   uint64_t previous = NowNs();
-  for (uint32_t i = 0; i < exits;) {
-    if (ioctl(fd, KVM_RUN, 0) < 0) {
+  for (uint64_t i = 0; i < *exits;) {
+    if (ioctl(*fd, KVM_RUN, 0) < 0) {
       if (errno == EINTR || errno == EAGAIN) continue;
       ThrowErrno(env, "ioctl KVM_RUN", errno);
       return env.Undefined();

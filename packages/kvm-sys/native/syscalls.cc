@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "common.h"
@@ -29,131 +30,136 @@ const hype_ioctl_spec* FindSpec(unsigned long request) {
   return nullptr;
 }
 
-// The bytes the kernel reads or writes through the argument pointer.
-size_t BytesUsed(const hype_ioctl_spec& spec, const uint8_t* data, size_t length) {
-  size_t fixed = _IOC_SIZE(spec.request);
-  if (spec.arg != HYPE_ARG_VARIABLE || length < spec.header_size) return fixed;
-  uint32_t count;
-  memcpy(&count, data, sizeof count);
-  size_t variable = spec.header_size + static_cast<size_t>(count) * spec.entry_size;
-  return variable > fixed ? variable : fixed;
+uint32_t FirstU32(const uint8_t* data) {
+  uint32_t value;
+  memcpy(&value, data, sizeof value);
+  return value;
 }
 
-bool GetBytes(const Napi::Value& value, uint8_t** data, size_t* length) {
-  if (value.IsTypedArray()) {
-    Napi::TypedArray array = value.As<Napi::TypedArray>();
-    *data = static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
-    *length = array.ByteLength();
-    return true;
-  }
-  if (value.IsDataView()) {
-    Napi::DataView view = value.As<Napi::DataView>();
-    *data = static_cast<uint8_t*>(view.ArrayBuffer().Data()) + view.ByteOffset();
-    *length = view.ByteLength();
-    return true;
+// KVM_ENABLE_CAP capabilities whose args carry a host pointer the kernel writes through.
+bool CapTakesHostPointer(uint32_t cap) {
+  for (size_t i = 0; i < hype_caps_with_host_pointers_count; i++) {
+    if (cap == hype_caps_with_host_pointers[i]) return true;
   }
   return false;
 }
 
+// The bytes the kernel reads or writes through the argument pointer.
+size_t BytesUsed(const hype_ioctl_spec& spec, const uint8_t* data, size_t length) {
+  size_t fixed = _IOC_SIZE(spec.request);
+  if (spec.arg != HYPE_ARG_VARIABLE || length < spec.header_size) return fixed;
+  size_t variable = spec.header_size + static_cast<size_t>(FirstU32(data)) * spec.entry_size;
+  return variable > fixed ? variable : fixed;
+}
+
+std::string Hex(unsigned long value) {
+  char hex[20];
+  snprintf(hex, sizeof hex, "0x%lx", value);
+  return hex;
+}
+
 Napi::Value Fail(Napi::Env env, int err) { return Napi::Number::New(env, -err); }
+
+Napi::Value Result(Napi::Env env, long result) {
+  return result < 0 ? Fail(env, errno) : Napi::Number::New(env, static_cast<double>(result));
+}
 
 // open(path) -> fd | -errno.  O_RDWR | O_CLOEXEC.
 Napi::Value Open(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsString()) {
-    Napi::TypeError::New(env, "open(path): path must be a string").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  std::string path = info[0].As<Napi::String>().Utf8Value();
-  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
-  return fd < 0 ? Fail(env, errno) : Napi::Number::New(env, fd);
+  std::optional<std::string> path = ArgPath(info[0], "open", "path");
+  if (!path) return env.Undefined();
+  return Result(env, open(path->c_str(), O_RDWR | O_CLOEXEC));
 }
 
 // close(fd) -> 0 | -errno.
 Napi::Value Close(const Napi::CallbackInfo& info) {
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  return close(fd) < 0 ? Fail(info.Env(), errno) : Napi::Number::New(info.Env(), 0);
+  Napi::Env env = info.Env();
+  std::optional<int> fd = ArgFd(info[0], "close");
+  if (!fd) return env.Undefined();
+  return Result(env, close(*fd));
+}
+
+// The struct argument of an ioctl: a buffer at least as large as what the kernel reads or writes.
+std::optional<Bytes> StructArg(const Napi::Value& value, const hype_ioctl_spec& spec) {
+  std::optional<Bytes> bytes = ArgView(value, "ioctl", "arg");
+  if (!bytes) return std::nullopt;
+  size_t needed = BytesUsed(spec, bytes->data, bytes->length);
+  if (bytes->length < needed) {
+    ThrowRangeError(value, "ioctl", "arg",
+                    "holds " + std::to_string(bytes->length) + " bytes, the kernel uses " + std::to_string(needed));
+    return std::nullopt;
+  }
+  if (spec.request == hype_KVM_ENABLE_CAP && CapTakesHostPointer(FirstU32(bytes->data))) {
+    ThrowRangeError(value, "ioctl", "arg",
+                    "enables capability " + std::to_string(FirstU32(bytes->data)) +
+                        ", which takes a host pointer and is refused");
+    return std::nullopt;
+  }
+  return bytes;
 }
 
 // ioctl(fd, request, arg?) -> result (>= 0) | -errno.
 Napi::Value Ioctl(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsNumber() || !info[1].IsNumber()) {
-    Napi::TypeError::New(env, "ioctl(fd, request, arg): fd and request must be numbers").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  unsigned long request = info[1].As<Napi::Number>().Uint32Value();
-  const hype_ioctl_spec* spec = FindSpec(request);
+  std::optional<int> fd = ArgFd(info[0], "ioctl");
+  if (!fd) return env.Undefined();
+  std::optional<uint32_t> request = ArgUint32(info[1], "ioctl", "request");
+  if (!request) return env.Undefined();
+  const hype_ioctl_spec* spec = FindSpec(*request);
   if (spec == nullptr) {
-    Napi::Error::New(env, "ioctl request 0x" + [&] {
-      char hex[16];
-      snprintf(hex, sizeof hex, "%lx", request);
-      return std::string(hex);
-    }() + " is not on @hype/kvm-sys's allow list").ThrowAsJavaScriptException();
+    ThrowRangeError(info[1], "ioctl", "request", Hex(*request) + " is not on @hype/kvm-sys's allow list");
     return env.Undefined();
   }
-  int result;
-  if (spec->arg == HYPE_ARG_NONE) {
-    result = ioctl(fd, request, 0UL);
-  } else if (spec->arg == HYPE_ARG_INT) {
-    uint64_t value = 0;
-    if (!ToUint64(env, info[2], "ioctl argument", &value)) return env.Undefined();
-    result = ioctl(fd, request, static_cast<unsigned long>(value));
-  } else {
-    uint8_t* data = nullptr;
-    size_t length = 0;
-    if (!GetBytes(info[2], &data, &length)) {
-      Napi::TypeError::New(env, "ioctl argument must be a TypedArray or DataView").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    size_t needed = BytesUsed(*spec, data, length);
-    if (length < needed) {
-      Napi::RangeError::New(env, "ioctl buffer holds " + std::to_string(length) + " bytes, the kernel uses " +
-                                     std::to_string(needed))
-          .ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    if (request == hype_KVM_ENABLE_CAP) {
-      uint32_t cap;
-      memcpy(&cap, data, sizeof cap);
-      for (size_t i = 0; i < hype_caps_with_host_pointers_count; i++) {
-        if (cap == hype_caps_with_host_pointers[i]) {
-          Napi::Error::New(env, "KVM_ENABLE_CAP " + std::to_string(cap) + " takes a host pointer and is refused")
-              .ThrowAsJavaScriptException();
-          return env.Undefined();
-        }
+  switch (spec->arg) {
+    case HYPE_ARG_NONE:
+      if (!info[2].IsUndefined()) {
+        ThrowTypeError(info[2], "ioctl", "arg", "must be undefined: request " + Hex(*request) + " takes no argument");
+        return env.Undefined();
       }
+      return Result(env, ioctl(*fd, *request, 0UL));
+    case HYPE_ARG_INT: {
+      std::optional<uint64_t> value = ArgUint64(info[2], "ioctl", "arg");
+      if (!value) return env.Undefined();
+      return Result(env, ioctl(*fd, *request, static_cast<unsigned long>(*value)));
     }
-    result = ioctl(fd, request, data);
+    default: {
+      std::optional<Bytes> bytes = StructArg(info[2], *spec);
+      if (!bytes) return env.Undefined();
+      return Result(env, ioctl(*fd, *request, bytes->data));
+    }
   }
-  return result < 0 ? Fail(env, errno) : Napi::Number::New(env, result);
 }
 
-// eventfd(initval) -> fd | -errno.  Non-blocking, close-on-exec.
+// eventfd(initval = 0) -> fd | -errno.  Non-blocking, close-on-exec.
 Napi::Value EventFd(const Napi::CallbackInfo& info) {
-  unsigned int initval = info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 0;
-  int fd = eventfd(initval, EFD_CLOEXEC | EFD_NONBLOCK);
-  return fd < 0 ? Fail(info.Env(), errno) : Napi::Number::New(info.Env(), fd);
+  Napi::Env env = info.Env();
+  std::optional<uint32_t> initval = 0;
+  if (!info[0].IsUndefined()) initval = ArgUint32(info[0], "eventfd", "initval");
+  if (!initval) return env.Undefined();
+  return Result(env, eventfd(*initval, EFD_CLOEXEC | EFD_NONBLOCK));
 }
 
 // eventfdRead(fd) -> counter (bigint, counter reset to 0) | -errno (number; -EAGAIN when it was 0).
 Napi::Value EventFdRead(const Napi::CallbackInfo& info) {
-  int fd = info[0].As<Napi::Number>().Int32Value();
+  Napi::Env env = info.Env();
+  std::optional<int> fd = ArgFd(info[0], "eventfdRead");
+  if (!fd) return env.Undefined();
   uint64_t value = 0;
-  ssize_t n = read(fd, &value, sizeof value);
-  if (n < 0) return Fail(info.Env(), errno);
-  if (n != sizeof value) return Fail(info.Env(), EIO);
-  return Napi::BigInt::New(info.Env(), value);
+  ssize_t n = read(*fd, &value, sizeof value);
+  if (n < 0) return Fail(env, errno);
+  if (n != sizeof value) return Fail(env, EIO);
+  return Napi::BigInt::New(env, value);
 }
 
 // eventfdWrite(fd, value) -> 0 | -errno.
 Napi::Value EventFdWrite(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  uint64_t value = 0;
-  if (!ToUint64(env, info[1], "eventfd value", &value)) return env.Undefined();
-  ssize_t n = write(fd, &value, sizeof value);
+  std::optional<int> fd = ArgFd(info[0], "eventfdWrite");
+  if (!fd) return env.Undefined();
+  std::optional<uint64_t> value = ArgUint64(info[1], "eventfdWrite", "value");
+  if (!value) return env.Undefined();
+  ssize_t n = write(*fd, &*value, sizeof *value);
   if (n < 0) return Fail(env, errno);
   return Napi::Number::New(env, 0);
 }

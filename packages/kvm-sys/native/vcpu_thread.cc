@@ -63,29 +63,33 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
       : Napi::ObjectWrap<VcpuThread>(info), context_(info.Env(), "HypeVcpuThread") {
     Napi::Env env = info.Env();
     env_ = env;
-    if (!info[0].IsNumber() || !info[2].IsFunction() || !info[3].IsFunction()) {
-      Napi::TypeError::New(env, "new VcpuThread(vcpuFd, runMapping, onExit, onStop, options)")
-          .ThrowAsJavaScriptException();
+    const char* fn = "VcpuThread";
+    // The simulated KVM_RUN uses no fd: -1 is accepted with options.simulate (checked below).
+    bool no_fd = info[0].IsNumber() && info[0].As<Napi::Number>().DoubleValue() == -1;
+    std::optional<int> fd = no_fd ? -1 : ArgFd(info[0], fn, "vcpuFd");
+    if (!fd) return;
+    Mapping* mapping = Mapping::FromValue(info[1], fn, "run");
+    if (mapping == nullptr) return;
+    std::optional<Napi::Function> on_exit = ArgFunction(info[2], fn, "onExit");
+    if (!on_exit) return;
+    std::optional<Napi::Function> on_stop = ArgFunction(info[3], fn, "onStop");
+    if (!on_stop) return;
+    // Options may have getters (JS): read them before looking at the mapping's state.
+    if (!ReadOptions(info[4])) return;
+    if (no_fd && !simulate_) {
+      ThrowRangeError(info[0], fn, "vcpuFd", "must be an integer from 0 to 2147483647 (-1 only with options.simulate)");
       return;
     }
-    fd_ = info[0].As<Napi::Number>().Int32Value();
-    Mapping* mapping = Mapping::FromValue(env, info[1]);
-    if (mapping == nullptr) return;
     run_state_ = mapping->state();
     if (!run_state_ || run_state_->unmapped || run_state_->size < sizeof(kvm_run)) {
-      Napi::Error::New(env, "the kvm_run mapping is closed or too small").ThrowAsJavaScriptException();
+      Napi::Error::New(env, "VcpuThread: the kvm_run mapping is closed or too small").ThrowAsJavaScriptException();
       return;
     }
+    fd_ = *fd;
     run_ = static_cast<kvm_run*>(run_state_->addr);
     run_ref_ = Napi::Persistent(info[1].As<Napi::Object>());
-    on_exit_ = Napi::Persistent(info[2].As<Napi::Function>());
-    on_stop_ = Napi::Persistent(info[3].As<Napi::Function>());
-    if (info[4].IsObject()) {
-      Napi::Object options = info[4].As<Napi::Object>();
-      Napi::Value spin = options.Get("spinNs");
-      if (spin.IsNumber()) spin_ns_ = static_cast<int64_t>(spin.As<Napi::Number>().DoubleValue());
-      simulate_ = options.Get("simulate").ToBoolean().Value();
-    }
+    on_exit_ = Napi::Persistent(*on_exit);
+    on_stop_ = Napi::Persistent(*on_stop);
     InstallKickSignalHandler();
     napi_add_env_cleanup_hook(env, OnEnvCleanup, this);
   }
@@ -101,6 +105,35 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
     uint64_t generation;
     int err;
   };
+
+  // Longest busy-wait for resume() that options.spinNs may ask for.
+  static constexpr uint64_t kMaxSpinNs = 1000000000;
+
+  // { spinNs = 0, simulate = false } or undefined.
+  bool ReadOptions(const Napi::Value& value) {
+    const char* fn = "VcpuThread";
+    if (value.IsUndefined()) return true;
+    if (!value.IsObject()) {
+      ThrowTypeError(value, fn, "options", "must be an object or undefined");
+      return false;
+    }
+    Napi::Object options = value.As<Napi::Object>();
+    Napi::Value spin = options.Get("spinNs");
+    if (env_.IsExceptionPending()) return false;
+    if (!spin.IsUndefined()) {
+      std::optional<uint64_t> spin_ns = ArgUint(spin, fn, "options.spinNs", kMaxSpinNs);
+      if (!spin_ns) return false;
+      spin_ns_ = static_cast<int64_t>(*spin_ns);
+    }
+    Napi::Value simulate = options.Get("simulate");
+    if (env_.IsExceptionPending()) return false;
+    if (!simulate.IsUndefined()) {
+      std::optional<bool> flag = ArgBool(simulate, fn, "options.simulate");
+      if (!flag) return false;
+      simulate_ = *flag;
+    }
+    return true;
+  }
 
   static void OnEnvCleanup(void* arg) { static_cast<VcpuThread*>(arg)->JoinThread(); }
 

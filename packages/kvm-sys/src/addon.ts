@@ -1,5 +1,9 @@
 // Loads the native addon (node-gyp-build: build/Release first, then prebuilds/<platform>-<arch>/) and
 // describes what it exports. Everything returning a number returns -errno on failure unless noted.
+// Every function checks all of its arguments before it acts and throws a TypeError (wrong type) or
+// RangeError (wrong value) "<function>: <argument> must be ..." otherwise: fds are integers from 0 to
+// 2^31-1, 64-bit values are bigints or non-negative safe integers, buffers are TypedArrays or DataViews
+// of a (non-shared, attached) ArrayBuffer.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
@@ -16,9 +20,9 @@ export interface NativeMapping {
 
 export interface NativeMappingConstructor {
   /** Anonymous private memory (MAP_NORESERVE, MADV_DONTFORK); size a page multiple, at most 4 GiB. */
-  new (size: number): NativeMapping;
+  new (size: number | bigint): NativeMapping;
   /** MAP_SHARED of `fd` at offset 0 (a vCPU's kvm_run area). */
-  new (size: number, fd: number): NativeMapping;
+  new (size: number | bigint, fd: number): NativeMapping;
 }
 
 export interface NativeFdWatcher {
@@ -36,9 +40,11 @@ export interface NativeFdWatcherConstructor {
 }
 
 export interface VcpuThreadOptions {
-  /** Busy-wait this long for resume() before sleeping on a condition variable (0 = sleep at once). */
+  /** Busy-wait this long for resume() before sleeping on a condition variable (0 = sleep at once; at
+   * most 1 s). */
   spinNs?: number;
-  /** Replace KVM_RUN by an in-process stand-in (tests of the threading without /dev/kvm). */
+  /** Replace KVM_RUN by an in-process stand-in (tests of the threading without /dev/kvm); vcpuFd may then
+   * be -1. */
   simulate?: boolean;
 }
 
@@ -77,7 +83,7 @@ export interface NativeAddon {
   setUserMemoryRegion(vmFd: number, slot: number, flags: number, guestPhysAddr: number | bigint, mapping: NativeMapping): number;
   /** Deletes the memslot `mapping` backs (no-op if none). */
   removeUserMemoryRegion(mapping: NativeMapping): void;
-  /** Non-blocking close-on-exec eventfd. */
+  /** Non-blocking close-on-exec eventfd; `initval` a 32-bit unsigned integer (default 0). */
   eventfd(initval?: number): number;
   /** The counter (bigint, reset to 0), or -errno (number; -EAGAIN when it was 0). */
   eventfdRead(fd: number): bigint | number;
@@ -88,7 +94,7 @@ export interface NativeAddon {
   FdWatcher: NativeFdWatcherConstructor;
   VcpuThread: NativeVcpuThreadConstructor;
   /** Benchmark baseline: KVM_RUN in a loop on this thread, every exit a port I/O completed in C; returns
-   * the nanoseconds between consecutive exits. */
+   * the nanoseconds between consecutive exits (`exits` at most 2^24). */
   runPioLoop(vcpuFd: number, run: NativeMapping, exits: number): Float64Array;
   /** sizeof/offsetof from <linux/kvm.h>, same shape as `layouts`. */
   layout(): Record<string, Record<string, number>>;

@@ -112,7 +112,7 @@ describe('Mapping (guest memory)', () => {
 
   it('registers only addon Mappings as guest memory', () => {
     const fake = { buffer: new ArrayBuffer(page), size: page, closed: false, close() {} };
-    expect(() => native.setUserMemoryRegion(0, 0, 0, 0, fake)).toThrow(/expected a Mapping created by @hype\/kvm-sys/);
+    expect(() => native.setUserMemoryRegion(0, 0, 0, 0, fake)).toThrow(/setUserMemoryRegion: mapping must be a Mapping created by @hype\/kvm-sys/);
     const mapping = new native.Mapping(page);
     const eventFd = native.eventfd(0);
     expect(native.setUserMemoryRegion(eventFd, 0, 0, 0, mapping)).toBe(-ENOTTY);
