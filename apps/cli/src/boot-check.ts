@@ -1,5 +1,5 @@
-import { gunzipSync } from 'node:zlib';
 import { guestRamRegions, loadLinux, type GuestMemory } from '@hype/linux-loader';
+import { nodeDecompressors } from '@hype/linux-loader/node';
 import { MiB } from './size.js';
 import type { CheckBoot } from './validate.js';
 
@@ -25,6 +25,8 @@ function discardingMemory(memBytes: number): GuestMemory {
  * The boot check with @hype/linux-loader: runs `loadLinux` (header/ELF validation, host-side payload
  * unpacking, kernel and initrd placement, command line length) against discarding memory. The initrd's
  * contents do not matter to the loader, only its size, so a zero-filled stand-in of that size is used.
+ * The loader's own decompressors are used because they stop at the size it allows (no more than --mem):
+ * a decompression bomb fails here without the CLI allocating its output.
  */
 export const loaderCheckBoot: CheckBoot = (check) => {
   const memBytes = check.memMiB * MiB;
@@ -35,6 +37,6 @@ export const loaderCheckBoot: CheckBoot = (check) => {
     ...(check.cmdline !== undefined ? { cmdline: check.cmdline } : {}),
     memBytes,
     cpus: check.cpus,
-    decompressors: { gzip: (data) => gunzipSync(data) },
+    decompressors: nodeDecompressors,
   });
 };

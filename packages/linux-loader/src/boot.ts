@@ -101,8 +101,11 @@ interface KernelPlan {
   entry: number;
 }
 
-/** Decide how the kernel goes into memory (and validate it) without writing anything yet. */
-function planKernel(opts: LinuxBootOptions, name: string): KernelPlan {
+/**
+ * Decide how the kernel goes into memory (and validate it) without writing anything yet. A payload is
+ * unpacked only if it claims at most `maxUnpacked` bytes (the RAM the kernel must fit in).
+ */
+function planKernel(opts: LinuxBootOptions, name: string, maxUnpacked: number): KernelPlan {
   const bytes = opts.kernel;
   if (hasElfMagic(bytes)) {
     const image = parseElf(bytes, name);
@@ -117,7 +120,7 @@ function planKernel(opts: LinuxBootOptions, name: string): KernelPlan {
   let notUnpackedBecause = 'unpacking disabled';
   let payloadFormat: PayloadFormat | undefined;
   if (opts.unpack !== false) {
-    const result = unpackPayload(payload, { ...builtinDecompressors, ...opts.decompressors }, `kernel ${name}`);
+    const result = unpackPayload(payload, { ...builtinDecompressors, ...opts.decompressors }, `kernel ${name}`, maxUnpacked);
     payloadFormat = result.format;
     if (result.ok) {
       const elfName = `${name} (${result.format} payload)`;
@@ -182,7 +185,8 @@ export function loadLinux(mem: GuestMemory, opts: LinuxBootOptions): LinuxBootSe
   }
   const ram = guestRamRegions(opts.memBytes);
   const lowRamEnd = ram[0].size;
-  const plan = planKernel(opts, name);
+  // The kernel and its boot tables live below the PCI hole: the unpacked image cannot be any larger.
+  const plan = planKernel(opts, name, lowRamEnd);
   const initrdSize = opts.initrd?.length ?? 0;
 
   const kernelDetail =
@@ -190,6 +194,13 @@ export function loadLinux(mem: GuestMemory, opts: LinuxBootOptions): LinuxBootSe
       ? `kernel (up to ${formatMiB(plan.reservedEnd)} with init_size ${formatMiB(plan.header!.initSize)})`
       : `kernel (up to ${formatMiB(plan.reservedEnd)})`;
   const initrdDetail = opts.initrd ? ` + initrd (${formatMiB(alignUp(initrdSize, PAGE_SIZE))})` : '';
+  if (plan.reservedEnd > LAYOUT.pciHoleStart) {
+    throw new LoaderError(
+      'unsupported',
+      `kernel ${name} needs memory up to ${formatMiB(plan.reservedEnd)}, beyond the ${formatMiB(LAYOUT.pciHoleStart)} ` +
+        `below the PCI hole it must fit in: no --mem can hold it`,
+    );
+  }
   if (plan.reservedEnd > lowRamEnd || plan.reservedEnd > identityMapBytes()) {
     throw tooSmall(opts.memBytes, plan, initrdSize, kernelDetail + initrdDetail);
   }

@@ -5,6 +5,7 @@
  * the setup header fields within a bzImage file. Field names are the C names so tests can compare them
  * with `offsetof` from the real header.
  */
+import { LoaderError } from './errors.js';
 
 export interface Field {
   readonly offset: number;
@@ -115,7 +116,10 @@ export const LOADER_TYPE_UNDEFINED = 0xff;
 /** Offset of the 64-bit entry point from the start of the protected-mode kernel (boot.rst, 64-bit protocol). */
 export const STARTUP_64_OFFSET = 0x200;
 
-/** Read a field as a number (u64 fields must be below 2^53, which every address here is). */
+/**
+ * Read a field as a number. A u64 field must be below 2^53 (as every address the loader writes is); for
+ * one read from an image, use `readU64` and range-check it with context.
+ */
 export function readField(view: DataView, field: Field, base = 0): number {
   const at = base + field.offset;
   switch (field.size) {
@@ -126,11 +130,18 @@ export function readField(view: DataView, field: Field, base = 0): number {
     case 4:
       return view.getUint32(at, true);
     case 8: {
-      const v = view.getBigUint64(at, true);
-      if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`u64 at 0x${at.toString(16)} is too large: 0x${v.toString(16)}`);
+      const v = readU64(view, field, base);
+      if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
+        throw new LoaderError('format', `u64 at 0x${at.toString(16)} is out of range: 0x${v.toString(16)}`);
+      }
       return Number(v);
     }
   }
+}
+
+/** Read an 8-byte field whole, as a bigint. */
+export function readU64(view: DataView, field: Field, base = 0): bigint {
+  return view.getBigUint64(base + field.offset, true);
 }
 
 export function writeField(view: DataView, field: Field, value: number, base = 0): void {

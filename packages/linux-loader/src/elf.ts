@@ -132,6 +132,16 @@ export function physicalEntry(elf: ElfImage): number | undefined {
   return virtToPhys(elf, e);
 }
 
+/** "Xen\0": the owner of the PVH entry note. */
+const XEN_NOTE_NAME = new Uint8Array([0x58, 0x65, 0x6e, 0]);
+
+/** Compared as bytes: note names come from the file and may be any size (no string decoding). */
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** The PVH entry point (XEN_ELFNOTE_PHYS32_ENTRY) if the kernel has one (CONFIG_PVH). */
 export function pvhEntry(bytes: Uint8Array, elf: ElfImage): number | undefined {
   const dv = dataView(bytes);
@@ -148,8 +158,7 @@ export function pvhEntry(bytes: Uint8Array, elf: ElfImage): number | undefined {
       const nameAt = at + 12;
       const descAt = nameAt + up(namesz);
       if (descAt + descsz > end) break;
-      const name = String.fromCharCode(...bytes.subarray(nameAt, nameAt + namesz));
-      if (type === ELF.XEN_ELFNOTE_PHYS32_ENTRY && name === 'Xen\0' && descsz >= 4) {
+      if (type === ELF.XEN_ELFNOTE_PHYS32_ENTRY && bytesEqual(bytes.subarray(nameAt, nameAt + namesz), XEN_NOTE_NAME) && descsz >= 4) {
         return descsz >= 8 ? Number(dv.getBigUint64(descAt, true) & 0xffffffffn) : dv.getUint32(descAt, true);
       }
       at = descAt + up(descsz);

@@ -8,11 +8,25 @@
 export const LZ4_LEGACY_MAGIC = 0x184c2102;
 const LEGACY_BLOCK_MAX = 8 << 20;
 
-/** Decode a legacy-frame stream whose total decompressed size is `expectedSize`. */
+/**
+ * LZ4 output per input byte is below 255 (a match-length byte adds at most 255 bytes and every sequence
+ * costs a token and an offset), so a claim beyond this many times the input is false.
+ */
+const MAX_EXPANSION = 255;
+
+/**
+ * Decode a legacy-frame stream whose total decompressed size is `expectedSize`. The output buffer is
+ * allocated at that size (the caller bounds it by guest RAM) only if the input can expand to it, and
+ * decoding never writes past it.
+ */
 export function lz4LegacyDecompress(src: Uint8Array, expectedSize: number): Uint8Array {
   const dv = new DataView(src.buffer, src.byteOffset, src.byteLength);
   if (src.length < 4 || dv.getUint32(0, true) !== LZ4_LEGACY_MAGIC) {
     throw new Error('lz4: no legacy frame magic 02 21 4c 18');
+  }
+  if (!Number.isSafeInteger(expectedSize) || expectedSize < 0) throw new Error(`lz4: bad output size ${expectedSize}`);
+  if (expectedSize > src.length * MAX_EXPANSION) {
+    throw new Error(`lz4: ${src.length} bytes cannot expand to the ${expectedSize} bytes claimed`);
   }
   const out = new Uint8Array(expectedSize);
   let inPos = 4;

@@ -9,10 +9,26 @@ import { type Decompressors, builtinDecompressors } from './compression.js';
 import { LoaderError } from './errors.js';
 import type { GuestMemory } from './memory.js';
 
+/**
+ * gunzip that stops at the size the gzip trailer (ISIZE) gives: a stream holding more (a decompression
+ * bomb, or several members) fails without its whole output being allocated.
+ */
+export function gunzipBounded(data: Uint8Array, expectedSize: number): Uint8Array {
+  try {
+    // maxOutputLength must be at least 1; a 0-byte claim then fails the caller's size check.
+    return gunzipSync(data, { maxOutputLength: Math.max(1, expectedSize) });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new Error(`it holds more than the ${expectedSize} bytes its size trailer says`);
+    }
+    throw e;
+  }
+}
+
 /** Host decompressors available under Node: gzip (node:zlib) and lz4 (built in). */
 export const nodeDecompressors: Decompressors = {
   ...builtinDecompressors,
-  gzip: (data) => gunzipSync(data),
+  gzip: gunzipBounded,
 };
 
 /** Read a whole file, turning a failure into a one-line error naming it (`initrd /x: no such file`). */

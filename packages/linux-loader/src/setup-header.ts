@@ -8,6 +8,7 @@ import {
   SETUP_HEADER_START,
   XLF_KERNEL_64,
   readField,
+  readU64,
 } from './bootparam.js';
 import { LoaderError, hex } from './errors.js';
 import { dataView } from './memory.js';
@@ -50,6 +51,8 @@ export interface SetupHeader {
 }
 
 const HEADER_MIN_FILE = SETUP_HEADER_KNOWN_END;
+/** x86-64 physical addresses have at most 52 bits (so every valid one is a safe JavaScript integer). */
+const MAX_PHYS_ADDR = 2n ** 52n;
 
 /** True if `bytes` has the "HdrS" magic at 0x202 (is some kind of Linux x86 boot image). */
 export function hasHdrS(bytes: Uint8Array): boolean {
@@ -74,6 +77,10 @@ export function parseSetupHeader(bytes: Uint8Array, name: string): SetupHeader {
   if (bootFlag !== BOOT_FLAG_MAGIC) {
     throw new LoaderError('format', `${who}: not a bzImage (boot flag ${hex(bootFlag)} at 0x1fe, expected 0xaa55)`);
   }
+  // Every field read from here on lies below HEADER_MIN_FILE.
+  if (bytes.length < HEADER_MIN_FILE) {
+    throw new LoaderError('format', `${who}: truncated (${bytes.length} bytes, the setup header alone needs ${HEADER_MIN_FILE})`);
+  }
   const version = read(SETUP_HEADER.version);
   const versionString = `${version >> 8}.${(version & 0xff).toString().padStart(2, '0')}`;
   if (version < MIN_PROTOCOL) {
@@ -81,9 +88,6 @@ export function parseSetupHeader(bytes: Uint8Array, name: string): SetupHeader {
       'unsupported',
       `${who}: boot protocol ${versionString} too old, need >= 2.12 (a 64-bit Linux 3.8 or newer)`,
     );
-  }
-  if (bytes.length < HEADER_MIN_FILE) {
-    throw new LoaderError('format', `${who}: truncated (${bytes.length} bytes, the setup header alone needs ${HEADER_MIN_FILE})`);
   }
   const headerEnd = 0x202 + bytes[0x201];
   if (bytes[0x200] !== 0xeb || headerEnd > SETUP_HEADER_MAX_END || headerEnd < SETUP_HEADER.header.offset + 4) {
@@ -128,7 +132,14 @@ export function parseSetupHeader(bytes: Uint8Array, name: string): SetupHeader {
   if (initSize === 0) {
     throw new LoaderError('format', `${who}: corrupt setup header (init_size is 0)`);
   }
-  const prefAddress = read(SETUP_HEADER.pref_address);
+  const rawPref = readU64(dv, SETUP_HEADER.pref_address);
+  if (rawPref >= MAX_PHYS_ADDR) {
+    throw new LoaderError(
+      'format',
+      `${who}: corrupt setup header (pref_address 0x${rawPref.toString(16)} is beyond the 52-bit physical address space)`,
+    );
+  }
+  const prefAddress = Number(rawPref);
   const cmdlineSize = read(SETUP_HEADER.cmdline_size);
 
   return {
