@@ -14,18 +14,18 @@ import { UsageError } from './usage-error.js';
 /** The keys a `--config` JSON file may have; each takes the same values as the flag of the same name. */
 export const CONFIG_KEYS = ['kernel', 'initrd', 'cmdline', 'mem', 'cpus', 'disks', 'console'] as const;
 
-/** Likely mistakes, for "did you mean". */
-const KEY_SUGGESTIONS: Record<string, string> = {
-  disk: 'disks',
-  memory: 'mem',
-  memMiB: 'mem',
-  cpu: 'cpus',
-  vcpus: 'cpus',
-  append: 'cmdline',
-  kernelCmdline: 'cmdline',
-  bzImage: 'kernel',
-  initramfs: 'initrd',
-};
+/** Likely mistakes, for "did you mean". A Map: a key such as `__proto__` or `constructor` must not find Object.prototype's. */
+const KEY_SUGGESTIONS = new Map<string, string>([
+  ['disk', 'disks'],
+  ['memory', 'mem'],
+  ['memMiB', 'mem'],
+  ['cpu', 'cpus'],
+  ['vcpus', 'cpus'],
+  ['append', 'cmdline'],
+  ['kernelCmdline', 'cmdline'],
+  ['bzImage', 'kernel'],
+  ['initramfs', 'initrd'],
+]);
 
 function errnoText(error: unknown): string {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
@@ -62,7 +62,7 @@ export function configFromJson(json: unknown, name: string, baseDir: string): La
   const { options, origins } = result;
   for (const key of Object.keys(config)) {
     if (key === '$schema' || (CONFIG_KEYS as readonly string[]).includes(key)) continue;
-    const suggestion = KEY_SUGGESTIONS[key];
+    const suggestion = KEY_SUGGESTIONS.get(key);
     throw new UsageError(
       `${name}: unknown key "${key}"` +
         (suggestion ? `; did you mean "${suggestion}"?` : `; the keys are ${CONFIG_KEYS.join(', ')}`),

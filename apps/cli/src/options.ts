@@ -1,3 +1,5 @@
+import { constants as bufferConstants } from 'node:buffer';
+import { totalmem } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { MAX_CPUS, type ConsoleKind, type DiskConfig } from '@hype/vm';
 import { formatSize, MiB, parseSizeBytes } from './size.js';
@@ -106,11 +108,32 @@ function parseSerial(value: unknown, at: string): string {
   return value;
 }
 
+/**
+ * The largest memory disk on this host. @hype/virtio-blk's MemoryBackend holds the whole disk in one
+ * host buffer, so it can be no larger than the runtime's largest buffer, nor than the host's RAM.
+ */
+export function maxMemoryDiskBytes(): { bytes: number; limitedBy: string } {
+  const ram = totalmem();
+  return ram < bufferConstants.MAX_LENGTH ? { bytes: ram, limitedBy: "the host's RAM" } : { bytes: bufferConstants.MAX_LENGTH, limitedBy: 'one host buffer' };
+}
+
+/** A size for a message about a limit, rounded down: `23.5G`, `512M`. */
+function roughSize(bytes: number): string {
+  const gib = bytes / (1024 * MiB);
+  return gib >= 1 ? `${Math.floor(gib * 10) / 10}G` : `${Math.floor(bytes / MiB)}M`;
+}
+
 function parseDiskSize(text: string, at: string): number {
   const bytes = parseSizeBytes(text);
   if (bytes === undefined) throw new UsageError(`${at}: "${text}" is not a size; use e.g. mem:64M or mem:1G`);
   if (bytes <= 0 || bytes % 512 !== 0) {
     throw new UsageError(`${at}: a memory disk must be a positive multiple of 512 bytes, e.g. mem:64M`);
+  }
+  const max = maxMemoryDiskBytes();
+  if (bytes > max.bytes) {
+    throw new UsageError(
+      `${at}: a memory disk is held in host memory; at most ${roughSize(max.bytes)} here (${max.limitedBy}); use a disk image file for more`,
+    );
   }
   return bytes;
 }

@@ -192,7 +192,7 @@ export class HttpBackend implements BlockBackend {
       try {
         res = await this.fetchFn(this.url, { method: 'GET', headers: { ...this.headers, Range: range }, signal: exchange.signal });
       } catch (e) {
-        throw exchange.error('failed', e);
+        throw exchange.error('request failed', e);
       }
       if (res.status !== 206) {
         throw new Error(`http disk ${this.url}: GET ${range} answered HTTP ${res.status} instead of 206 Partial Content`);
@@ -272,10 +272,10 @@ class Exchange {
     return this.controller.signal;
   }
 
-  /** `<label> <what>: <cause>`, naming the timeout when it is what ended the exchange. */
+  /** `<label>: <what>: <cause>`, naming the timeout when it is what ended the exchange. */
   error(what: string, cause: unknown): Error {
     const why = this.timedOut ? `timed out after ${this.timeoutMs} ms` : errorText(cause);
-    return new Error(`${this.label} ${what}: ${why}`, { cause });
+    return new Error(`${this.label}: ${what}: ${why}`, { cause });
   }
 
   /**
@@ -283,7 +283,7 @@ class Exchange {
    * fails before any byte is read; a body that runs past it is aborted at the chunk that does.
    */
   async readExactly(res: HttpResponseLike, dest: Uint8Array, what = ''): Promise<void> {
-    const label = what ? `${this.label} ${what}` : this.label;
+    const label = what ? `${this.label}: ${what}` : this.label;
     const want = dest.byteLength;
     const declared = declaredLength(res);
     if (declared !== undefined && declared !== want) {

@@ -20,7 +20,12 @@ export class MemoryBackend implements BlockBackend {
     if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`memory disk: size ${size} is not a byte count`);
     this.size = size;
     this.readOnly = options.readOnly ?? false;
-    this.bytes = new Uint8Array(size);
+    try {
+      this.bytes = new Uint8Array(size);
+    } catch (e) {
+      // The runtime's "Invalid typed array length" / "Array buffer allocation failed", with the disk named.
+      throw new RangeError(`memory disk: cannot hold ${size} bytes in host memory (${(e as Error).message}); use a smaller size or a disk image file`, { cause: e });
+    }
     if (options.contents) {
       if (options.contents.byteLength > size) {
         throw new RangeError(`memory disk: ${options.contents.byteLength} bytes of contents exceed the ${size}-byte size`);

@@ -57,6 +57,11 @@ export interface ConsoleDeviceOptions {
   readonly inputHighWater?: number;
   /** Largest piece of guest output handed to the sink at once. Default 64 KiB. */
   readonly maxWriteChunk?: number;
+  /**
+   * Most emergency-write bytes held while the sink is full (they cannot wait in guest memory like queue
+   * output can). Bytes beyond it are dropped and counted. Default 1 MiB.
+   */
+  readonly maxPendingEmergency?: number;
 }
 
 /** Chains handled per queue per turn before yielding to the event loop (a guest could refill forever). */
@@ -66,7 +71,8 @@ const CHAINS_PER_TURN = 256;
  * virtio console (device ID 3, virtio 1.2 §5.3): one port, receiveq 0 and transmitq 1, optional console
  * size and emergency write. Backpressure both ways and no lost or reordered bytes: guest output is
  * taken from the transmit queue only while the sink accepts it; host input is buffered (pausing the
- * source above a threshold) until the guest posts receive buffers.
+ * source above a threshold) until the guest posts receive buffers. Emergency writes, which cannot be
+ * made to wait, are held while the sink is full up to `maxPendingEmergency` bytes and dropped beyond.
  */
 export class ConsoleDevice implements VirtioDevice {
   readonly deviceType = DeviceId.CONSOLE;
@@ -78,6 +84,7 @@ export class ConsoleDevice implements VirtioDevice {
   private readonly source: ConsoleSource | undefined;
   private readonly inputHighWater: number;
   private readonly maxWriteChunk: number;
+  private readonly maxPendingEmergency: number;
   private host: VirtioDeviceHost | undefined;
   private cols: number;
   private rows: number;
@@ -88,6 +95,10 @@ export class ConsoleDevice implements VirtioDevice {
   private txChain: DescriptorChain | undefined;
   private txReader: ChainReader | undefined;
   private sinkFull = false;
+  /** Emergency-write bytes that came while the sink was full, sent first when it drains. */
+  private emergency = new Uint8Array(0);
+  private emergencyLength = 0;
+  private emergencyDropped = 0;
   private input: Uint8Array[] = [];
   private inputOffset = 0;
   private inputBytes = 0;
@@ -102,6 +113,7 @@ export class ConsoleDevice implements VirtioDevice {
     this.queueMaxSizes = [queueSize, queueSize];
     this.inputHighWater = Math.max(1, options.inputHighWater ?? 64 * 1024);
     this.maxWriteChunk = Math.max(1, options.maxWriteChunk ?? 64 * 1024);
+    this.maxPendingEmergency = Math.max(1, options.maxPendingEmergency ?? 1024 * 1024);
     this.cols = options.size?.cols ?? 0;
     this.rows = options.size?.rows ?? 0;
     this.deviceFeatures =
@@ -111,6 +123,7 @@ export class ConsoleDevice implements VirtioDevice {
     this.sink.onDrain(() =>
       this.safely('transmitting after drain', () => {
         this.sinkFull = false;
+        this.flushEmergency();
         this.processTransmit();
       }),
     );
@@ -129,6 +142,16 @@ export class ConsoleDevice implements VirtioDevice {
   /** Host input bytes waiting for guest receive buffers. */
   get bufferedInput(): number {
     return this.inputBytes;
+  }
+
+  /** Emergency-write bytes held for a full sink. */
+  get pendingEmergency(): number {
+    return this.emergencyLength;
+  }
+
+  /** Emergency-write bytes dropped because the sink stayed full past `maxPendingEmergency`. */
+  get droppedEmergency(): number {
+    return this.emergencyDropped;
   }
 
   /** Change the console size (VIRTIO_CONSOLE_F_SIZE): config change interrupt to the guest. */
@@ -153,8 +176,7 @@ export class ConsoleDevice implements VirtioDevice {
 
   writeConfig(offset: number, data: Uint8Array): void {
     if (offset === ConsoleConfig.EMERG_WR && data.length >= 1) {
-      // Emergency write bypasses the queues and backpressure by design (§5.3.4); the sink buffers it.
-      this.sink.write(new Uint8Array([data[0]]));
+      this.emergencyWrite(data[0]);
       return;
     }
     this.host?.log.warn(`virtio-console: write of ${data.length} bytes at config offset ${offset} ignored (read-only)`);
@@ -186,6 +208,41 @@ export class ConsoleDevice implements VirtioDevice {
   }
 
   // ---- transmit: guest -> sink ---------------------------------------------------------------------
+
+  /**
+   * Emergency write (§5.3.4) is a config write: it cannot be made to wait the way a transmit chain waits
+   * in the queue. While the sink is full its bytes are held here, in order, up to a fixed limit; beyond
+   * that they are dropped (counted, warned about once) so a guest cannot grow host memory through it.
+   */
+  private emergencyWrite(byte: number): void {
+    if (!this.sinkFull && this.emergencyLength === 0) {
+      if (!this.sink.write(Uint8Array.of(byte))) this.sinkFull = true;
+      return;
+    }
+    if (this.emergencyLength >= this.maxPendingEmergency) {
+      if (this.emergencyDropped++ === 0) {
+        this.host?.log.warn(
+          `virtio-console: the console output is not draining; emergency-write bytes beyond ${this.maxPendingEmergency} are dropped`,
+        );
+      }
+      return;
+    }
+    if (this.emergencyLength === this.emergency.length) {
+      const bigger = new Uint8Array(Math.min(this.maxPendingEmergency, Math.max(256, this.emergency.length * 2)));
+      bigger.set(this.emergency);
+      this.emergency = bigger;
+    }
+    this.emergency[this.emergencyLength++] = byte;
+  }
+
+  /** Sends held emergency bytes (after a drain), before any more queue output. */
+  private flushEmergency(): void {
+    if (this.emergencyLength === 0 || this.sinkFull) return;
+    const bytes = this.emergency.slice(0, this.emergencyLength);
+    this.emergency = new Uint8Array(0);
+    this.emergencyLength = 0;
+    if (!this.sink.write(bytes)) this.sinkFull = true;
+  }
 
   private processTransmit(): void {
     const txq = this.txq;

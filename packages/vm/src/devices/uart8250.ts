@@ -70,8 +70,13 @@ const MSR_DELTAS = 0x0f;
 export const UART_FIFO_SIZE = 64;
 
 export interface UartOptions {
-  /** Receives every byte the guest transmits (not called in loopback mode). */
-  output(byte: number): void;
+  /**
+   * Receives every byte the guest transmits (not called in loopback mode). Returning false says the
+   * host cannot take more for now: the byte is kept, but THR stays full (LSR.THRE/TEMT clear, no THRE
+   * interrupt) until `transmitterReady()`, so a driver that waits for THRE waits, as on a line that
+   * cannot send. Bytes a driver writes anyway still reach `output`, which must bound them itself.
+   */
+  output(byte: number): boolean | void;
   /** Drives the UART's interrupt line; called only when the level changes. */
   setIrq(level: boolean): void;
   /**
@@ -82,8 +87,9 @@ export interface UartOptions {
 }
 
 /**
- * A 16550A UART (Linux 8250 driver). Transmission is instantaneous: THR is always empty again by the
- * time the guest looks, so LSR.THRE/TEMT stay set. The interrupt line is a level computed from the
+ * A 16550A UART (Linux 8250 driver). Transmission is instantaneous while the host takes output: THR is
+ * empty again by the time the guest looks. When the host's output stops draining, THR stays full until
+ * it does (see `UartOptions.output`). The interrupt line is a level computed from the
  * register state after every access, with the 16550A priorities (line status > received data >
  * THR empty > modem status), the same model QEMU's serial.c uses. The modem inputs of an idle line
  * are CTS, DSR and DCD asserted; in loopback they follow the MCR outputs.
@@ -102,6 +108,8 @@ export class Uart8250 implements BusDevice {
   private thrPending = false;
   private readonly rx: number[] = [];
   private irqLevel = false;
+  /** The host refused more output: THR stays full until transmitterReady(). */
+  private txBlocked = false;
 
   constructor(private readonly opts: UartOptions) {}
 
@@ -134,6 +142,15 @@ export class Uart8250 implements BusDevice {
       this.updateIrq();
     }
     return n;
+  }
+
+  /** The host can take output again after `output` returned false: THR empties (THRE interrupt if enabled). */
+  transmitterReady(): void {
+    if (!this.txBlocked) return;
+    this.txBlocked = false;
+    this.lsr |= LSR_THRE | LSR_TEMT;
+    if (this.ier & IER_THRI) this.thrPending = true;
+    this.updateIrq();
   }
 
   /** The interrupt line's current level. */
@@ -245,8 +262,12 @@ export class Uart8250 implements BusDevice {
       if (this.rx.length < this.rxCapacity) this.rx.push(byte);
       else this.lsr |= LSR_OE;
       this.lsr |= LSR_DR;
-    } else {
-      this.opts.output(byte);
+    } else if (this.opts.output(byte) === false) {
+      this.txBlocked = true;
+    }
+    if (this.txBlocked) {
+      this.lsr &= ~(LSR_THRE | LSR_TEMT);
+      return;
     }
     // Sent instantly: THR is empty again.
     if (this.ier & IER_THRI) this.thrPending = true;
@@ -259,7 +280,7 @@ export class Uart8250 implements BusDevice {
       this.rx.length = 0;
       this.lsr &= ~LSR_DR;
     }
-    // FCR_CLEAR_XMIT: nothing to clear, transmission is instantaneous.
+    // FCR_CLEAR_XMIT: nothing to clear; bytes written are already the host's (a blocked THR stays blocked).
     this.fcr = value & ~(FCR_CLEAR_RCVR | FCR_CLEAR_XMIT);
     if (clear) this.notifyRxSpace();
   }

@@ -276,7 +276,13 @@ export async function createVm(config: VmConfig, options: VmRuntimeOptions): Pro
     const mmio = new Bus('mmio', logger);
 
     // Legacy devices.
-    const consoleOut = new ByteBatcher((bytes) => options.consoleOutput(bytes));
+    // Serial output is bounded like the virtio console's: a full sink keeps the UART's THR full.
+    const consoleOut = new ByteBatcher((bytes) => options.consoleOutput(bytes) !== false || !options.onConsoleDrain, {
+      onReady: () => uart.transmitterReady(),
+      warn: (message) => logger.warn(message),
+    });
+    teardown.push(() => consoleOut.close());
+    if (config.console === 'serial') options.onConsoleDrain?.(() => consoleOut.sinkDrained());
     const uart = new Uart8250({
       output: (byte) => (config.console === 'serial' ? consoleOut.push(byte) : undefined),
       setIrq: (level) => vm.irqLine(COM1_IRQ, level),
