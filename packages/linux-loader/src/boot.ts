@@ -43,6 +43,12 @@ export interface LinuxBootOptions {
   unpack?: boolean;
   /** Host decompressors by format, merged over the built-in ones (lz4). `@hype/linux-loader/node` has gzip. */
   decompressors?: Decompressors;
+  /**
+   * ACPI tables laid out for guest-physical address `LAYOUT.acpiTables` (e.g. by @hype/acpi), with the
+   * RSDP at `rsdpAddr`: written there (a reserved e820 range) and announced in boot_params. The MP table
+   * is written either way, for kernels without ACPI.
+   */
+  acpi?: { bytes: Uint8Array; rsdpAddr: number };
 }
 
 /** How the kernel was put in memory. */
@@ -227,6 +233,9 @@ export function loadLinux(mem: GuestMemory, opts: LinuxBootOptions): LinuxBootSe
   const maxCmdline = Math.min(plan.header?.cmdlineSize ?? SYNTHETIC_HEADER.cmdlineSize, LAYOUT.cmdlineLimit - LAYOUT.cmdline - 1);
   const cmdlineText = opts.cmdline ?? '';
   const cmdline = encodeCmdline(cmdlineText, maxCmdline, name);
+  if (opts.acpi && LAYOUT.acpiTables + opts.acpi.bytes.length > LAYOUT.acpiTablesEnd) {
+    throw new LoaderError('unsupported', `ACPI tables of ${opts.acpi.bytes.length} bytes do not fit the ${LAYOUT.acpiTablesEnd - LAYOUT.acpiTables}-byte area at ${hex(LAYOUT.acpiTables)}`);
+  }
 
   // Everything validated: write.
   let kernel: LoadedKernel;
@@ -263,8 +272,10 @@ export function loadLinux(mem: GuestMemory, opts: LinuxBootOptions): LinuxBootSe
     initrd,
     e820,
     code32Start: plan.mode === 'bzimage' ? plan.start : undefined,
+    acpiRsdpAddr: opts.acpi?.rsdpAddr,
   });
   writeBytes(mem, LAYOUT.zeroPage, zeroPage, 'zero page');
+  if (opts.acpi) writeBytes(mem, LAYOUT.acpiTables, opts.acpi.bytes, 'ACPI tables');
   const mpTable = { ...writeMpTable(mem, cpus), cpus };
 
   const seg = writeGdt(mem);

@@ -7,7 +7,8 @@
  *   0x0000_7000  zero page (boot_params)    0x0000_8ff0  initial stack pointer (grows down)
  *   0x0000_9000  PML4   0x0000_a000 PDPT    0x0000_b000-0x0000_efff  4 page directories (2 MiB pages)
  *   0x0002_0000  kernel command line        0x0009_fc00  MP table (EBDA, reserved in e820)
- *   0x000a_0000-0x000f_ffff  legacy VGA/BIOS hole (reserved in e820, still backed by RAM)
+ *   0x000a_0000-0x000f_ffff  legacy VGA/BIOS hole (reserved in e820, still backed by RAM); ACPI tables
+ *                            at 0x000e_0000 (where Linux also scans for the RSDP), up to 128 KiB
  *   0x0010_0000  bzImage protected-mode code (an ELF vmlinux goes to its own p_paddr, 16 MiB for Linux)
  *   below min(RAM end, 3 GiB, initrd_addr_max)  initrd, at the highest page-aligned address that fits
  *   0xc000_0000-0xffff_ffff  PCI/MMIO hole: IOAPIC 0xfec0_0000, LAPIC 0xfee0_0000, virtio-mmio devices
@@ -31,6 +32,9 @@ export const LAYOUT = {
   /** e820: RAM is [0, lowRamEnd), then reserved up to highMemStart. */
   lowRamEnd: 0x9fc00,
   highMemStart: 0x100000,
+  /** ACPI tables (RSDP first), in the reserved BIOS area: [acpiTables, acpiTablesEnd). */
+  acpiTables: 0xe0000,
+  acpiTablesEnd: 0x100000,
   /** Where the protected-mode part of a bzImage is loaded (boot.rst: 0x100000 for bzImage). */
   bzImageLoad: 0x100000,
   pciHoleStart: 0xc000_0000,

@@ -44,6 +44,8 @@ export interface BootParamsInput {
   e820: E820Entry[];
   /** Physical address the protected-mode kernel was loaded at (code32_start), for a bzImage. */
   code32Start?: number;
+  /** Guest-physical address of the ACPI RSDP (boot_params.acpi_rsdp_addr, boot protocol 2.14+). */
+  acpiRsdpAddr?: number;
 }
 
 const lo32 = (n: number) => n % 2 ** 32;
@@ -84,6 +86,8 @@ export function buildBootParams(input: BootParamsInput): Uint8Array {
     set(SETUP_HEADER.ramdisk_image, 0);
     set(SETUP_HEADER.ramdisk_size, 0);
   }
+
+  if (input.acpiRsdpAddr !== undefined) set(BOOT_PARAMS.acpi_rsdp_addr, input.acpiRsdpAddr);
 
   if (input.e820.length > E820_MAX_ENTRIES) throw new RangeError(`${input.e820.length} e820 entries, at most ${E820_MAX_ENTRIES}`);
   set(BOOT_PARAMS.e820_entries, input.e820.length);
