@@ -16,6 +16,7 @@ export default defineConfig({
       '@hype/virtio-blk/node': fileURLToPath(new URL('./packages/virtio-blk/node/index.ts', import.meta.url)),
       '@hype/virtio-blk': src('virtio-blk'),
       '@hype/virtio': src('virtio'),
+      '@hype/acpi': src('acpi'),
       '@hype/guest': fileURLToPath(new URL('./guest/src/index.ts', import.meta.url)),
     },
   },

@@ -1,0 +1,13 @@
+export * as aml from './aml.js';
+export type { AmlData, AmlTerm, MethodFlags } from './aml.js';
+export * as resources from './resources.js';
+export type { AddressSpaceMemoryOptions, InterruptOptions, IoOptions, MemoryCacheability } from './resources.js';
+export * from './sdt.js';
+export * from './gas.js';
+export * from './rsdp.js';
+export * from './xsdt.js';
+export * from './fadt.js';
+export * from './madt.js';
+export * from './dsdt.js';
+export * from './sleep.js';
+export * from './layout.js';
