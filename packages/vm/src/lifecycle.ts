@@ -22,10 +22,13 @@ export const EMULATION_FLAG_INSTRUCTION_BYTES = 1n;
 
 /** How the VM ended. */
 export type VmExit =
-  /** The guest wrote its exit status to the hype debug port 0xf4. */
+  /**
+   * The guest powered off: through ACPI (the S5 sleep register; status 0) or by writing its exit status
+   * to the hype debug port 0xf4.
+   */
   | { kind: 'poweroff'; status: number }
-  /** The guest reset the machine (i8042 reset: Linux `reboot`, or `panic=-1` after a panic). */
-  | { kind: 'reboot'; source: 'i8042' | 'system-event' }
+  /** The guest reset the machine (i8042 reset: Linux `reboot`, or `panic=-1` after a panic; the ACPI reset register). */
+  | { kind: 'reboot'; source: 'i8042' | 'acpi' | 'system-event' }
   /** KVM_EXIT_SHUTDOWN: a triple fault (or an SVM shutdown intercept) on `vcpu`. */
   | { kind: 'shutdown'; vcpu: number }
   /** KVM_EXIT_INTERNAL_ERROR that no host quirk handled. */
@@ -130,7 +133,7 @@ export function describeExit(exit: VmExit): string {
     case 'poweroff':
       return `guest powered off with status ${exit.status}`;
     case 'reboot':
-      return exit.source === 'i8042' ? 'guest requested a reboot (i8042 reset)' : 'guest requested a reboot';
+      return exit.source === 'i8042' ? 'guest requested a reboot (i8042 reset)' : exit.source === 'acpi' ? 'guest requested a reboot (ACPI reset register)' : 'guest requested a reboot';
     case 'shutdown':
       return `vCPU ${exit.vcpu} shut down (triple fault)`;
     case 'internal-error': {

@@ -1,10 +1,13 @@
 import { Kvm, KvmCap, KvmError, KvmExit, KvmSystemEvent, type KvmRun, type Sregs, type Vcpu, type Vm } from '@hype/kvm';
 import { loadLinuxFiles } from '@hype/linux-loader/node';
-import { ConsoleDevice, type ConsoleSource } from '@hype/virtio';
+import { ConsoleDevice, MMIO_WINDOW_SIZE, type ConsoleSource } from '@hype/virtio';
 import type { VirtioBlkDevice } from '@hype/virtio-blk';
 import { openDiskDevice } from '@hype/virtio-blk/node';
 import { Bus, dispatchPio } from '../bus.js';
 import { DEFAULT_MEM_MIB, MAX_CPUS, type VmConfig } from '../config.js';
+import { buildAcpiTables } from '@hype/acpi';
+import { LAYOUT } from '@hype/linux-loader';
+import { ACPI_POWER_PORT, ACPI_RESET_VALUE, AcpiPowerPort } from '../devices/acpi-power.js';
 import { DEBUG_PORT_BASE, DEBUG_PORT_COUNT, DebugPort, type BootMarker } from '../devices/debug-port.js';
 import { I8042, I8042_COMMAND_PORT, I8042_DATA_PORT } from '../devices/i8042.js';
 import { COM1_IRQ, COM1_PORT, UART_PORT_COUNT, Uart8250 } from '../devices/uart8250.js';
@@ -301,6 +304,11 @@ export async function createVm(config: VmConfig, options: VmRuntimeOptions): Pro
       onMarker: (marker) => timing('boot-marker', marker.value),
     });
     pio.register(DEBUG_PORT_BASE, DEBUG_PORT_COUNT, debugPort, 'hype debug port');
+    const acpiPower = new AcpiPowerPort({
+      onPowerOff: () => finish({ kind: 'poweroff', status: 0 }),
+      onReset: () => finish({ kind: 'reboot', source: 'acpi' }),
+    });
+    pio.register(ACPI_POWER_PORT, 1, acpiPower, 'ACPI sleep/reset registers');
 
     // virtio devices: the console first (when it carries the console), then the disks in order.
     const slots = new VirtioSlots(vm, mmio, vm.memory, { warn: (m) => logger.warn(m), debug: (m) => logger.debug(m) });
@@ -332,12 +340,25 @@ export async function createVm(config: VmConfig, options: VmRuntimeOptions): Pro
 
     // The quirks layer merges its additions in (a value the user set wins; clearcpuid lists combine).
     const cmdline = quirks.cmdline(joinCmdline(baseCmdline(config.console), slots.slots.map((s) => s.cmdline).join(' '), config.cmdline));
+    // ACPI describes the same machine as the MP table and the command line, for kernels that only look
+    // there (distribution kernels: virtio_mmio without VIRTIO_MMIO_CMDLINE_DEVICES; poweroff via S5).
+    const acpi = buildAcpiTables({
+      base: LAYOUT.acpiTables,
+      cpus: config.cpus,
+      virtioMmio: slots.slots.map((slot) => ({ base: slot.base, size: MMIO_WINDOW_SIZE, irq: slot.irq })),
+      serial: { port: COM1_PORT, irq: COM1_IRQ },
+      i8042: true,
+      sleepControlPort: ACPI_POWER_PORT,
+      reset: { port: ACPI_POWER_PORT, value: ACPI_RESET_VALUE },
+      irq0Gsi: 0, // KVM's IOAPIC routes ISA IRQ n to pin n, as the MP table says
+    });
     const boot = loadLinuxFiles(vm.memory, {
       kernelPath: config.kernel,
       initrdPath: config.initrd,
       cmdline,
       memBytes,
       cpus: config.cpus,
+      acpi: { bytes: acpi.bytes, rsdpAddr: acpi.rsdpAddress },
     });
     logger.debug(`kernel loaded (${boot.kernel.mode}) entry 0x${boot.kernel.entry.toString(16)}; cmdline: ${cmdline}`);
 
