@@ -16,6 +16,7 @@
 #   KVM_IN_QEMU_CPUS     L1 vCPUs (default 2)
 #   KVM_IN_QEMU_VERBOSE  1: show L1 kernel messages and the rig's own progress lines
 #   KVM_IN_QEMU_KERNEL   Debian kernel package to boot (default: what linux-image-amd64 depends on)
+#   KVM_IN_QEMU_KERNEL_DIR_ONLY  1: print the directory the Debian kernel package is extracted to, and exit
 #   KVM_IN_QEMU_RW       colon-separated host directories to share read-write (writes land on this
 #                        host, e.g. a results directory); everything else is the throw-away overlay
 #   HYPE_CACHE_DIR       cache root (default ~/.cache/hype); the rig uses <root>/kvm-in-qemu
@@ -180,6 +181,9 @@ if [ -n "${KVM_IN_QEMU_L1_KERNEL:-}" ] || [ -n "${KVM_IN_QEMU_L1_INITRD:-}" ]; t
   KVER=custom
 else
   prepare_l1
+  # KVM_IN_QEMU_KERNEL_DIR_ONLY=1: print where the Debian kernel package is extracted (downloading it
+  # once), and stop; guest tests boot the same stock kernel on hype.
+  if [ "${KVM_IN_QEMU_KERNEL_DIR_ONLY:-0}" = 1 ]; then echo "$KDIR"; exit 0; fi
 fi
 exec 9>&-
 
