@@ -1,3 +1,4 @@
+import { MAX_VIRTIO_DEVICES } from '@hype/vm';
 import type { DiskConfig } from '@hype/vm';
 import { errnoCode, R_OK, W_OK, type HostFs } from './host-fs.js';
 import type { OptionOrigins, RunOptions } from './options.js';
@@ -140,6 +141,11 @@ export async function checkInputs(
     else result.initrdBytes = size;
   }
   const disks = options.disks ?? [];
+  const maxDisks = MAX_VIRTIO_DEVICES - ((options.console ?? 'hvc') === 'hvc' ? 1 : 0);
+  if (disks.length > maxDisks) {
+    result.errors.push(`${origins.disks?.[maxDisks] ?? '--disk'}: ${disks.length} disks, at most ${maxDisks} (hype has ${MAX_VIRTIO_DEVICES} virtio slots${maxDisks < MAX_VIRTIO_DEVICES ? ', one taken by the virtio console' : ''})`);
+    return result;
+  }
   for (const [index, disk] of disks.entries()) {
     const error = await checkDisk(origins.disks?.[index] ?? '--disk', disk, fs, warnings);
     if (error) result.errors.push(error);

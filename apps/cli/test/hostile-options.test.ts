@@ -7,7 +7,9 @@ import { configFromJson, loadConfigFile } from '../src/config-file.js';
 import { maxMemoryDiskBytes } from '../src/options.js';
 import { runCli } from '../src/run-cli.js';
 import { UsageError } from '../src/usage-error.js';
+import { MAX_VIRTIO_DEVICES } from '@hype/vm';
 import { harness } from './fakes.js';
+import { workdir } from './helpers.js';
 
 const KEYS = 'the keys are kernel, initrd, cmdline, mem, cpus, disks, console';
 
@@ -77,5 +79,20 @@ describe('memory disks larger than the host can hold', () => {
     expect(await runCli(['run', '--disk', 'mem:100T'], h.io)).toBe(2);
     expect(h.stderr.text).toMatch(/^hype: --disk mem:100T: a memory disk is held in host memory; at most [^\n]+\n$/);
     expect(h.vms).toHaveLength(0);
+  });
+});
+
+describe('more disks than virtio slots', () => {
+  it('is one line naming --disk and the limit, exit 2, before any VM', async () => {
+    const w = workdir();
+    const h = harness();
+    const disks = Array.from({ length: MAX_VIRTIO_DEVICES }, () => ['--disk', 'mem:1M']).flat();
+    expect(await runCli(['run', '--kernel', w.kernel(), ...disks], h.io)).toBe(2);
+    expect(h.stderr.text).toBe(`hype: --disk: ${MAX_VIRTIO_DEVICES} disks, at most ${MAX_VIRTIO_DEVICES - 1} (hype has ${MAX_VIRTIO_DEVICES} virtio slots, one taken by the virtio console)\n`);
+    expect(h.vms).toHaveLength(0);
+    const serial = harness();
+    const code = runCli(['run', '--kernel', w.kernel(), '--console', 'serial', ...disks], serial.io);
+    (await serial.vmStarted).finish({ kind: 'poweroff', status: 0 });
+    expect(await code).toBe(0);
   });
 });

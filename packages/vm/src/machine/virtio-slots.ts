@@ -9,6 +9,7 @@ import {
   type VirtioLogger,
 } from '@hype/virtio';
 import type { Bus, BusDevice } from '../bus.js';
+import { VmInputError } from './input-error.js';
 
 /** virtio-mmio windows start here (in the PCI hole, below the IOAPIC) and follow each other. */
 export const VIRTIO_MMIO_BASE = 0xd000_0000;
@@ -60,7 +61,7 @@ export class VirtioSlots {
 
   add(name: string, device: VirtioDevice): VirtioSlot {
     const index = this.slots.length;
-    if (index >= MAX_VIRTIO_DEVICES) throw new Error(`too many virtio devices: at most ${MAX_VIRTIO_DEVICES}`);
+    if (index >= MAX_VIRTIO_DEVICES) throw new VmInputError(`too many virtio devices: at most ${MAX_VIRTIO_DEVICES}`);
     const base = VIRTIO_MMIO_BASE + index * MMIO_WINDOW_SIZE;
     const irq = VIRTIO_FIRST_IRQ + index;
     const irqfd: IrqFd = this.vm.irqfd({ gsi: irq });
