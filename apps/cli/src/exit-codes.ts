@@ -33,6 +33,8 @@ export type VmOutcome =
   | { kind: 'poweroff'; status: number }
   | { kind: 'reboot' }
   | { kind: 'triple-fault' }
+  /** Every vCPU halted with interrupts off: a power-off without ACPI (`poweroff -f` on such a kernel). */
+  | { kind: 'halted' }
   /** `message` is one line; `detail` (instruction bytes, registers) may span several. */
   | { kind: 'internal-error'; message: string; detail?: string }
   /** stop() was called: by a signal, by Ctrl-A x, or by the CLI after an error. */
@@ -59,6 +61,8 @@ export function decideExit(outcome: VmOutcome, stopCause?: StopCause): ExitDecis
       return { code: ExitCode.reboot, message: 'guest rebooted (or panicked); hype does not restart it' };
     case 'triple-fault':
       return { code: ExitCode.tripleFault, message: 'guest triple fault (x86 shutdown): the guest crashed' };
+    case 'halted':
+      return { code: ExitCode.ok, message: 'guest halted with interrupts off (a power-off without ACPI)' };
     case 'internal-error':
       return {
         code: ExitCode.internal,
@@ -76,7 +80,8 @@ export function decideExit(outcome: VmOutcome, stopCause?: StopCause): ExitDecis
 
 /** The exit code table as printed at the end of `hype run --help`. */
 export const EXIT_CODE_HELP = `Exit codes:
-  0    the guest powered off with status 0, or you quit with Ctrl-A x
+  0    the guest powered off with status 0 (or halted for good: every vCPU
+       stopped with interrupts off), or you quit with Ctrl-A x
   1    the guest powered off with a non-zero status (printed), or the guest build failed
   2    bad flags, config file, kernel/initrd/disk file, too little memory, or no usable /dev/kvm
   3    the guest rebooted (a kernel panic too: hype boots Linux with panic=-1)

@@ -11,6 +11,8 @@ export function fromVmExit(exit: VmExit): VmOutcome {
       return { kind: 'reboot' };
     case 'shutdown':
       return { kind: 'triple-fault' };
+    case 'halted':
+      return { kind: 'halted' };
     case 'internal-error':
       return { kind: 'internal-error', message: describeExit(exit), detail: formatInternalError(exit.vcpu, exit.report) };
     case 'stopped':

@@ -25,7 +25,7 @@ describe.skipIf(!hasKvm)('hype run (KVM): default guest, disks, console script',
     if (build.code !== 0) throw new Error(`hype guest build failed (exit ${build.code}):\n${build.stderr}`);
   }, 900_000);
 
-  it('runs the script on the console, writes the disk, powers off with exit 0', async () => {
+  it('runs the script on the console, writes the disk; busybox poweroff -f (a halt, no ACPI) ends hype with exit 0', async () => {
     const w = workdir();
     const disk = join(w.dir, 'data.img');
     const image = Buffer.alloc(4 * MiB);
@@ -38,7 +38,9 @@ describe.skipIf(!hasKvm)('hype run (KVM): default guest, disks, console script',
       `head -c ${DISK_TEXT.length} /dev/vda; echo`,
       `printf '${GUEST_TEXT}' | dd of=/dev/vda bs=4096 seek=1 conv=notrunc 2>/dev/null; sync`,
       'echo END',
-      'poweroff 0',
+      // busybox's own poweroff, not the default guest's wrapper (port 0xf4): its kernel has no ACPI, so
+      // this halts every vCPU with interrupts off, which hype must notice.
+      '/bin/busybox poweroff -f',
       '',
     ].join('\n');
     let sent = false;
@@ -55,7 +57,7 @@ describe.skipIf(!hasKvm)('hype run (KVM): default guest, disks, console script',
     });
 
     const output = result.stdout.replace(/\r/g, '');
-    expect(result.stderr, `stderr:\n${result.stderr}\nstdout:\n${output}`).toBe('');
+    expect(result.stderr, `stderr:\n${result.stderr}\nstdout:\n${output}`).toMatch(/^\n?hype: guest halted with interrupts off \(a power-off without ACPI\)\n$/);
     expect(output).toContain('BEGIN-42');
     expect(output).toContain(`vda=${(4 * MiB) / 512} vdb=${(8 * MiB) / 512} serial=scratch`);
     expect(output).toMatch(new RegExp(`^${DISK_TEXT}$`, 'm'));

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,6 +50,9 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
                            InstanceMethod<&VcpuThread::Resume>("resume"),
                            InstanceMethod<&VcpuThread::Stop>("stop"),
                            InstanceMethod<&VcpuThread::Join>("join"),
+                           InstanceMethod<&VcpuThread::Probe>("probe"),
+                           InstanceAccessor<&VcpuThread::GetProbeResult>("probeResult"),
+                           InstanceAccessor<&VcpuThread::GetTid>("tid"),
                            InstanceAccessor<&VcpuThread::GetRunning>("running"),
                            InstanceAccessor<&VcpuThread::GetExitPending>("exitPending"),
                        });
@@ -180,6 +184,7 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
     pthread_sigmask(SIG_SETMASK, &mask, nullptr);  // only the kick may interrupt KVM_RUN here
 
     const uint64_t generation = thread_generation_;
+    tid_.store(static_cast<int>(syscall(SYS_gettid)), std::memory_order_release);
     int err = 0;
     for (;;) {
       // Stopping still enters KVM_RUN once, with immediate_exit set: KVM finishes the instruction of the
@@ -191,6 +196,7 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
         int e = errno;
         if (e == EINTR || e == EAGAIN) {
           if (stopping) break;
+          if (probe_requested_.exchange(false, std::memory_order_acq_rel)) ProbeState();
           continue;
         }
         err = e;
@@ -203,6 +209,24 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
     }
     Post(EventKind::Stopped, generation, err);
     napi_release_threadsafe_function(tsfn_, napi_tsfn_release);
+  }
+
+  // Out of KVM_RUN on a kick from probe(): this thread owns the vCPU, so its state can be read here
+  // without pausing anything; the guest resumes right after (two ioctls, no JS round trip).
+  void ProbeState() {
+    kvm_mp_state mp{};
+    kvm_regs regs{};
+    if (simulate_) {
+      mp.mp_state = KVM_MP_STATE_RUNNABLE;
+    } else if (ioctl(fd_, KVM_GET_MP_STATE, &mp) < 0 || ioctl(fd_, KVM_GET_REGS, &regs) < 0) {
+      probe_errno_.store(errno, std::memory_order_relaxed);
+      probe_count_.fetch_add(1, std::memory_order_release);
+      return;
+    }
+    probe_errno_.store(0, std::memory_order_relaxed);
+    probe_mp_state_.store(mp.mp_state, std::memory_order_relaxed);
+    probe_rflags_.store(regs.rflags, std::memory_order_relaxed);
+    probe_count_.fetch_add(1, std::memory_order_release);
   }
 
   bool Post(EventKind kind, uint64_t generation, int err) {
@@ -363,6 +387,34 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
 
   Napi::Value Join(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), JoinThread()); }
 
+  // probe(): kicks the thread out of KVM_RUN (no immediate_exit, so it re-enters at once) to record
+  // the vCPU's MP state and RFLAGS in probeResult. A kick that lands outside KVM_RUN is not seen until
+  // the next one: callers probe again later.
+  Napi::Value Probe(const Napi::CallbackInfo& info) {
+    if (thread_alive_ && !stop_requested_.load(std::memory_order_acquire)) {
+      probe_requested_.store(true, std::memory_order_release);
+      pthread_kill(thread_, KickSignal());
+    }
+    return info.Env().Undefined();
+  }
+
+  // { count, mpState, rflags, errno }: count is how many probes completed so far.
+  Napi::Value GetProbeResult(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object result = Napi::Object::New(env);
+    const uint64_t count = probe_count_.load(std::memory_order_acquire);
+    result.Set("count", Napi::Number::New(env, static_cast<double>(count)));
+    result.Set("mpState", Napi::Number::New(env, probe_mp_state_.load(std::memory_order_relaxed)));
+    result.Set("rflags", Napi::Number::New(env, static_cast<double>(probe_rflags_.load(std::memory_order_relaxed))));
+    result.Set("errno", Napi::Number::New(env, probe_errno_.load(std::memory_order_relaxed)));
+    return result;
+  }
+
+  // The thread's kernel task id (for /proc/self/task/<tid>/stat), 0 before it started.
+  Napi::Value GetTid(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), thread_alive_ ? tid_.load(std::memory_order_acquire) : 0);
+  }
+
   Napi::Value GetRunning(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), thread_alive_); }
 
   Napi::Value GetExitPending(const Napi::CallbackInfo& info) {
@@ -389,6 +441,12 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
   uint64_t thread_generation_ = 0;
 
   std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> probe_requested_{false};
+  std::atomic<uint64_t> probe_count_{0};
+  std::atomic<uint32_t> probe_mp_state_{0};
+  std::atomic<uint64_t> probe_rflags_{0};
+  std::atomic<int> probe_errno_{0};
+  std::atomic<int> tid_{0};
   std::atomic<bool> abandon_{false};
   std::atomic<bool> resumed_{false};
   std::mutex mutex_;

@@ -61,6 +61,12 @@ export interface NativeVcpuThread {
   /** Ends the thread now (abandoning a pending exit) and waits for it; false if it did not end within
    * ~5 s (it is then detached and its kvm_run page stays mapped). onStop is not called. */
   join(): boolean;
+  /** Kicks the thread out of KVM_RUN to record the vCPU's MP state and RFLAGS (probeResult.count goes
+   * up); the vCPU re-enters KVM_RUN at once. A kick outside KVM_RUN is only seen at the next one. */
+  probe(): void;
+  readonly probeResult: { count: number; mpState: number; rflags: number; errno: number };
+  /** The thread's kernel task id (0 when not running). */
+  readonly tid: number;
 }
 
 export interface NativeVcpuThreadConstructor {

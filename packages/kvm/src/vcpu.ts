@@ -197,6 +197,24 @@ export class Vcpu implements Disposable {
     this.#thread?.stop();
   }
 
+  /**
+   * Has the running vCPU's own thread record its MP state (KVM_GET_MP_STATE) and RFLAGS, between two
+   * KVM_RUNs; `probeResult.count` goes up when done. Costs the guest one exit; a no-op when not running.
+   */
+  probe(): void {
+    this.#thread?.probe();
+  }
+
+  /** The last probe's result (`count` 0: none yet), or undefined when the vCPU was never started. */
+  get probeResult(): { count: number; mpState: number; rflags: number; errno: number } | undefined {
+    return this.#thread?.probeResult;
+  }
+
+  /** The kernel task id of the running vCPU thread (0 when not running), e.g. for /proc/self/task/<tid>/stat. */
+  get threadId(): number {
+    return this.#thread?.tid ?? 0;
+  }
+
   /** Benchmark baseline: KVM_RUN in a loop on the calling thread with every exit a port I/O completed in
    * C; returns the nanoseconds between consecutive exits. Blocks the JS thread. */
   runPioLoopNative(exits: number): Float64Array {

@@ -314,6 +314,40 @@ describe.skipIf(!hasKvm)('KVM guests', () => {
     expect(ram.bytes.length).toBe(0); // unmapped
   });
 
+  it('probe(): a running vCPU reports its MP state and RFLAGS from its own thread (cli; hlt = halted, IF clear)', async () => {
+    const kvm = track(Kvm.open());
+    const vm = track(createVm(kvm));
+    vm.createIrqchip(); // hlt is handled (blocked on) in the kernel
+    const ram = vm.addMemory({ guestPhysAddr: 0, size: 0x8000 });
+    ram.bytes.set([0xfa, 0xf4, 0xeb, 0xfd], CODE); // cli ; hlt ; jmp back to hlt
+    ram.bytes.set([0xeb, 0xfe], CODE + 0x10); // jmp $
+    const halted = vm.createVcpu(0);
+    const spinning = vm.createVcpu(1);
+    enterRealMode(halted, CODE);
+    enterRealMode(spinning, CODE + 0x10);
+    spinning.setMpState(0); // an AP waits for SIPI (UNINITIALIZED) under the in-kernel irqchip
+    const runs = [halted.start(() => undefined), spinning.start(() => undefined)];
+    const probed = async (vcpu: Vcpu) => {
+      const before = vcpu.probeResult?.count ?? 0;
+      for (let i = 0; i < 200 && (vcpu.probeResult?.count ?? 0) === before; i++) {
+        vcpu.probe();
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      return vcpu.probeResult!;
+    };
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(halted.threadId).toBeGreaterThan(0);
+    const h = await probed(halted);
+    expect(h).toMatchObject({ mpState: 3 /* KVM_MP_STATE_HALTED */, errno: 0 });
+    expect(h.rflags & 0x200).toBe(0); // IF clear
+    const r = await probed(spinning);
+    expect(r).toMatchObject({ mpState: 0 /* KVM_MP_STATE_RUNNABLE */, errno: 0 });
+    expect(halted.running && spinning.running).toBe(true); // probing did not stop them
+    halted.stop();
+    spinning.stop();
+    expect(await Promise.all(runs)).toEqual(['stopped', 'stopped']);
+  });
+
   it('a handler error stops the vCPU and rejects start()', async () => {
     const kvm = track(Kvm.open());
     const vm = track(createVm(kvm));

@@ -29,6 +29,11 @@ export type VmExit =
   | { kind: 'poweroff'; status: number }
   /** The guest reset the machine (i8042 reset: Linux `reboot`, or `panic=-1` after a panic; the ACPI reset register). */
   | { kind: 'reboot'; source: 'i8042' | 'acpi' | 'system-event' }
+  /**
+   * Every vCPU halted with interrupts disabled (a kernel without ACPI ends `poweroff -f` this way):
+   * nothing can wake the guest again.
+   */
+  | { kind: 'halted' }
   /** KVM_EXIT_SHUTDOWN: a triple fault (or an SVM shutdown intercept) on `vcpu`. */
   | { kind: 'shutdown'; vcpu: number }
   /** KVM_EXIT_INTERNAL_ERROR that no host quirk handled. */
@@ -134,6 +139,8 @@ export function describeExit(exit: VmExit): string {
       return `guest powered off with status ${exit.status}`;
     case 'reboot':
       return exit.source === 'i8042' ? 'guest requested a reboot (i8042 reset)' : exit.source === 'acpi' ? 'guest requested a reboot (ACPI reset register)' : 'guest requested a reboot';
+    case 'halted':
+      return 'guest halted: every vCPU stopped with interrupts disabled (a power-off without ACPI)';
     case 'shutdown':
       return `vCPU ${exit.vcpu} shut down (triple fault)`;
     case 'internal-error': {

@@ -7,6 +7,7 @@ import { Bus, dispatchPio } from '../bus.js';
 import { DEFAULT_MEM_MIB, MAX_CPUS, type VmConfig } from '../config.js';
 import { buildAcpiTables } from '@hype/acpi';
 import { LAYOUT } from '@hype/linux-loader';
+import { HaltWatch } from './halt-watch.js';
 import { ACPI_POWER_PORT, ACPI_RESET_VALUE, AcpiPowerPort } from '../devices/acpi-power.js';
 import { DEBUG_PORT_BASE, DEBUG_PORT_COUNT, DebugPort, type BootMarker } from '../devices/debug-port.js';
 import { I8042, I8042_COMMAND_PORT, I8042_DATA_PORT } from '../devices/i8042.js';
@@ -153,7 +154,10 @@ export class Machine {
     );
     // A stop() before run() started the threads: they still start, and stop at their first exit.
     if (this.exit) for (const vcpu of this.vcpus) vcpu.stop();
+    const haltWatch = new HaltWatch(this.vcpus, () => this.finish({ kind: 'halted' }));
+    haltWatch.start();
     await Promise.all(runs);
+    haltWatch.stop();
     const exit = this.exit ?? { kind: 'stopped', reason: 'vCPUs ended' };
     const errors = await this.close();
     if (this.failure) throw this.failure;
