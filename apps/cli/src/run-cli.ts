@@ -43,8 +43,8 @@ export interface CliIo {
   /** How long to wait for the VM to stop after stop() before giving up on it (default 5000 ms). */
   stopTimeoutMs?: number;
   /**
-   * Opens the KVM device and asks KVM_GET_API_VERSION; returns the one-line problem or undefined. Without
-   * it, only access(2) is checked.
+   * Opens the KVM device and asks KVM_GET_API_VERSION; returns the one-line problem or undefined. Asked
+   * after access(2) found the device usable; without it, only access(2) is checked.
    */
   probeKvm?: (path: string) => Promise<string | undefined>;
   /** The nested rig for --accel auto|nested; absent: nesting is not available. */
@@ -177,7 +177,9 @@ async function run(
 }
 
 async function chooseWhereToRun(accel: Accel, kvmDevice: string, fs: HostFs, io: CliIo): Promise<AccelChoice> {
-  const kvmProblem = accel === 'nested' ? undefined : io.probeKvm ? await io.probeKvm(kvmDevice) : await checkKvmDevice(kvmDevice, fs);
+  // access(2) first (its messages say what to do), then the device itself (KVM_GET_API_VERSION).
+  const kvmProblem =
+    accel === 'nested' ? undefined : ((await checkKvmDevice(kvmDevice, fs)) ?? (io.probeKvm ? await io.probeKvm(kvmDevice) : undefined));
   const needRig = accel === 'nested' || (accel === 'auto' && kvmProblem !== undefined);
   const rigProblem = needRig ? (io.nested ? io.nested.problem() : 'this hype cannot nest (no rig)') : undefined;
   return chooseAccel(accel, kvmProblem, rigProblem);

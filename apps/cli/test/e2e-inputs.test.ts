@@ -53,7 +53,7 @@ describe('hype binary: bad input exits 2 with one line', () => {
   it('a file that is not a kernel', async () => {
     const w = workdir();
     const kernel = w.file('bzImage', new Uint8Array(8192).fill(0x41));
-    const result = await runHype(['run', '--kernel', kernel], { env: NO_KVM });
+    const result = await runHype(['run', '--kernel', kernel, '--accel', 'kvm'], { env: NO_KVM });
     expect(result).toMatchObject({ code: 2, stderr: `hype: kernel ${kernel}: not a bzImage (no HdrS magic at 0x202) nor an ELF vmlinux\n` });
   });
 
@@ -97,7 +97,7 @@ describe('hype binary: bad input exits 2 with one line', () => {
   it('no KVM device: says this host has no KVM', async () => {
     const w = workdir();
     const kernel = w.file('vmlinux', elfKernel());
-    const result = await runHype(['run', '--kernel', kernel], { env: NO_KVM });
+    const result = await runHype(['run', '--kernel', kernel, '--accel', 'kvm'], { env: NO_KVM });
     expect(result).toMatchObject({
       code: 2,
       stdout: '',
@@ -120,7 +120,7 @@ describe('hype binary: bad input exits 2 with one line', () => {
     writeFileSync(device, '');
     chmodSync(device, asRoot ? 0o600 : 0o000);
     const env = { ...process.env, HYPE_KVM_DEVICE: device, HOME: w.dir };
-    const result = await runHype(['run', '--kernel', kernel], { env, cwd: w.dir, ...(asRoot ? { uid: 65534, gid: 65534 } : {}) });
+    const result = await runHype(['run', '--kernel', kernel, '--accel', 'kvm'], { env, cwd: w.dir, ...(asRoot ? { uid: 65534, gid: 65534 } : {}) });
     expect(result).toMatchObject({
       code: 2,
       stderr: `hype: ${device}: permission denied; add your user to the kvm group: sudo usermod -aG kvm $USER (then log in again)\n`,
