@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const KVM_BENCHMARKS = ['handoff', 'boot', 'memory', 'ddread'];
-const ALL = ['handoff', 'blk', 'boot', 'memory', 'ddread'];
+const ALL = ['handoff', 'blk', 'hostile', 'boot', 'memory', 'ddread'];
 
 const requested = process.argv.slice(2);
 const selected = requested.length > 0 ? requested : ALL;

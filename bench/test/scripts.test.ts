@@ -142,6 +142,6 @@ describe('run.mjs', () => {
   it('rejects an unknown benchmark name', () => {
     const r = runScript('run.mjs', {}, ['nope']);
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain('unknown benchmark "nope"; known: handoff, blk, boot, memory, ddread');
+    expect(r.stderr).toContain('unknown benchmark "nope"; known: handoff, blk, hostile, boot, memory, ddread');
   });
 });
