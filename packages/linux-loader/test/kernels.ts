@@ -49,7 +49,10 @@ function describe(dir: string, bzImage: string): GuestKernel | undefined {
 export function findDistroKernel(): string | undefined {
   const env = process.env.HYPE_TEST_DISTRO_KERNEL;
   if (env) return existsSync(env) ? env : undefined;
-  for (const dir of ['/tmp/debkernel/x/boot', '/boot']) {
+  // The Debian kernel package the nested rig (and the stock-kernel guest test) keeps in the cache.
+  const rigCache = join(process.env.HYPE_CACHE_DIR ?? join(homedir(), '.cache', 'hype'), 'kvm-in-qemu');
+  const rigKernels = existsSync(rigCache) ? readdirSync(rigCache).filter((n) => n.startsWith('linux-image-')).map((n) => join(rigCache, n, 'boot')) : [];
+  for (const dir of [...rigKernels, '/tmp/debkernel/x/boot', '/boot']) {
     if (!existsSync(dir)) continue;
     const found = readdirSync(dir).filter((n) => n.startsWith('vmlinuz-')).sort();
     if (found.length) return join(dir, found[found.length - 1]);
