@@ -1,35 +1,17 @@
 #!/usr/bin/env bash
-# One-time setup on a Debian/Ubuntu machine: every program hype's commands and tests run (the table in
-# scripts/host-commands.tsv), pnpm at the pinned version, the workspace dependencies (which builds the
-# KVM addon from source when no prebuild fits), and the TypeScript packages.
-#
-#   bash scripts/setup.sh           # what `pnpm hype run` needs; the nested rig's packages (QEMU, kmod)
-#                                   # too when this host has no usable /dev/kvm
-#   bash scripts/setup.sh --tests   # also what `pnpm test` runs, the nested rig included (.ci/run)
+# One-time setup on a Debian/Ubuntu machine: every program hype's commands and tests run (each row of
+# scripts/host-commands.tsv: the guest build's tool chain, busybox-static, e2fsprogs, cpio, and for the
+# nested rig and the tests qemu-system-x86, kmod and acpica-tools), pnpm at the pinned version, the
+# workspace dependencies (which builds the KVM addon from source when no prebuild fits), and the
+# TypeScript packages. Afterwards `pnpm hype run` and `pnpm test` need nothing else, as in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-tests=0
-for arg in "$@"; do
-  case "$arg" in
-    --tests) tests=1 ;;
-    *) echo "setup: unknown option $arg (use --tests)" >&2; exit 2 ;;
-  esac
-done
-
-# The rig is needed where /dev/kvm cannot be opened; `hype run --accel auto` falls back to it there.
-nested=$tests
-if ! { exec 3<>/dev/kvm; } 2>/dev/null; then nested=1; else exec 3>&-; fi
-
-wanted() { # the `when` column of a row of host-commands.tsv
-  case "$1" in always) return 0 ;; nested) [ "$nested" = 1 ] ;; tests) [ "$tests" = 1 ] ;; *) return 1 ;; esac
-}
+[ $# -eq 0 ] || { echo "setup: takes no arguments" >&2; exit 2; }
 
 packages=(linux-source libelf-dev libssl-dev build-essential ca-certificates)
 commands=()
-while IFS=$'\t' read -r command package when _; do
+while IFS=$'\t' read -r command package _; do
   case "$command" in ''|'#'*) continue ;; esac
-  wanted "$when" || continue
   commands+=("$command:$package")
   packages+=("$package")
 done <scripts/host-commands.tsv

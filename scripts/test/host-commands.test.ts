@@ -2,7 +2,7 @@
  * Every program the repository runs must be installed by scripts/setup.sh, which installs the packages
  * of scripts/host-commands.tsv. This scans the code for the programs it starts (spawn/execFile with a
  * literal name, `tool('x')`, `which('x')`, `command -v x`, and the `# needs:` lines of shell scripts)
- * and fails, naming the program, when the table lacks one. In CI (after `setup.sh --tests`) it also
+ * and fails, naming the program, when the table lacks one. In CI (after `setup.sh`) it also
  * checks that each listed program is really on PATH, naming the package that should have brought it.
  */
 import { execFileSync } from 'node:child_process';
@@ -106,7 +106,7 @@ describe('host commands (scripts/host-commands.tsv)', () => {
     ]);
   });
 
-  it.runIf(process.env.CI === 'true')('finds every listed program on PATH after setup.sh --tests (CI)', () => {
+  it.runIf(process.env.CI === 'true')('finds every listed program on PATH after setup.sh (CI)', () => {
     const path = `${process.env.PATH ?? ''}:/usr/sbin:/sbin`;
     const absent = table.filter((row) => {
       try {

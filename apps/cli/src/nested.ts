@@ -5,6 +5,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { NestedRig } from './ports.js';
 
@@ -29,7 +30,8 @@ export function processRig(binPath: string, env: NodeJS.ProcessEnv): NestedRig {
         }
         const child = spawn('bash', [RIG_SCRIPT, process.execPath, binPath, ...args], { stdio: 'inherit', env: childEnv });
         child.on('error', reject);
-        child.on('exit', (code, signal) => resolve(code ?? (signal === 'SIGKILL' ? 137 : 128 + 15)));
+        // A rig killed by a signal ends like a shell reports it: 128 + the signal's number.
+        child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? constants.signals[signal] : 0)));
       });
     },
   };

@@ -6,6 +6,7 @@ import { parseArgs } from '../src/args.js';
 import { configFromJson, loadConfigFile } from '../src/config-file.js';
 import { mergeOptions } from '../src/options.js';
 import { UsageError } from '../src/usage-error.js';
+import { jsonError } from './helpers.js';
 
 const MiB = 1024 * 1024;
 
@@ -17,16 +18,6 @@ async function loadError(text: string, name = 'vm.json'): Promise<string> {
     return (error as Error).message;
   }
   throw new Error('expected loadConfigFile to fail');
-}
-
-function jsonError(json: unknown): string {
-  try {
-    configFromJson(json, 'vm.json', '/cfg');
-  } catch (error) {
-    expect(error).toBeInstanceOf(UsageError);
-    return (error as Error).message;
-  }
-  throw new Error('expected configFromJson to fail');
 }
 
 describe('config file', () => {

@@ -2,7 +2,7 @@
  * End-to-end under the nested rig: `hype run --accel nested` on a pseudo-terminal boots the default
  * guest inside QEMU emulation (rig/kvm-in-qemu.sh), reaches its shell, and the guest's `poweroff` ends
  * hype with exit 0; a writable disk's guest writes land in the host file. Needs qemu-system-x86_64
- * (`bash scripts/setup.sh --tests`), not /dev/kvm; skipped inside the rig itself (no QEMU in QEMU).
+ * (`bash scripts/setup.sh`), not /dev/kvm; skipped inside the rig itself (no QEMU in QEMU).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';

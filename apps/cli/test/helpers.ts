@@ -1,7 +1,10 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'vitest';
+import { configFromJson } from '../src/config-file.js';
 import { nodeFs, type HostFs } from '../src/host-fs.js';
+import { UsageError } from '../src/usage-error.js';
 
 export const MiB = 1024 * 1024;
 
@@ -82,4 +85,15 @@ export function fsDenying(denied: Record<string, number>): HostFs {
       return nodeFs.access(path, mode);
     },
   };
+}
+
+/** The one-line UsageError configFromJson gives for `json` (as read from /cfg/vm.json). */
+export function jsonError(json: unknown): string {
+  try {
+    configFromJson(json, 'vm.json', '/cfg');
+  } catch (error) {
+    expect(error).toBeInstanceOf(UsageError);
+    return (error as Error).message;
+  }
+  throw new Error('expected configFromJson to fail');
 }

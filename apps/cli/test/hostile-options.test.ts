@@ -7,6 +7,7 @@ import { configFromJson, loadConfigFile } from '../src/config-file.js';
 import { maxMemoryDiskBytes } from '../src/options.js';
 import { runCli } from '../src/run-cli.js';
 import { UsageError } from '../src/usage-error.js';
+import { jsonError } from './helpers.js';
 import { MAX_VIRTIO_DEVICES } from '@hype/vm';
 import { harness } from './fakes.js';
 import { workdir } from './helpers.js';
@@ -17,16 +18,6 @@ function usageMessage(argv: string[]): string {
   const result = parseArgs(argv);
   if (!(result instanceof UsageError)) throw new Error(`expected a UsageError for ${argv.join(' ')}, got ${JSON.stringify(result)}`);
   return result.message;
-}
-
-function jsonError(json: unknown): string {
-  try {
-    configFromJson(json, 'vm.json', '/cfg');
-  } catch (error) {
-    expect(error).toBeInstanceOf(UsageError);
-    return (error as Error).message;
-  }
-  throw new Error('expected configFromJson to fail');
 }
 
 describe('config file: keys that are Object.prototype members', () => {

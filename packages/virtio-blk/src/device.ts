@@ -11,7 +11,7 @@ import {
 } from '@hype/virtio';
 import type { BlockBackend } from './backend.js';
 import { type BlkLimits, DEFAULT_QUEUE_SIZE, buildConfigSpace, checkLimits, defaultLimits, requestLimitsFor } from './config.js';
-import { type ServedChain, serveChain, writeStatus } from './execute.js';
+import { type ServedChain, type StillOwned, serveChain, writeStatus } from './execute.js';
 import { BLK_CONFIG, BlkFeature, BlkStatus, SECTOR_SIZE, VIRTIO_ID_BLOCK } from './layout.js';
 import { type BlkRequestLimits, parseRequestViews } from './request.js';
 import { encodeSerial } from './serial.js';
@@ -161,9 +161,9 @@ export class VirtioBlkDevice implements VirtioDevice {
       this.inFlightCount++;
       const c = chain;
       void serveChain(parsed, this.backend, this.id, stillOwned).then(
-        (served) => this.complete(queue, c, served, epoch),
+        (served) => this.complete(queue, c, served, stillOwned),
         // serveChain turns backend failures into IOERR; this only catches a bug in it.
-        (error) => this.complete(queue, c, { statusView: parsed.status, code: BlkStatus.IOERR, usedLen: 1, problem: `internal error: ${String(error)}` }, epoch),
+        (error) => this.complete(queue, c, { statusView: parsed.status, code: BlkStatus.IOERR, usedLen: 1, problem: `internal error: ${String(error)}` }, stillOwned),
       );
     }
     queue.interruptIfNeeded();
@@ -192,11 +192,11 @@ export class VirtioBlkDevice implements VirtioDevice {
     await this.backend.close();
   }
 
-  private complete(queue: SplitQueue, chain: DescriptorChain, served: ServedChain, epoch: number): void {
+  private complete(queue: SplitQueue, chain: DescriptorChain, served: ServedChain, stillOwned: StillOwned): void {
     this.inFlightCount--;
     try {
       if (served.problem) this.log.warn(`virtio-blk ${this.name}: request at head ${chain.head}: ${served.problem}`);
-      if (epoch !== this.epoch || !queue.isLive) return; // reset meanwhile: the guest no longer owns this chain's memory for us
+      if (!stillOwned()) return; // reset meanwhile: the guest no longer owns this chain's memory for us
       const usedLen = writeStatus(served);
       if (queue.addUsed(chain, usedLen)) this.scheduleInterrupt(queue);
     } catch (error) {
