@@ -3,7 +3,7 @@
 // block backend, with "Invalid typed array length").
 import { describe, expect, it } from 'vitest';
 import { parseArgs } from '../src/args.js';
-import { configFromJson, loadConfigFile } from '../src/config-file.js';
+import { loadConfigFile } from '../src/config-file.js';
 import { maxMemoryDiskBytes } from '../src/options.js';
 import { runCli } from '../src/run-cli.js';
 import { UsageError } from '../src/usage-error.js';
