@@ -7,8 +7,8 @@ export { KvmRun } from './kvm-run.js';
 export type { InternalErrorExit, IoExit, MmioExit, SystemEventExit } from './kvm-run.js';
 export { EventFd } from './eventfd.js';
 export type { EventFdWatch } from './eventfd.js';
-export { GuestMemoryMap } from './guest-memory.js';
-export type { GuestMemory, RamRange } from './guest-memory.js';
+export { GuestMemoryMap } from '@hype/guest-memory';
+export type { GuestMemory, RamRange } from '@hype/guest-memory';
 export { KvmError } from './errors.js';
 export type { CpuidEntry, DescriptorTable, Fpu, MsrEntry, Regs, Segment, Sregs, VcpuEvents } from './structs.js';
 export {

@@ -1,6 +1,6 @@
 // A typed view of a vCPU's mmap'd kvm_run area. Exit data is read (and for port/MMIO reads, answered)
 // in place: what a handler writes into `io.data` / `mmio.data` is what the guest receives.
-import { KVM_EXIT_IO_IN, exitReasonName, layout } from '@hype/kvm-sys';
+import { KVM_EXIT_IO_IN, KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES, KvmInternalError, exitReasonName, layout } from '@hype/kvm-sys';
 
 const R = layout.kvm_run;
 
@@ -114,7 +114,7 @@ export class KvmRun {
     };
   }
 
-  /** KVM_EXIT_INTERNAL_ERROR (suberror 1 = emulation failure). */
+  /** KVM_EXIT_INTERNAL_ERROR; an emulation failure may carry the failing instruction's bytes. */
   get internalError(): InternalErrorExit {
     const suberror = this.view.getUint32(R.internal_suberror, true);
     const ndata = Math.min(this.view.getUint32(R.internal_ndata, true), 16);
@@ -122,7 +122,8 @@ export class KvmRun {
     for (let i = 0; i < ndata; i++) data.push(this.view.getBigUint64(R.internal_data + 8 * i, true));
     const result: InternalErrorExit = { suberror, data };
     const flags = this.view.getBigUint64(R.emulation_failure_flags, true);
-    if (suberror === 1 && ndata >= 3 && (flags & 1n) !== 0n) {
+    const withBytes = BigInt(KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES);
+    if (suberror === KvmInternalError.EMULATION && ndata >= 3 && (flags & withBytes) !== 0n) {
       const size = Math.min(this.bytes[R.emulation_failure_insn_size], 15);
       result.instructionBytes = this.bytes.slice(R.emulation_failure_insn_bytes, R.emulation_failure_insn_bytes + size);
     }

@@ -3,15 +3,14 @@ import {
   KVM_IRQFD_FLAG_DEASSIGN, KVM_IRQFD_FLAG_RESAMPLE, KVM_MEM_READONLY, KVM_PIT_SPEAKER_DUMMY, layout,
   type NativeMapping,
 } from '@hype/kvm-sys';
+import { GUEST_ADDRESS_LIMIT, GuestMemoryMap, type GuestMemory } from '@hype/guest-memory';
 import { check, closedError, ioctl } from './errors.js';
 import { EventFd } from './eventfd.js';
-import { GuestMemoryMap, type GuestMemory } from './guest-memory.js';
 import { encodeEnableCap } from './structs.js';
 import { Vcpu } from './vcpu.js';
 
 const PAGE_SIZE = 4096;
 const MAX_REGION_SIZE = 4 * 1024 * 1024 * 1024; // one external ArrayBuffer (Node 20 limit)
-const MAX_GUEST_PHYS = 2 ** 52; // x86 MAXPHYADDR ceiling
 
 export interface MemoryRegionOptions {
   /** Page-aligned guest-physical start. */
@@ -119,7 +118,7 @@ export class Vm implements Disposable {
     if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0 || size > MAX_REGION_SIZE) {
       throw new RangeError(`addMemory: size ${size} must be a multiple of 4 KiB between 4 KiB and 4 GiB (use several regions above)`);
     }
-    if (guestPhysAddr + size > MAX_GUEST_PHYS) {
+    if (guestPhysAddr + size > GUEST_ADDRESS_LIMIT) {
       throw new RangeError(`addMemory: [${hex(guestPhysAddr)}, ${hex(guestPhysAddr + size)}) is beyond 2^52`);
     }
     const probe = { guestPhysAddr, size, bytes: new Uint8Array(0) };

@@ -75,6 +75,16 @@ describe('KvmRun', () => {
     expect(error.data).toHaveLength(4);
     expect([...error.instructionBytes!]).toEqual([0x0f, 0x01, 0xca]);
     expect(run.describe()).toMatch(/^INTERNAL_ERROR suberror 1 .* insn 0f01ca$/);
+    bytes[R.emulation_failure_insn_size] = 255; // corrupt size: clamped to the 15-byte field
+    expect(run.internalError.instructionBytes!.length).toBe(15);
+    view.setBigUint64(R.emulation_failure_flags, 0n, true); // no bytes supplied
+    expect(run.internalError.instructionBytes).toBeUndefined();
+    view.setBigUint64(R.emulation_failure_flags, 1n, true);
+    view.setUint32(R.internal_suberror, 3, true); // not an emulation failure
+    expect(run.internalError.instructionBytes).toBeUndefined();
+    view.setUint32(R.internal_suberror, 1, true);
+    view.setUint32(R.internal_ndata, 1, true); // too little data for the bytes
+    expect(run.internalError.instructionBytes).toBeUndefined();
   });
 
   it('decodes system events, entry failures and unknown reasons', () => {

@@ -1,17 +1,16 @@
+import { ArrayGuestMemory, type GuestMemory, guestView } from '@hype/guest-memory';
 import { LoaderError, hex } from './errors.js';
 
-/**
- * Guest-physical memory as the loader sees it: a live view (no copy) of [gpa, gpa + length), or
- * `undefined` if any byte is outside guest RAM or the range crosses two RAM regions.
- */
-export interface GuestMemory {
-  view(gpa: number, length: number): Uint8Array | undefined;
-}
+// The loader writes into any GuestMemory (@hype/guest-memory: live views of guest-physical ranges).
+export type { GuestMemory };
 
-/** A view that must exist; `what` names the object being written, for the error. */
+/**
+ * A view that must exist; `what` names the object being written, for the error. Addresses often come
+ * from the kernel image, so the range is checked for sanity (`guestView`) before memory is asked.
+ */
 export function mustView(mem: GuestMemory, gpa: number, length: number, what: string): Uint8Array {
-  const v = length === 0 ? new Uint8Array(0) : mem.view(gpa, length);
-  if (v === undefined || v.length !== length) {
+  const v = length === 0 ? new Uint8Array(0) : guestView(mem, gpa, length);
+  if (v === undefined) {
     throw new LoaderError(
       'memory',
       `${what} at ${hex(gpa)}-${hex(gpa + length)} (${length} bytes) is outside guest RAM`,
@@ -32,15 +31,9 @@ export function dataView(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** Guest memory over one `Uint8Array` starting at guest-physical `base` (tests, small tools). */
+/** Guest memory over one `Uint8Array` starting at guest-physical `base` (tests, small tools): an ArrayGuestMemory. */
 export function flatMemory(bytes: Uint8Array, base = 0): GuestMemory {
-  return {
-    view(gpa, length) {
-      if (!Number.isSafeInteger(gpa) || !Number.isSafeInteger(length) || length < 0) return undefined;
-      if (gpa < base || gpa + length > base + bytes.length) return undefined;
-      return bytes.subarray(gpa - base, gpa - base + length);
-    },
-  };
+  return new ArrayGuestMemory(bytes, base);
 }
 
 /** Guest memory made of several disjoint regions (e.g. below and above the PCI hole). */

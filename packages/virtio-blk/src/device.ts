@@ -95,12 +95,13 @@ export class VirtioBlkDevice implements VirtioDevice {
     });
     if (backend.size % SECTOR_SIZE !== 0) {
       // Not an error: the guest sees whole sectors only. Reported once the transport gives us a log.
-      this.pendingWarning = `virtio-blk ${this.name}: size ${backend.size} is not a multiple of ${SECTOR_SIZE}; the last ${backend.size % SECTOR_SIZE} bytes are not visible to the guest`;
+      this.pendingWarning = `${this.name}: size ${backend.size} is not a multiple of ${SECTOR_SIZE}; the last ${backend.size % SECTOR_SIZE} bytes are not visible to the guest`;
     }
   }
 
-  private get name(): string {
-    return this.serial === '' ? '(no serial)' : this.serial;
+  /** For log lines: `virtio-blk <serial>` (`virtio-blk (no serial)` without one). */
+  get name(): string {
+    return `virtio-blk ${this.serial === '' ? '(no serial)' : this.serial}`;
   }
 
   /** Requests handed to the backend and not completed yet (including ones orphaned by a reset). */
@@ -123,13 +124,13 @@ export class VirtioBlkDevice implements VirtioDevice {
 
   writeConfig(offset: number, data: Uint8Array): void {
     // Every field is read-only here (no VIRTIO_BLK_F_CONFIG_WCE): log and ignore.
-    this.log.warn(`virtio-blk ${this.name}: ${data.length}-byte write to read-only config offset ${offset} ignored`);
+    this.log.warn(`${this.name}: ${data.length}-byte write to read-only config offset ${offset} ignored`);
   }
 
   activate(ctx: ActivationContext): void {
     this.epoch++;
     this.queue = ctx.queues[0];
-    if (this.queue === undefined) this.log.warn(`virtio-blk ${this.name}: activated without its request queue enabled`);
+    if (this.queue === undefined) this.log.warn(`${this.name}: activated without its request queue enabled`);
   }
 
   reset(): void {
@@ -140,7 +141,7 @@ export class VirtioBlkDevice implements VirtioDevice {
   processQueue(index: number): void {
     const queue = this.queue;
     if (index !== 0 || queue === undefined) {
-      this.log.warn(`virtio-blk ${this.name}: notify of queue ${index}, which does not exist or is not enabled`);
+      this.log.warn(`${this.name}: notify of queue ${index}, which does not exist or is not enabled`);
       return;
     }
     const epoch = this.epoch;
@@ -153,7 +154,7 @@ export class VirtioBlkDevice implements VirtioDevice {
       handled++;
       const parsed = parseRequestViews(chain.buffers, chain.views, this.requestLimits);
       if (parsed.kind === 'rejected' || parsed.kind === 'unanswerable') {
-        this.log.warn(`virtio-blk ${this.name}: request at head ${chain.head}: ${parsed.reason}`);
+        this.log.warn(`${this.name}: request at head ${chain.head}: ${parsed.reason}`);
         if (parsed.kind === 'rejected') parsed.status[0] = parsed.code;
         queue.addUsed(chain, parsed.kind === 'rejected' ? 1 : 0);
         continue;
@@ -195,12 +196,12 @@ export class VirtioBlkDevice implements VirtioDevice {
   private complete(queue: SplitQueue, chain: DescriptorChain, served: ServedChain, stillOwned: StillOwned): void {
     this.inFlightCount--;
     try {
-      if (served.problem) this.log.warn(`virtio-blk ${this.name}: request at head ${chain.head}: ${served.problem}`);
+      if (served.problem) this.log.warn(`${this.name}: request at head ${chain.head}: ${served.problem}`);
       if (!stillOwned()) return; // reset meanwhile: the guest no longer owns this chain's memory for us
       const usedLen = writeStatus(served);
       if (queue.addUsed(chain, usedLen)) this.scheduleInterrupt(queue);
     } catch (error) {
-      this.host?.needsReset(`virtio-blk ${this.name}: completing a request failed: ${String(error)}`);
+      this.host?.needsReset(`${this.name}: completing a request failed: ${String(error)}`);
     } finally {
       if (this.inFlightCount === 0) {
         const waiters = this.idleWaiters;

@@ -1,7 +1,7 @@
 import { ChainWriter } from '@hype/virtio';
 import type { BlockBackend } from './backend.js';
 import { BLK_ID_BYTES, BlkStatus, type BlkStatusCode } from './layout.js';
-import type { BlkRequest, ParsedChain } from './request.js';
+import type { BlkRequest, ParsedRequest } from './request.js';
 
 /** How a request ended: the status byte, and how many data bytes went into device-writable buffers. */
 export interface BlkOutcome {
@@ -47,7 +47,7 @@ export async function executeRequest(
         await backend.flush();
         return { status: BlkStatus.OK, written: 0 };
       case 'get-id':
-        return { status: BlkStatus.OK, written: scatter(deviceId.subarray(0, BLK_ID_BYTES), req.data) };
+        return { status: BlkStatus.OK, written: new ChainWriter(req.data).write(deviceId.subarray(0, BLK_ID_BYTES)) };
       case 'discard':
         if (!backend.discard) return { status: BlkStatus.UNSUPP, written: 0 };
         for (const r of req.ranges) await backend.discard(r.offset, r.length);
@@ -77,18 +77,6 @@ async function bouncedRead(offset: number, length: number, dest: readonly Uint8A
   }
 }
 
-/** Copies `src` across `dest` views in order; returns the number of bytes copied. */
-function scatter(src: Uint8Array, dest: readonly Uint8Array[]): number {
-  let done = 0;
-  for (const d of dest) {
-    if (done === src.byteLength) break;
-    const n = Math.min(d.byteLength, src.byteLength - done);
-    d.set(src.subarray(done, done + n));
-    done += n;
-  }
-  return done;
-}
-
 /** What to write back for one chain: the status byte (if the chain has one) and the used length. */
 export interface ServedChain {
   /** Where the status byte goes; absent for a chain with no usable status byte. */
@@ -102,7 +90,7 @@ export interface ServedChain {
 
 /** Serves a parsed chain: runs it if valid. Does not write the status (the caller decides if it still may). */
 export async function serveChain(
-  parsed: ParsedChain,
+  parsed: ParsedRequest,
   backend: BlockBackend,
   deviceId: Uint8Array,
   stillOwned: StillOwned = ALWAYS_OWNED,

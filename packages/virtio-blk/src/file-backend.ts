@@ -1,4 +1,5 @@
-import { type BlockBackend, checkRange, totalLength } from './backend.js';
+import { ChainReader, ChainWriter } from '@hype/virtio';
+import { type BlockBackend, checkRange } from './backend.js';
 
 /**
  * Positional vectored I/O on an open host file. Node's `fs.promises` FileHandle has exactly this shape;
@@ -51,34 +52,27 @@ export class FileBackend implements BlockBackend {
 
   async read(offset: number, dest: readonly Uint8Array[]): Promise<void> {
     this.checkOpen('read');
-    const length = totalLength(dest);
-    checkRange(`disk ${this.path} read`, offset, length, this.size);
-    let views = dest.slice();
+    const out = new ChainWriter(dest);
+    checkRange(`disk ${this.path} read`, offset, out.remaining, this.size);
     let pos = offset;
-    let left = length;
-    while (left > 0) {
-      const { bytesRead } = await this.handle.readv(views, pos);
+    // readv may stop short (a signal, a huge request): go on from where it stopped.
+    while (out.remaining > 0) {
+      const { bytesRead } = await this.handle.readv(out.peekViews(), pos);
       if (bytesRead <= 0) throw new Error(`disk ${this.path}: unexpected end of file at byte ${pos} (the file shrank?)`);
-      pos += bytesRead;
-      left -= bytesRead;
-      if (left > 0) views = advance(views, bytesRead);
+      pos += out.skip(bytesRead);
     }
   }
 
   async write(offset: number, src: readonly Uint8Array[]): Promise<void> {
     this.checkOpen('write');
     if (this.readOnly) throw new Error(`disk ${this.path}: write to a read-only disk`);
-    const length = totalLength(src);
-    checkRange(`disk ${this.path} write`, offset, length, this.size);
-    let views = src.slice();
+    const data = new ChainReader(src);
+    checkRange(`disk ${this.path} write`, offset, data.remaining, this.size);
     let pos = offset;
-    let left = length;
-    while (left > 0) {
-      const { bytesWritten } = await this.handle.writev(views, pos);
+    while (data.remaining > 0) {
+      const { bytesWritten } = await this.handle.writev(data.peekViews(), pos);
       if (bytesWritten <= 0) throw new Error(`disk ${this.path}: write at byte ${pos} made no progress`);
-      pos += bytesWritten;
-      left -= bytesWritten;
-      if (left > 0) views = advance(views, bytesWritten);
+      pos += data.skip(bytesWritten);
     }
   }
 
@@ -109,17 +103,4 @@ export class FileBackend implements BlockBackend {
   private checkOpen(op: string): void {
     if (this.closed) throw new Error(`disk ${this.path}: ${op} after close`);
   }
-}
-
-/** The views left after the first `n` bytes were transferred. */
-export function advance(views: readonly Uint8Array[], n: number): Uint8Array[] {
-  let i = 0;
-  let skip = n;
-  while (i < views.length && skip >= views[i].byteLength) {
-    skip -= views[i].byteLength;
-    i++;
-  }
-  const rest = views.slice(i);
-  if (skip > 0 && rest.length > 0) rest[0] = rest[0].subarray(skip);
-  return rest;
 }

@@ -1,3 +1,4 @@
+import { ChainWriter } from '@hype/virtio';
 import { type BlockBackend, checkRange, totalLength } from './backend.js';
 
 /** Largest range fetched (and held in host memory) at once for one read. */
@@ -111,14 +112,14 @@ export class HttpBackend implements BlockBackend {
     if (this.closed) throw new Error(`http disk ${this.url}: read after close`);
     const length = totalLength(dest);
     checkRange(`http disk ${this.url} read`, offset, length, this.size);
-    const out = new ScatterCursor(dest);
+    const out = new ChainWriter(dest, length);
     const end = offset + length;
     let pos = offset;
     // A window at a time, so a huge guest request never holds more than MAX_FETCH bytes of host memory.
     while (pos < end) {
       if (this.maxBlocks === 0) {
         const n = Math.min(end - pos, MAX_FETCH);
-        out.put(await this.fetchRange(pos, n));
+        out.write(await this.fetchRange(pos, n));
         pos += n;
         continue;
       }
@@ -130,7 +131,7 @@ export class HttpBackend implements BlockBackend {
         const blockStart = b * this.blockSize;
         const to = Math.min(end, blockStart + this.blockSize);
         if (blockStart + block.byteLength < to) throw new Error(`http disk ${this.url}: block ${b} is short (${block.byteLength} bytes)`);
-        out.put(block.subarray(pos - blockStart, to - blockStart));
+        out.write(block.subarray(pos - blockStart, to - blockStart));
         pos = to;
       }
     }
@@ -223,28 +224,6 @@ function parseContentRange(v: string | null): { start: number; end: number; tota
   const end = Number(m[2]);
   if (end < start) return undefined;
   return { start, end, total: m[3] === '*' ? undefined : Number(m[3]) };
-}
-
-/** Writes consecutive byte runs across a list of views. */
-class ScatterCursor {
-  private index = 0;
-  private offset = 0;
-  constructor(private readonly views: readonly Uint8Array[]) {}
-
-  put(src: Uint8Array): void {
-    let done = 0;
-    while (done < src.byteLength) {
-      const v = this.views[this.index];
-      const n = Math.min(v.byteLength - this.offset, src.byteLength - done);
-      v.set(src.subarray(done, done + n), this.offset);
-      done += n;
-      this.offset += n;
-      if (this.offset === v.byteLength) {
-        this.index++;
-        this.offset = 0;
-      }
-    }
-  }
 }
 
 /**

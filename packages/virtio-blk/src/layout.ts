@@ -1,8 +1,10 @@
-// Every byte layout and number of the virtio block device (virtio 1.2 §5.2), in one place.
+// Every byte layout and number of the virtio block device (virtio 1.2 §5.2), in one place; what all
+// virtio devices share (device ids, transport feature bits) comes from @hype/virtio.
 // Checked against Linux include/uapi/linux/virtio_blk.h in test/layout.test.ts.
+import { DeviceId, Feature } from '@hype/virtio';
 
-/** Device ID of a block device (virtio 1.2 §5.2.1). */
-export const VIRTIO_ID_BLOCK = 2;
+/** Device ID of a block device (virtio 1.2 §5.2.1): @hype/virtio's `DeviceId.BLOCK`. */
+export const VIRTIO_ID_BLOCK = DeviceId.BLOCK;
 
 export const SECTOR_SHIFT = 9;
 /** Sectors are always 512 bytes, whatever blk_size says. */
@@ -23,8 +25,12 @@ export const BlkFeature = {
   WRITE_ZEROES: 14,
 } as const;
 
-/** Transport-independent feature bit: the device is virtio 1.x (non-legacy). */
-export const VIRTIO_F_VERSION_1 = 32;
+/**
+ * Transport-independent feature bit: the device is virtio 1.x (non-legacy). The transport offers it, not
+ * the device.
+ * @deprecated use `Feature.VERSION_1` from @hype/virtio (this is the same value).
+ */
+export const VIRTIO_F_VERSION_1 = Feature.VERSION_1;
 
 /** Values of the request header's `type` field. */
 export const BlkRequestType = {

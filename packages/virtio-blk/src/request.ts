@@ -7,6 +7,8 @@
 // status byte, which is the last byte of the chain's last descriptor. Descriptor boundaries are free:
 // a header split over two descriptors or data sharing a descriptor with the status byte are accepted.
 
+import { type GuestMemory, guestView } from '@hype/guest-memory';
+import { type ChainBuffer, ChainReader, ChainWriter } from '@hype/virtio';
 import {
   BLK_ID_BYTES,
   BlkRequestType,
@@ -14,21 +16,9 @@ import {
   DISCARD_SEGMENT,
   REQUEST_HEADER,
   SECTOR_SIZE,
+  STATUS_SIZE,
   WRITE_ZEROES_FLAG_UNMAP,
 } from './layout.js';
-
-/** One descriptor of a chain, in chain order. */
-export interface ChainBuffer {
-  addr: number;
-  len: number;
-  /** VIRTQ_DESC_F_WRITE: the device may write it (and must not read it). */
-  writable: boolean;
-}
-
-/** Bounds-checked live views of guest-physical memory; `undefined` when any byte is outside RAM. */
-export interface GuestMemory {
-  view(gpa: number, length: number): Uint8Array | undefined;
-}
 
 /** What request validation needs to know about the device. */
 export interface BlkRequestLimits {
@@ -75,13 +65,14 @@ export interface UnanswerableRequest {
   reason: string;
 }
 
-export type ParsedChain = BlkRequest | RejectedRequest | UnanswerableRequest;
+/** What one descriptor chain is, as a block request: valid, refused with a status, or unanswerable. */
+export type ParsedRequest = BlkRequest | RejectedRequest | UnanswerableRequest;
 
 const EMPTY = new Uint8Array(0);
 
 /** Validates one chain whose buffers are given as guest addresses (views are taken from `mem`). */
-export function parseRequest(chain: readonly ChainBuffer[], mem: GuestMemory, limits: BlkRequestLimits): ParsedChain {
-  const views = chain.map((b) => (b.len === 0 ? EMPTY : mem.view(b.addr, b.len)));
+export function parseRequest(chain: readonly ChainBuffer[], mem: GuestMemory, limits: BlkRequestLimits): ParsedRequest {
+  const views = chain.map((b) => (b.len === 0 ? EMPTY : guestView(mem, b.addr, b.len)));
   return parseRequestViews(chain, views, limits);
 }
 
@@ -89,16 +80,16 @@ export function parseRequest(chain: readonly ChainBuffer[], mem: GuestMemory, li
  * Validates one chain given its buffers and a live view of each (`undefined` for a buffer outside guest
  * memory), as a virtqueue that already mapped the chain provides them.
  */
-export function parseRequestViews(chain: readonly ChainBuffer[], views: readonly (Uint8Array | undefined)[], limits: BlkRequestLimits): ParsedChain {
+export function parseRequestViews(chain: readonly ChainBuffer[], views: readonly (Uint8Array | undefined)[], limits: BlkRequestLimits): ParsedRequest {
   // The status byte: last byte of the last descriptor, which must be device-writable and non-empty.
   const lastIndex = chain.length - 1;
   const last = chain[lastIndex];
   if (last === undefined) return { kind: 'unanswerable', reason: 'empty descriptor chain' };
   if (!last.writable) return { kind: 'unanswerable', reason: 'last descriptor (status) is not device-writable' };
-  if (last.len < 1) return { kind: 'unanswerable', reason: 'status descriptor is empty' };
+  if (last.len < STATUS_SIZE) return { kind: 'unanswerable', reason: 'status descriptor is empty' };
   const lastView = views[lastIndex];
   if (lastView === undefined || lastView.byteLength !== last.len) return { kind: 'unanswerable', reason: 'status byte outside guest memory' };
-  const status = lastView.subarray(last.len - 1);
+  const status = lastView.subarray(last.len - STATUS_SIZE);
 
   const reject = (code: RejectedRequest['code'], reason: string): RejectedRequest => ({ kind: 'rejected', code, reason, status });
   const ioerr = (reason: string) => reject(BlkStatus.IOERR, reason);
@@ -106,7 +97,7 @@ export function parseRequestViews(chain: readonly ChainBuffer[], views: readonly
     return ioerr(`${chain.length} descriptors exceed seg_max ${limits.maxDescriptors - 2} plus header and status`);
   }
 
-  // Split into views of the readable part and of the writable part (minus the status byte).
+  // Views of the device-readable part and of the device-writable part (which ends with the status byte).
   const readable: Uint8Array[] = [];
   const writable: Uint8Array[] = [];
   let seenWritable = false;
@@ -114,35 +105,38 @@ export function parseRequestViews(chain: readonly ChainBuffer[], views: readonly
     const b = chain[i];
     if (b.writable) seenWritable = true;
     else if (seenWritable) return ioerr(`descriptor ${i} is device-readable after a device-writable one`);
-    const len = i === lastIndex ? b.len - 1 : b.len;
-    if (len === 0) continue;
+    if (b.len === 0) continue;
     const v = views[i];
     if (v === undefined || v.byteLength !== b.len) return ioerr(`descriptor ${i} [0x${b.addr.toString(16)}, +${b.len}) is outside guest memory`);
-    (b.writable ? writable : readable).push(i === lastIndex ? v.subarray(0, len) : v);
+    (b.writable ? writable : readable).push(v);
   }
+  // Cursors as @hype/virtio's DescriptorChain gives them: the reader never sees a device-writable byte,
+  // and the writer hands out data views that stop before the status byte.
+  const reader = new ChainReader(readable);
+  const writer = new ChainWriter(writable);
 
-  const header = takeBytes(readable, REQUEST_HEADER.SIZE);
+  // Copied once: the guest may rewrite its buffer while we look at it.
+  const header = reader.readExact(REQUEST_HEADER.SIZE);
   if (header === undefined) return ioerr(`fewer than ${REQUEST_HEADER.SIZE} device-readable header bytes`);
   const hv = new DataView(header.buffer, header.byteOffset, header.byteLength);
   const type = hv.getUint32(REQUEST_HEADER.type, true);
   const sector = hv.getBigUint64(REQUEST_HEADER.sector, true);
-  const readData = readable; // what follows the header
-  const readLen = totalLen(readData);
-  const writeLen = totalLen(writable);
+  const readLen = reader.remaining; // what follows the header
+  const writeLen = writer.remaining - STATUS_SIZE; // what precedes the status byte
 
   switch (type) {
     case BlkRequestType.IN: {
       if (readLen !== 0) return ioerr(`IN request with ${readLen} device-readable data bytes`);
       const range = sectorRange(sector, writeLen, limits);
       if (typeof range === 'string') return ioerr(`IN: ${range}`);
-      return { kind: 'in', offset: range.offset, length: range.length, data: writable, status };
+      return { kind: 'in', offset: range.offset, length: range.length, data: writer.views(writeLen), status };
     }
     case BlkRequestType.OUT: {
       if (limits.readOnly) return ioerr('OUT request on a read-only disk');
       if (writeLen !== 0) return ioerr(`OUT request with ${writeLen} device-writable data bytes`);
       const range = sectorRange(sector, readLen, limits);
       if (typeof range === 'string') return ioerr(`OUT: ${range}`);
-      return { kind: 'out', offset: range.offset, length: range.length, data: readData, status };
+      return { kind: 'out', offset: range.offset, length: range.length, data: reader.views(), status };
     }
     case BlkRequestType.FLUSH:
       // The driver MUST set sector 0 (§5.2.6.1); Linux always does. Data is only a SHOULD NOT: ignored.
@@ -151,7 +145,7 @@ export function parseRequestViews(chain: readonly ChainBuffer[], views: readonly
     case BlkRequestType.GET_ID:
       if (readLen !== 0) return ioerr(`GET_ID request with ${readLen} device-readable data bytes`);
       if (writeLen < BLK_ID_BYTES) return ioerr(`GET_ID buffer of ${writeLen} bytes (needs ${BLK_ID_BYTES})`);
-      return { kind: 'get-id', data: writable, status };
+      return { kind: 'get-id', data: writer.views(writeLen), status };
     case BlkRequestType.DISCARD:
     case BlkRequestType.WRITE_ZEROES: {
       const discard = type === BlkRequestType.DISCARD;
@@ -159,7 +153,7 @@ export function parseRequestViews(chain: readonly ChainBuffer[], views: readonly
       if (limits.readOnly) return ioerr(`${name} request on a read-only disk`);
       if (!(discard ? limits.discard : limits.writeZeroes)) return reject(BlkStatus.UNSUPP, `${name} not offered by this disk`);
       if (writeLen !== 0) return ioerr(`${name} request with ${writeLen} device-writable data bytes`);
-      return parseSegments(discard, readData, readLen, limits, status, reject);
+      return parseSegments(discard, reader, limits, status, reject);
     }
     default:
       return reject(BlkStatus.UNSUPP, `unknown request type ${type}`);
@@ -168,8 +162,7 @@ export function parseRequestViews(chain: readonly ChainBuffer[], views: readonly
 
 function parseSegments(
   discard: boolean,
-  data: Uint8Array[],
-  dataLen: number,
+  data: ChainReader,
   limits: BlkRequestLimits,
   status: Uint8Array,
   reject: (code: RejectedRequest['code'], reason: string) => RejectedRequest,
@@ -177,13 +170,14 @@ function parseSegments(
   const name = discard ? 'DISCARD' : 'WRITE_ZEROES';
   const maxSeg = discard ? limits.maxDiscardSeg : limits.maxWriteZeroesSeg;
   const maxSectors = discard ? limits.maxDiscardSectors : limits.maxWriteZeroesSectors;
+  const dataLen = data.remaining;
   if (dataLen === 0 || dataLen % DISCARD_SEGMENT.SIZE !== 0) {
     return reject(BlkStatus.IOERR, `${name}: ${dataLen} segment bytes is not a positive multiple of ${DISCARD_SEGMENT.SIZE}`);
   }
   const count = dataLen / DISCARD_SEGMENT.SIZE;
   if (count > maxSeg) return reject(BlkStatus.IOERR, `${name}: ${count} segments exceed max ${maxSeg}`);
   // Copied once: the guest may rewrite its buffer while we look at it.
-  const bytes = takeBytes(data, dataLen) as Uint8Array;
+  const bytes = data.readExact(dataLen) as Uint8Array;
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const allowedFlags = discard ? 0 : WRITE_ZEROES_FLAG_UNMAP;
   // Unknown flags are UNSUPP (§5.2.6.2) wherever they appear, so they are checked before any range.
@@ -218,31 +212,4 @@ function sectorRange(sector: bigint, length: number, limits: BlkRequestLimits): 
   }
   // capacity * 512 fits a safe integer (backend sizes are JS numbers), so these conversions are exact.
   return { offset: Number(sector) * SECTOR_SIZE, length };
-}
-
-function totalLen(views: readonly Uint8Array[]): number {
-  let n = 0;
-  for (const v of views) n += v.byteLength;
-  return n;
-}
-
-/**
- * Removes the first `n` bytes from `views` (in place) and returns a copy of them, or `undefined` if the
- * views hold fewer than `n` bytes.
- */
-function takeBytes(views: Uint8Array[], n: number): Uint8Array | undefined {
-  if (totalLen(views) < n) return undefined;
-  const out = new Uint8Array(n);
-  let got = 0;
-  let i = 0;
-  while (got < n) {
-    const v = views[i];
-    const k = Math.min(v.byteLength, n - got);
-    out.set(v.subarray(0, k), got);
-    got += k;
-    if (k === v.byteLength) i++;
-    else views[i] = v.subarray(k);
-  }
-  views.splice(0, i); // one splice: a chain of many tiny descriptors stays linear
-  return out;
 }

@@ -74,17 +74,44 @@ class ViewCursor {
     return out;
   }
 
+  /** Live subviews covering the next min(n, remaining) bytes, without advancing. */
+  peek(n: number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    let want = Math.max(0, Math.min(Math.floor(n), this.remaining));
+    let offset = this.offsetInView;
+    for (let i = this.viewIndex; want > 0 && i < this.views.length; i++, offset = 0) {
+      const view = this.views[i];
+      const take = Math.min(view.length - offset, want);
+      if (take <= 0) continue;
+      out.push(view.subarray(offset, offset + take));
+      want -= take;
+    }
+    return out;
+  }
+
   skip(n: number): number {
     return this.advance(n, () => {});
   }
 }
 
-/** Reads the device-readable part of a chain, front to back (a gather list). */
+/** Total byte length of a list of views. */
+function totalLength(views: readonly Uint8Array[]): number {
+  let n = 0;
+  for (const v of views) n += v.length;
+  return n;
+}
+
+/**
+ * Reads the device-readable part of a chain, front to back (a gather list). Also a cursor over any list
+ * of byte views (`length` defaults to their total).
+ */
 export class ChainReader {
   private readonly cursor: ViewCursor;
 
-  constructor(views: readonly Uint8Array[], length: number) {
-    this.cursor = new ViewCursor(views, length);
+  /** `length` (at most the views' total, which is the default) is how many bytes the cursor covers. */
+  constructor(views: readonly Uint8Array[], length?: number) {
+    const total = totalLength(views);
+    this.cursor = new ViewCursor(views, length === undefined ? total : Math.min(length, total));
   }
 
   /** Bytes not yet read. */
@@ -115,18 +142,31 @@ export class ChainReader {
     return this.cursor.take(n);
   }
 
+  /**
+   * The same views as `views(n)` without consuming them: for I/O that may transfer fewer bytes than asked
+   * (a short pwritev), followed by `skip(done)`.
+   */
+  peekViews(n: number = this.remaining): Uint8Array[] {
+    return this.cursor.peek(n);
+  }
+
   /** Skip up to `n` bytes; returns how many were skipped. */
   skip(n: number): number {
     return this.cursor.skip(n);
   }
 }
 
-/** Writes the device-writable part of a chain, front to back (a scatter list). */
+/**
+ * Writes the device-writable part of a chain, front to back (a scatter list). Also a cursor over any
+ * list of byte views (`length` defaults to their total).
+ */
 export class ChainWriter {
   private readonly cursor: ViewCursor;
 
-  constructor(views: readonly Uint8Array[], length: number) {
-    this.cursor = new ViewCursor(views, length);
+  /** `length` (at most the views' total, which is the default) is how many bytes the cursor covers. */
+  constructor(views: readonly Uint8Array[], length?: number) {
+    const total = totalLength(views);
+    this.cursor = new ViewCursor(views, length === undefined ? total : Math.min(length, total));
   }
 
   /** Writable bytes not yet written. */
@@ -150,6 +190,14 @@ export class ChainWriter {
   /** Live views of guest memory covering the next min(n, remaining) bytes (e.g. for preadv). */
   views(n: number = this.remaining): Uint8Array[] {
     return this.cursor.take(n);
+  }
+
+  /**
+   * The same views as `views(n)` without consuming them (nothing counts as written yet): for I/O that may
+   * transfer fewer bytes than asked (a short preadv), followed by `skip(done)`.
+   */
+  peekViews(n: number = this.remaining): Uint8Array[] {
+    return this.cursor.peek(n);
   }
 
   /** Skip up to `n` bytes (left as they are); returns how many were skipped. */

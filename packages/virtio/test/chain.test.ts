@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { DescriptorChain, InvalidChain } from '../src/chain.js';
+import { ChainReader, ChainWriter, type DescriptorChain, type InvalidChain } from '../src/chain.js';
 import type { ChainErrorKind } from '../src/errors.js';
 import { DescFlag } from '../src/ring-layout.js';
-import { DATA } from './driver.js';
-import { makeQueue } from './setup.js';
+import { DATA, makeQueue } from './setup.js';
 
 const { NEXT, WRITE, INDIRECT } = DescFlag;
 const INDIRECT_TABLE = 0x4000;
@@ -293,5 +292,62 @@ describe('descriptor chains: every malformed input is an error value', () => {
     expect(f.warnings.some((w) => w.includes('flags 0x10'))).toBe(true);
     expect(f.queue.addUsed(chain!, 4)).toBe(true);
     expect(f.driver.used(1)).toEqual({ id: 1, len: 4 });
+  });
+});
+
+describe('ChainReader / ChainWriter as cursors over any views', () => {
+  it('cover the views\' total by default, and never more than it', () => {
+    const a = new Uint8Array([1, 2, 3]);
+    const b = new Uint8Array(0);
+    const c = new Uint8Array([4, 5]);
+    expect(new ChainReader([a, b, c]).remaining).toBe(5);
+    expect(new ChainReader([a, b, c], 4).remaining).toBe(4);
+    expect(new ChainReader([a, b, c], 99).remaining).toBe(5);
+    const reader = new ChainReader([a, b, c], 4);
+    expect([...reader.readExact(4)!]).toEqual([1, 2, 3, 4]);
+    expect(reader.read(new Uint8Array(2))).toBe(0); // byte 5 is past the cursor's length
+    expect(new ChainWriter([a, c], 99).write(new Uint8Array(9).fill(7))).toBe(5);
+  });
+
+  it('peekViews gives the next views without consuming them; skip then moves on (short vectored I/O)', () => {
+    const ram = new Uint8Array(16);
+    const views = [ram.subarray(0, 4), ram.subarray(4, 4), ram.subarray(8, 11), ram.subarray(12, 16)];
+    const writer = new ChainWriter(views);
+    expect(writer.remaining).toBe(11);
+    const bounds = (vs: Uint8Array[]) => vs.map((v) => [v.byteOffset, v.length]);
+    expect(bounds(writer.peekViews())).toEqual([[0, 4], [8, 3], [12, 4]]);
+    expect(writer.written).toBe(0);
+    expect(writer.remaining).toBe(11);
+    // A transfer that stopped after 5 bytes: the rest starts inside the second non-empty view.
+    expect(writer.skip(5)).toBe(5);
+    expect(bounds(writer.peekViews())).toEqual([[9, 2], [12, 4]]);
+    expect(bounds(writer.peekViews(3))).toEqual([[9, 2], [12, 1]]);
+    expect(writer.peekViews(0)).toEqual([]);
+    expect(writer.peekViews(-1)).toEqual([]);
+    // The peeked views are live and are exactly what views() then hands out.
+    writer.peekViews(1)[0][0] = 0xaa;
+    expect(ram[9]).toBe(0xaa);
+    expect(bounds(writer.views(6))).toEqual([[9, 2], [12, 4]]);
+    expect(writer.written).toBe(11);
+    expect(writer.peekViews()).toEqual([]);
+
+    const reader = new ChainReader([ram.subarray(0, 2), ram.subarray(2, 6)], 5);
+    expect(bounds(reader.peekViews())).toEqual([[0, 2], [2, 3]]); // stops at the cursor's length
+    reader.skip(3);
+    expect(bounds(reader.peekViews(10))).toEqual([[3, 2]]);
+    expect(reader.consumed).toBe(3);
+  });
+
+  it('a chain writer never peeks into the device-readable buffers, nor a reader into the writable ones', () => {
+    const f = makeQueue();
+    f.driver.setChain(0, [
+      { addr: DATA, len: 8 },
+      { addr: DATA + 0x100, len: 4, flags: WRITE },
+      { addr: DATA + 0x200, len: 2, flags: WRITE },
+    ]);
+    f.driver.publish(0);
+    const chain = popValid(f);
+    expect(chain.writer().peekViews(100).map((v) => [v.byteOffset, v.length])).toEqual([[DATA + 0x100, 4], [DATA + 0x200, 2]]);
+    expect(chain.reader().peekViews(100).map((v) => [v.byteOffset, v.length])).toEqual([[DATA, 8]]);
   });
 });

@@ -1,9 +1,7 @@
+import type { GuestMemory } from '@hype/guest-memory';
 import { CR0_PG, CR4_LA57, CR4_PAE, CR4_PSE, EFER_LMA, type PagingRegs } from './state.js';
 
-/** Guest-physical memory: a live view of [gpa, gpa + length), undefined if not all of it is RAM. */
-export interface GuestMemory {
-  view(gpa: number, length: number): Uint8Array | undefined;
-}
+export type { GuestMemory };
 
 const PAGE_SIZE = 4096;
 const PTE_PRESENT = 1n;

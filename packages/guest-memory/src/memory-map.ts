@@ -1,18 +1,17 @@
-/** Guest-physical memory as the device packages see it (see HELPERS.md): live views, never copies. */
-export interface GuestMemory {
-  /** Guest-physical [gpa, gpa + length) as a live view, or undefined if any byte of it is outside guest
-   * RAM or the range spans two RAM regions. */
-  view(gpa: number, length: number): Uint8Array | undefined;
-}
+import { type GuestMemory, isGuestRange } from './guest-memory.js';
 
 /** One contiguous range of guest RAM. */
 export interface RamRange {
   readonly guestPhysAddr: number;
   readonly size: number;
+  /** The range's bytes; a length other than `size` means the backing memory is gone (unmapped). */
   readonly bytes: Uint8Array;
 }
 
-/** GuestMemory over a set of non-overlapping RAM ranges (a VM's memory regions). */
+/**
+ * GuestMemory over a set of non-overlapping RAM ranges (a VM's memory regions). A view never spans two
+ * ranges, even adjacent ones.
+ */
 export class GuestMemoryMap implements GuestMemory {
   #ranges: RamRange[] = [];
 
@@ -52,7 +51,7 @@ export class GuestMemoryMap implements GuestMemory {
   }
 
   view(gpa: number, length: number): Uint8Array | undefined {
-    if (!Number.isSafeInteger(gpa) || !Number.isSafeInteger(length) || gpa < 0 || length < 0) return undefined;
+    if (!isGuestRange(gpa, length)) return undefined;
     const range = this.find(gpa);
     if (!range) return undefined;
     const start = gpa - range.guestPhysAddr;

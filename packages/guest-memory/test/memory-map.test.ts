@@ -23,6 +23,8 @@ describe('GuestMemoryMap', () => {
     expect(memory.view(0x1_0000_1ff0, 1)![0]).toBe(9);
     expect(memory.view(0xffff, 1)!.length).toBe(1);
     expect(memory.view(0x5000, 0)!.length).toBe(0);
+    expect(memory.find(0x10800)?.guestPhysAddr).toBe(0x10000);
+    expect(memory.find(0x11000)).toBeUndefined();
   });
 
   it('refuses ranges outside RAM or across two regions (even adjacent ones)', () => {
