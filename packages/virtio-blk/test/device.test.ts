@@ -13,7 +13,7 @@ import {
   defaultSerial,
 } from '../src/index.js';
 import { bytesEqual, headerBytes, segmentBytes } from './helpers.js';
-import { BlkTestDriver, type BufSpec } from './mmio-driver.js';
+import { type BufSpec, VirtioTestDriver } from '@hype/virtio/testing';
 
 const MiB = 1 << 20;
 const has = (f: bigint, bit: number) => (f & featureMask(bit)) !== 0n;
@@ -53,7 +53,7 @@ class GatedBackend implements BlockBackend {
 }
 
 /** Builds a Linux-style request in driver RAM: header, optional data, status (0xff until written). */
-function request(drv: BlkTestDriver, type: number, sector: number | bigint, data?: { len: number; writable: boolean; fill?: Uint8Array }) {
+function request(drv: VirtioTestDriver, type: number, sector: number | bigint, data?: { len: number; writable: boolean; fill?: Uint8Array }) {
   const hdr = drv.alloc(16, headerBytes(type, sector));
   const bufs: BufSpec[] = [{ addr: hdr, len: 16, writable: false }];
   let dataAddr = -1;
@@ -68,7 +68,7 @@ function request(drv: BlkTestDriver, type: number, sector: number | bigint, data
 
 describe('virtio-blk device: features and config space through virtio-mmio', () => {
   it('offers id 2, the blk features, VERSION_1 and the ring features; RO only when read-only', () => {
-    const rw = new BlkTestDriver(new VirtioBlkDevice({ backend: new MemoryBackend(MiB) }));
+    const rw = new VirtioTestDriver(new VirtioBlkDevice({ backend: new MemoryBackend(MiB) }));
     expect(rw.reg(MmioReg.DEVICE_ID)).toBe(2);
     const f = rw.offeredFeatures();
     for (const bit of [BlkFeature.SIZE_MAX, BlkFeature.SEG_MAX, BlkFeature.BLK_SIZE, BlkFeature.FLUSH, BlkFeature.DISCARD, BlkFeature.WRITE_ZEROES]) {
@@ -79,7 +79,7 @@ describe('virtio-blk device: features and config space through virtio-mmio', () 
     expect(has(f, Feature.RING_INDIRECT_DESC)).toBe(true);
     expect(has(f, Feature.RING_EVENT_IDX)).toBe(true);
 
-    const ro = new BlkTestDriver(new VirtioBlkDevice({ backend: new MemoryBackend(MiB, { readOnly: true }) }));
+    const ro = new VirtioTestDriver(new VirtioBlkDevice({ backend: new MemoryBackend(MiB, { readOnly: true }) }));
     const g = ro.offeredFeatures();
     expect(has(g, BlkFeature.RO)).toBe(true);
     expect(has(g, BlkFeature.DISCARD)).toBe(false);
@@ -89,7 +89,7 @@ describe('virtio-blk device: features and config space through virtio-mmio', () 
 
   it('config space: capacity, limits and discard/write-zeroes fields at the virtio_blk_config offsets', () => {
     const dev = new VirtioBlkDevice({ backend: new MemoryBackend(3 * MiB + 1000), queueSize: 128, limits: { maxDiscardSeg: 7 } });
-    const drv = new BlkTestDriver(dev);
+    const drv = new VirtioTestDriver(dev);
     expect(drv.configU64(BLK_CONFIG.capacity)).toBe(BigInt(Math.floor((3 * MiB + 1000) / 512)));
     expect(drv.configU32(BLK_CONFIG.sizeMax)).toBe(MiB);
     expect(drv.configU32(BLK_CONFIG.segMax)).toBe(126);
@@ -106,7 +106,7 @@ describe('virtio-blk device: features and config space through virtio-mmio', () 
   });
 
   it('config writes are ignored (no CONFIG_WCE) and logged', () => {
-    const drv = new BlkTestDriver(new VirtioBlkDevice({ backend: new MemoryBackend(MiB) }));
+    const drv = new VirtioTestDriver(new VirtioBlkDevice({ backend: new MemoryBackend(MiB) }));
     drv.transport.write(MmioReg.CONFIG + BLK_CONFIG.capacity, 4, 0x1234);
     expect(drv.configU64(BLK_CONFIG.capacity)).toBe(BigInt(MiB / 512));
     expect(drv.warnings.some((w) => w.includes('read-only config'))).toBe(true);
@@ -124,7 +124,7 @@ describe('virtio-blk device: features and config space through virtio-mmio', () 
 describe('virtio-blk device: requests through the queue', () => {
   it('write then read back; used lengths and interrupts', async () => {
     const backend = new MemoryBackend(MiB);
-    const drv = new BlkTestDriver(new VirtioBlkDevice({ backend }));
+    const drv = new VirtioTestDriver(new VirtioBlkDevice({ backend }));
     drv.init();
     const data = pattern(4096, 1);
     const w = request(drv, T.OUT, 8, { len: 4096, writable: false, fill: data });
@@ -143,7 +143,7 @@ describe('virtio-blk device: requests through the queue', () => {
 
   it('serves a request through an indirect descriptor table', async () => {
     const backend = new MemoryBackend(MiB, { contents: pattern(MiB, 5) });
-    const drv = new BlkTestDriver(new VirtioBlkDevice({ backend }));
+    const drv = new VirtioTestDriver(new VirtioBlkDevice({ backend }));
     drv.init();
     const r = request(drv, T.IN, 100, { len: 1024, writable: true });
     const head = drv.submitIndirect(r.bufs);
@@ -154,7 +154,7 @@ describe('virtio-blk device: requests through the queue', () => {
   it('GET_ID returns each disk its own serial (several devices, one per disk)', async () => {
     const serials = [defaultSerial(0), defaultSerial(1)];
     for (const serial of serials) {
-      const drv = new BlkTestDriver(new VirtioBlkDevice({ backend: new MemoryBackend(MiB), serial }));
+      const drv = new VirtioTestDriver(new VirtioBlkDevice({ backend: new MemoryBackend(MiB), serial }));
       drv.init();
       const r = request(drv, T.GET_ID, 0, { len: 20, writable: true });
       drv.submit(r.bufs);
@@ -167,7 +167,7 @@ describe('virtio-blk device: requests through the queue', () => {
   it('completes requests out of order, each with its own status and used length', async () => {
     const backend = new GatedBackend(MiB);
     backend.inner.bytes.set(pattern(MiB, 3));
-    const drv = new BlkTestDriver(new VirtioBlkDevice({ backend }));
+    const drv = new VirtioTestDriver(new VirtioBlkDevice({ backend }));
     drv.init();
     const a = request(drv, T.IN, 0, { len: 512, writable: true });
     const b = request(drv, T.IN, 1000, { len: 2048, writable: true });
@@ -192,7 +192,7 @@ describe('virtio-blk device: requests through the queue', () => {
   it('drops completions that land after a reset: no status byte, no used entry; drain() waits for them', async () => {
     const backend = new GatedBackend(MiB);
     const dev = new VirtioBlkDevice({ backend });
-    const drv = new BlkTestDriver(dev);
+    const drv = new VirtioTestDriver(dev);
     drv.init();
     const w = request(drv, T.OUT, 0, { len: 512, writable: false, fill: pattern(512, 9) });
     drv.submit(w.bufs);
@@ -207,7 +207,7 @@ describe('virtio-blk device: requests through the queue', () => {
     await d;
     expect(dev.inFlight).toBe(0);
     expect(drv.ram[w.statusAddr]).toBe(0xff);
-    expect(drv.usedIdx).toBe(0);
+    expect(drv.queue().usedIdx).toBe(0);
 
     // The device works again after the driver re-initialises it.
     drv.init();
@@ -219,7 +219,7 @@ describe('virtio-blk device: requests through the queue', () => {
   });
 
   it('a malformed chain (buffer outside guest RAM) goes back with used length 0; the next request still works', async () => {
-    const drv = new BlkTestDriver(new VirtioBlkDevice({ backend: new MemoryBackend(MiB) }), { ramSize: 2 * MiB });
+    const drv = new VirtioTestDriver(new VirtioBlkDevice({ backend: new MemoryBackend(MiB) }), { ramSize: 2 * MiB });
     drv.init();
     const r = request(drv, T.IN, 0, { len: 512, writable: true });
     const bad = drv.submit([r.bufs[0], { addr: 8 * MiB, len: 512, writable: true }, r.bufs[2]]);
@@ -231,7 +231,7 @@ describe('virtio-blk device: requests through the queue', () => {
 
   it('a request without a status byte is returned with used length 0 and nothing written', async () => {
     const backend = new MemoryBackend(MiB);
-    const drv = new BlkTestDriver(new VirtioBlkDevice({ backend }));
+    const drv = new VirtioTestDriver(new VirtioBlkDevice({ backend }));
     drv.init();
     const hdr = drv.alloc(16, headerBytes(T.OUT, 0));
     const data = drv.alloc(512, 0x55);
@@ -245,7 +245,7 @@ describe('virtio-blk device: requests through the queue', () => {
 
   it('WRITE_ZEROES and DISCARD through the queue', async () => {
     const backend = new MemoryBackend(MiB, { contents: pattern(MiB, 2) });
-    const drv = new BlkTestDriver(new VirtioBlkDevice({ backend }));
+    const drv = new VirtioTestDriver(new VirtioBlkDevice({ backend }));
     drv.init();
     const segs = segmentBytes([{ sector: 4, numSectors: 4, flags: 1 }]);
     const wz = request(drv, T.WRITE_ZEROES, 0, { len: segs.length, writable: false, fill: segs });
@@ -271,7 +271,7 @@ describe('virtio-blk device: requests through the queue', () => {
       }
       return read(o, d);
     };
-    const drv = new BlkTestDriver(new VirtioBlkDevice({ backend }));
+    const drv = new VirtioTestDriver(new VirtioBlkDevice({ backend }));
     drv.init();
     const a = request(drv, T.IN, 0, { len: 512, writable: true });
     drv.submit(a.bufs);
@@ -286,7 +286,7 @@ describe('virtio-blk device: requests through the queue', () => {
 
   it('works without EVENT_IDX and INDIRECT negotiated', async () => {
     const mask = ~(featureMask(Feature.RING_EVENT_IDX) | featureMask(Feature.RING_INDIRECT_DESC));
-    const drv = new BlkTestDriver(new VirtioBlkDevice({ backend: new MemoryBackend(MiB) }), { acceptMask: mask });
+    const drv = new VirtioTestDriver(new VirtioBlkDevice({ backend: new MemoryBackend(MiB) }), { acceptMask: mask });
     drv.init();
     expect(drv.reg(MmioReg.STATUS) & Status.DRIVER_OK).toBe(Status.DRIVER_OK);
     const r = request(drv, T.IN, 0, { len: 512, writable: true });
@@ -315,7 +315,7 @@ describe('virtio-blk device: requests through the queue', () => {
         ),
         async (reqs) => {
           const backend = new MemoryBackend(SIZE);
-          const drv = new BlkTestDriver(new VirtioBlkDevice({ backend }), { ramSize: MiB, queueSize: 64 });
+          const drv = new VirtioTestDriver(new VirtioBlkDevice({ backend }), { ramSize: MiB, queueSize: 64 });
           drv.init();
           const heads: number[] = [];
           const writable: Array<[number, number]> = [];
@@ -325,7 +325,7 @@ describe('virtio-blk device: requests through the queue', () => {
             const bufs: BufSpec[] = [{ addr: hdr, len: 16 + seg.length, writable: r.headerWritable }];
             for (const b of r.bufs) bufs.push({ addr: drv.alloc(b.len, 0xee), len: b.len, writable: b.writable });
             for (const b of bufs) if (b.writable) writable.push([b.addr, b.len]);
-            heads.push(drv.submit(bufs, false));
+            heads.push(drv.submit(bufs, { notify: false }));
           }
           const before = drv.ram.slice();
           drv.notify();
@@ -333,8 +333,9 @@ describe('virtio-blk device: requests through the queue', () => {
           expect(used.map((u) => u.id).sort((x, y) => x - y)).toEqual([...heads].sort((x, y) => x - y));
           // The device may only have written the used ring and device-writable buffers.
           const after = drv.ram.slice();
-          after.set(before.subarray(drv.usedAddr, drv.usedAddr + 4096), drv.usedAddr);
-          const usedEvent = drv.availAddr + 4 + 2 * drv.queueSize;
+          const { usedAddr, availAddr, size } = drv.queue().layout;
+          after.set(before.subarray(usedAddr, usedAddr + 4096), usedAddr);
+          const usedEvent = availAddr + 4 + 2 * size;
           after.set(before.subarray(usedEvent, usedEvent + 2), usedEvent);
           for (const [addr, len] of writable) after.set(before.subarray(addr, addr + len), addr);
           expect(bytesEqual(after, before)).toBe(true);

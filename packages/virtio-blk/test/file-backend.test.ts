@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { BlkRequestType as T, BlkStatus as S, FileBackend, type FileHandleLike, VirtioBlkDevice } from '../src/index.js';
 import { openDiskBackend, openFileBackend } from '../node/index.js';
 import { bytesEqual, headerBytes } from './helpers.js';
-import { BlkTestDriver } from './mmio-driver.js';
+import { VirtioTestDriver } from '@hype/virtio/testing';
 
 const dir = mkdtempSync(join(tmpdir(), 'hype-blk-file-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -128,7 +128,7 @@ describe('file backend (node:fs)', () => {
     const p = imageFile(new Uint8Array(1 << 20));
     const backend = await openFileBackend(p);
     const dev = new VirtioBlkDevice({ backend, serial: 'file-disk' });
-    const drv = new BlkTestDriver(dev);
+    const drv = new VirtioTestDriver(dev);
     drv.init();
     const data = pattern(64 * 1024, 7);
     const hdr = drv.alloc(16, headerBytes(T.OUT, 256));

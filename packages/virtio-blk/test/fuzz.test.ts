@@ -5,12 +5,12 @@
 //   chaos:     random descriptors, avail entries, notifies and resets; nothing throws, the event loop is
 //              never blocked for long and the heap does not grow without bound.
 // `pnpm test` runs a modest count; HYPE_FUZZ_RUNS=5000 for a long run, HYPE_FUZZ_SEED=<n> to replay.
-import { Avail, Desc, MmioReg, Status } from '@hype/virtio';
+import { MmioReg, Status } from '@hype/virtio';
+import { type BufSpec, VirtioTestDriver } from '@hype/virtio/testing';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BlkRequestType as T, BlkStatus as S, MemoryBackend, VirtioBlkDevice } from '../src/index.js';
 import { headerBytes } from './helpers.js';
-import { BlkTestDriver, type BufSpec } from './mmio-driver.js';
 
 const RUNS = Number(process.env.HYPE_FUZZ_RUNS ?? 200);
 const SEED = process.env.HYPE_FUZZ_SEED === undefined ? undefined : Number(process.env.HYPE_FUZZ_SEED);
@@ -61,7 +61,7 @@ describe('fuzz: virtio-blk integrity (valid requests interleaved with malformed 
           const backend = new MemoryBackend(DISK_SECTORS * SECTOR);
           const model = new Uint8Array(DISK_SECTORS * SECTOR);
           const device = new VirtioBlkDevice({ backend, queueSize: 64 });
-          const d = new BlkTestDriver(device, { queueSize: 64, ramSize: 2 << 20 });
+          const d = new VirtioTestDriver(device, { queueSize: 64, ramSize: 2 << 20 });
           d.init();
           for (const op of ops) {
             const status = d.alloc(1, 0xff);
@@ -159,26 +159,21 @@ describe('fuzz: virtio-blk chaos (random rings, notifies and resets)', () => {
         fc.asyncProperty(fc.array(chaosArb, { minLength: 1, maxLength: 120 }), async (steps) => {
           const backend = new MemoryBackend(DISK_SECTORS * SECTOR);
           const device = new VirtioBlkDevice({ backend, queueSize: 64 });
-          const d = new BlkTestDriver(device, { queueSize: 64, ramSize: 2 << 20 });
+          const d = new VirtioTestDriver(device, { queueSize: 64, ramSize: 2 << 20 });
           d.init();
           let availIdx = 0;
           for (const step of steps) {
             const started = performance.now();
             switch (step.kind) {
-              case 'desc': {
-                const base = d.descAddr + step.index * Desc.SIZE;
-                d.dv.setBigUint64(base + Desc.ADDR, step.addr, true);
-                d.dv.setUint32(base + Desc.LEN, step.len, true);
-                d.dv.setUint16(base + Desc.FLAGS, step.flags, true);
-                d.dv.setUint16(base + Desc.NEXT, step.next, true);
+              case 'desc':
+                d.queue().setDesc(step.index, { addr: step.addr, len: step.len, flags: step.flags, next: step.next });
                 break;
-              }
               case 'avail':
-                d.dv.setUint16(d.availAddr + Avail.RING + 2 * step.slot, step.head, true);
+                d.queue().setAvailRing(step.slot, step.head);
                 break;
               case 'avail-idx':
                 availIdx = (availIdx + step.advance) & 0xffff;
-                d.dv.setUint16(d.availAddr + Avail.IDX, availIdx, true);
+                d.queue().setAvailIdx(availIdx);
                 break;
               case 'notify':
                 d.notify();

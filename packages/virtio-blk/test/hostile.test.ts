@@ -3,11 +3,11 @@
  * (chains in flight, work per turn of the event loop, seg_max and indirect tables, host memory), and a
  * reset means no request from before it touches guest memory afterwards.
  */
-import { Avail, Desc, MmioReg, Status } from '@hype/virtio';
+import { Desc, MmioReg, Status } from '@hype/virtio';
+import { VirtioTestDriver } from '@hype/virtio/testing';
 import { describe, expect, it } from 'vitest';
 import { BlkRequestType as T, BlkStatus as S, MemoryBackend, REQUESTS_PER_TURN, VirtioBlkDevice } from '../src/index.js';
 import { headerBytes } from './helpers.js';
-import { BlkTestDriver } from './mmio-driver.js';
 
 const SECTOR = 512;
 
@@ -56,17 +56,17 @@ describe('virtio-blk under a hostile guest', () => {
   it('a head re-posted while in flight breaks the queue instead of piling up requests', async () => {
     const backend = new SlowBackend(1 << 20);
     const device = new VirtioBlkDevice({ backend, queueSize: 64 });
-    const d = new BlkTestDriver(device, { queueSize: 64 });
+    const d = new VirtioTestDriver(device, { queueSize: 64 });
     d.init();
     const hdr = d.alloc(16, headerBytes(T.IN, 0));
     const data = d.alloc(SECTOR);
     const status = d.alloc(1, 0xff);
-    const head = d.submit([{ addr: hdr, len: 16, writable: false }, { addr: data, len: SECTOR, writable: true }, { addr: status, len: 1, writable: true }], false);
+    const head = d.submit([{ addr: hdr, len: 16, writable: false }, { addr: data, len: SECTOR, writable: true }, { addr: status, len: 1, writable: true }], { notify: false });
     // The guest re-posts the same head 10,000 times (avail.idx is a u16; stay within one queue size per step).
     for (let i = 0; i < 10_000; i++) {
-      const slot = (1 + i) % d.queueSize;
-      d.dv.setUint16(d.availAddr + Avail.RING + 2 * slot, head, true);
-      d.dv.setUint16(d.availAddr + Avail.IDX, (1 + i + 1) & 0xffff, true);
+      const slot = (1 + i) % d.queue().size;
+      d.queue().setAvailRing(slot, head);
+      d.queue().setAvailIdx((1 + i + 1) & 0xffff);
       if (i % 32 === 0) d.notify();
     }
     d.notify();
@@ -81,11 +81,11 @@ describe('virtio-blk under a hostile guest', () => {
   it('work per notify is bounded: a full queue is served over several turns of the event loop', async () => {
     const backend = new SlowBackend(1 << 20);
     const device = new VirtioBlkDevice({ backend, queueSize: 256 });
-    const d = new BlkTestDriver(device, { queueSize: 256, ramSize: 8 << 20 });
+    const d = new VirtioTestDriver(device, { queueSize: 256, ramSize: 8 << 20 });
     d.init();
     for (let i = 0; i < 85; i++) {
       const hdr = d.alloc(16, headerBytes(T.IN, i));
-      d.submit([{ addr: hdr, len: 16, writable: false }, { addr: d.alloc(SECTOR), len: SECTOR, writable: true }, { addr: d.alloc(1, 0xff), len: 1, writable: true }], false);
+      d.submit([{ addr: hdr, len: 16, writable: false }, { addr: d.alloc(SECTOR), len: SECTOR, writable: true }, { addr: d.alloc(1, 0xff), len: 1, writable: true }], { notify: false });
     }
     d.notify();
     expect(backend.pendingReads).toBe(REQUESTS_PER_TURN);
@@ -99,7 +99,7 @@ describe('virtio-blk under a hostile guest', () => {
     const backend = new SlowBackend(1 << 20);
     backend.bytes.fill(0xab);
     const device = new VirtioBlkDevice({ backend });
-    const d = new BlkTestDriver(device);
+    const d = new VirtioTestDriver(device);
     d.init();
     const hdr = d.alloc(16, headerBytes(T.IN, 0));
     const data = d.alloc(SECTOR, 0x11);
@@ -118,7 +118,7 @@ describe('virtio-blk under a hostile guest', () => {
     const backend = diskWithPattern(4 << 20);
     for (let i = 0; i < backend.bytes.length; i++) backend.bytes[i] = (i * 7) & 0xff;
     const device = new VirtioBlkDevice({ backend });
-    const d = new BlkTestDriver(device, { ramSize: 8 << 20 });
+    const d = new VirtioTestDriver(device, { ramSize: 8 << 20 });
     d.init();
     const len = 300 * 1024; // three bounce chunks, split over two guest buffers
     const a = d.alloc(100 * 1024);
@@ -138,34 +138,26 @@ describe('virtio-blk under a hostile guest', () => {
   it('indirect tables longer than a chain may be are refused at once, with bounded memory and event-loop time', async () => {
     const backend = diskWithPattern();
     const device = new VirtioBlkDevice({ backend });
-    const d = new BlkTestDriver(device, { ramSize: 16 << 20 });
+    const d = new VirtioTestDriver(device, { ramSize: 16 << 20 });
     d.init();
     // One 1 MiB indirect table (65,536 entries of 1-byte readable buffers), shared by every chain.
     const entries = 65536;
     const table = d.alloc(entries * Desc.SIZE);
     const buf = d.alloc(1);
-    for (let i = 0; i < entries; i++) {
-      const base = table + i * Desc.SIZE;
-      d.dv.setBigUint64(base + Desc.ADDR, BigInt(buf), true);
-      d.dv.setUint32(base + Desc.LEN, 1, true);
-      d.dv.setUint16(base + Desc.FLAGS, i === entries - 1 ? 2 : 1, true);
-      d.dv.setUint16(base + Desc.NEXT, i + 1, true);
-    }
+    const q = d.queue();
+    for (let i = 0; i < entries; i++) q.setDesc(i, { addr: buf, len: 1, flags: i === entries - 1 ? 2 : 1, next: i + 1 }, table);
     global.gc?.();
     const heapBefore = process.memoryUsage().heapUsed;
     const blocked = await longestBlockMs(async () => {
       for (let round = 0; round < 4; round++) {
-        for (let slot = 0; slot < d.queueSize; slot++) {
-          const base = d.descAddr + slot * Desc.SIZE;
-          d.dv.setBigUint64(base + Desc.ADDR, BigInt(table), true);
-          d.dv.setUint32(base + Desc.LEN, entries * Desc.SIZE, true);
-          d.dv.setUint16(base + Desc.FLAGS, 4, true);
-          d.dv.setUint16(d.availAddr + Avail.RING + 2 * slot, slot, true);
+        for (let slot = 0; slot < q.size; slot++) {
+          q.setDesc(slot, { addr: table, len: entries * Desc.SIZE, flags: 4 });
+          q.setAvailRing(slot, slot);
         }
-        const idx = (round + 1) * d.queueSize;
-        d.dv.setUint16(d.availAddr + Avail.IDX, idx & 0xffff, true);
+        const idx = (round + 1) * q.size;
+        q.setAvailIdx(idx & 0xffff);
         d.notify();
-        await d.waitUsed(d.queueSize);
+        await d.waitUsed(q.size);
       }
     });
     const heapGrowth = process.memoryUsage().heapUsed - heapBefore;
@@ -178,7 +170,7 @@ describe('virtio-blk under a hostile guest', () => {
   it('the status byte after a refused oversized request says IOERR (seg_max enforced through the transport)', async () => {
     const backend = diskWithPattern();
     const device = new VirtioBlkDevice({ backend, queueSize: 64, limits: { segMax: 4 } });
-    const d = new BlkTestDriver(device, { queueSize: 64 });
+    const d = new VirtioTestDriver(device, { queueSize: 64 });
     d.init();
     expect(d.configU32(12)).toBe(4); // seg_max as advertised
     const status = d.alloc(1, 0xff);

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { featureMask as featureMaskOf } from '@hype/virtio';
 import { BlkFeature, BlkRequestType as T, BlkStatus as S, HttpBackend, VirtioBlkDevice } from '../src/index.js';
 import { headerBytes } from './helpers.js';
-import { BlkTestDriver } from './mmio-driver.js';
+import { VirtioTestDriver } from '@hype/virtio/testing';
 
 const IMAGE_SIZE = 1 << 20;
 const image = new Uint8Array(IMAGE_SIZE);
@@ -141,7 +141,7 @@ describe('HTTP range backend', () => {
 
   it('serves a read-only virtio disk: IN works, OUT is IOERR, RO offered', async () => {
     const backend = await HttpBackend.open(`${base}/vm.img`);
-    const drv = new BlkTestDriver(new VirtioBlkDevice({ backend, serial: 'http-disk' }));
+    const drv = new VirtioTestDriver(new VirtioBlkDevice({ backend, serial: 'http-disk' }));
     expect((drv.offeredFeatures() & featureMaskOf(BlkFeature.RO)) !== 0n).toBe(true);
     drv.init();
     const hdr = drv.alloc(16, headerBytes(T.IN, 10));

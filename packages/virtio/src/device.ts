@@ -43,6 +43,8 @@ export interface ActivationContext {
 export interface VirtioDevice {
   /** Device type ID (virtio 1.2 §5, e.g. 2 block, 3 console). */
   readonly deviceType: number;
+  /** A short name for log lines (e.g. `virtio-blk hype-disk-0`); VMMs fall back to the type's name. */
+  readonly name?: string;
   /**
    * Device-specific feature bits offered. The transport adds VIRTIO_F_VERSION_1 and the ring features it
    * implements (INDIRECT_DESC, EVENT_IDX); transport bits (28..41) set here are ignored.
@@ -66,4 +68,10 @@ export interface VirtioDevice {
   processQueue(index: number): void;
   /** Device reset: forget the activation (queues, features); keep host-side state (e.g. buffered input). */
   reset(): void;
+  /**
+   * Optional: release host resources (files, sockets, timers) when the VM is released. Called once,
+   * after the vCPUs stopped and before guest memory goes away: finish or cancel in-flight work that
+   * touches guest memory before the promise settles. The transport resets the device afterwards.
+   */
+  close?(): void | Promise<void>;
 }

@@ -4,12 +4,12 @@ import { Status, featureMask } from '../src/features.js';
 import { ArrayGuestMemory } from '../src/memory.js';
 import { MmioInterrupt, MmioReg } from '../src/mmio-registers.js';
 import { MmioTransport } from '../src/mmio.js';
+import type { QueueLayout } from '../src/queue.js';
 import { DescFlag } from '../src/ring-layout.js';
-import { TestDriver, type TestLayout } from './driver.js';
-import { bringUp } from './mmio-driver.js';
+import { DriverQueue, bringUp } from '../src/testing/index.js';
 
-const rxLayout: TestLayout = { size: 16, descAddr: 0x1000, availAddr: 0x2000, usedAddr: 0x3000 };
-const txLayout: TestLayout = { size: 16, descAddr: 0x4000, availAddr: 0x5000, usedAddr: 0x6000 };
+const rxLayout: QueueLayout = { size: 16, descAddr: 0x1000, availAddr: 0x2000, usedAddr: 0x3000 };
+const txLayout: QueueLayout = { size: 16, descAddr: 0x4000, availAddr: 0x5000, usedAddr: 0x6000 };
 const RX_DATA = 0x10000;
 const TX_DATA = 0x20000;
 const SLOT = 0x1000;
@@ -77,15 +77,15 @@ function setup(options: Partial<ConsoleDeviceOptions> = {}) {
     interrupt: (l) => irq.push(l),
     log: { warn: (m) => warnings.push(m) },
   });
-  let rx = new TestDriver(ram, rxLayout);
-  let tx = new TestDriver(ram, txLayout);
+  let rx = new DriverQueue(ram, rxLayout);
+  let tx = new DriverQueue(ram, txLayout);
   let txSlot = 0;
   let rxSlot = 0;
   /** What a driver does after a reset: fresh, zeroed rings. */
   const reinit = () => {
     for (const l of [rxLayout, txLayout]) ram.fill(0, l.descAddr, l.usedAddr + 0x1000);
-    rx = new TestDriver(ram, rxLayout);
-    tx = new TestDriver(ram, txLayout);
+    rx = new DriverQueue(ram, rxLayout);
+    tx = new DriverQueue(ram, txLayout);
     txSlot = rxSlot = 0;
   };
   /** The guest writes `text` in one transmit chain of `pieces` buffers. */

@@ -14,9 +14,8 @@ import { MmioReg } from '../src/mmio-registers.js';
 import { MmioTransport } from '../src/mmio.js';
 import { SplitQueue, validateQueueLayout } from '../src/queue.js';
 import { Avail, Used } from '../src/ring-layout.js';
-import { TestDriver } from './driver.js';
+import { DriverQueue, readDeviceFeatures, writeDriverFeatures } from '../src/testing/index.js';
 import { GuardedMemory } from './guarded-memory.js';
-import { readDeviceFeatures, writeDriverFeatures } from './mmio-driver.js';
 
 const RUNS = Number(process.env.HYPE_FUZZ_RUNS ?? 300);
 const SEED = process.env.HYPE_FUZZ_SEED === undefined ? undefined : Number(process.env.HYPE_FUZZ_SEED);
@@ -115,7 +114,7 @@ describe('property: split queue over hostile rings', () => {
             const memory = new GuardedMemory(RAM_SIZE);
             memory.fillRandom(s.seed);
             const layout = { size: s.size, descAddr: DESC, availAddr: AVAIL, usedAddr: USED };
-            const driver = new TestDriver(memory.ram, layout);
+            const driver = new DriverQueue(memory.ram, layout);
             const placeDesc = (d: { table: number; index: number; desc: (typeof s.mainTable)[number] }) => {
               const table = d.table < 0 ? DESC : IND[d.table];
               driver.setDesc(d.index % (d.table < 0 ? s.size : 8), d.desc, table);

@@ -3,12 +3,14 @@ import { Feature, Status, featureMask } from '../src/features.js';
 import { ArrayGuestMemory } from '../src/memory.js';
 import { MMIO_MAGIC_VALUE, MmioInterrupt, MmioReg } from '../src/mmio-registers.js';
 import { MmioTransport } from '../src/mmio.js';
+import type { QueueLayout } from '../src/queue.js';
 import { DescFlag } from '../src/ring-layout.js';
-import { DATA, TestDriver, type TestLayout } from './driver.js';
-import { RecordingDevice, bringUp, readDeviceFeatures, setupQueue, writeDriverFeatures } from './mmio-driver.js';
+import { DriverQueue, bringUp, readDeviceFeatures, setupQueue, writeDriverFeatures } from '../src/testing/index.js';
+import { RecordingDevice } from './recording-device.js';
+import { DATA } from './setup.js';
 
-const q0: TestLayout = { size: 16, descAddr: 0x1000, availAddr: 0x2000, usedAddr: 0x3000 };
-const q1: TestLayout = { size: 8, descAddr: 0x4000, availAddr: 0x5000, usedAddr: 0x6000 };
+const q0: QueueLayout = { size: 16, descAddr: 0x1000, availAddr: 0x2000, usedAddr: 0x3000 };
+const q1: QueueLayout = { size: 8, descAddr: 0x4000, availAddr: 0x5000, usedAddr: 0x6000 };
 const VERSION_1 = featureMask(Feature.VERSION_1);
 
 function setup(deviceOptions: ConstructorParameters<typeof RecordingDevice>[0] = {}, transportOptions: { eventIdx?: boolean; indirectDescriptors?: boolean } = {}) {
@@ -265,7 +267,7 @@ describe('virtio-mmio: notifications, interrupts, config', () => {
 
   it('processes queues that already had buffers at DRIVER_OK', () => {
     const { transport, device, ram } = setup();
-    const driver = new TestDriver(ram, q1);
+    const driver = new DriverQueue(ram, q1);
     driver.setDesc(0, { addr: DATA, len: 4 });
     driver.publish(0);
     bringUp(transport, [q0, q1]);
@@ -281,7 +283,7 @@ describe('virtio-mmio: notifications, interrupts, config', () => {
       queue.interruptIfNeeded();
     };
     bringUp(transport, [q0, q1]);
-    const driver = new TestDriver(ram, q0);
+    const driver = new DriverQueue(ram, q0);
     driver.setDesc(3, { addr: DATA, len: 4, flags: DescFlag.WRITE });
     driver.publish(3);
     transport.notify(0);
@@ -324,7 +326,7 @@ describe('virtio-mmio: notifications, interrupts, config', () => {
     const { transport, device, ram } = setup();
     device.onProcess = (index) => device.context!.queues[index]!.popChain();
     bringUp(transport, [q0, q1]);
-    new TestDriver(ram, q0).setAvailIdx(100);
+    new DriverQueue(ram, q0).setAvailIdx(100);
     transport.notify(0);
     expect(transport.status & Status.DEVICE_NEEDS_RESET).toBe(Status.DEVICE_NEEDS_RESET);
   });
@@ -343,7 +345,7 @@ describe('virtio-mmio: notifications, interrupts, config', () => {
   it('completions of chains from before a reset are dropped', () => {
     const { transport, device, ram, w } = setup();
     bringUp(transport, [q0, q1]);
-    const driver = new TestDriver(ram, q0);
+    const driver = new DriverQueue(ram, q0);
     driver.setDesc(0, { addr: DATA, len: 4, flags: DescFlag.WRITE });
     driver.publish(0);
     const oldQueue = device.context!.queues[0]!;

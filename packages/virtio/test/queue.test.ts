@@ -2,8 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ArrayGuestMemory } from '../src/memory.js';
 import { SplitQueue, validateQueueLayout } from '../src/queue.js';
 import { AVAIL_F_NO_INTERRUPT, DescFlag, USED_F_NO_NOTIFY } from '../src/ring-layout.js';
-import { DATA, smallLayout } from './driver.js';
-import { makeQueue } from './setup.js';
+import { DATA, makeQueue, smallLayout } from './setup.js';
 
 const { WRITE } = DescFlag;
 
