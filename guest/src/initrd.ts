@@ -1,7 +1,7 @@
 /**
  * Assembles hype's initramfs: busybox-static with its applet links, a few device nodes, the scripts in
  * guest/rootfs (init, poweroff wrapper, test runner), optional extra files; written as one uncompressed
- * newc cpio (a gunzip in the guest costs ~45 s on an emulating host, see HOST.md).
+ * newc cpio (a gunzip in the guest costs ~45 s on an emulating host, see packages/vm/README.md, host quirks).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';

@@ -14,7 +14,7 @@ export const CONSOLE_READY = 'HYPE-CONSOLE-READY';
 export const CONSOLE_ECHO_PREFIX = 'HYPE-CONSOLE-ECHO ';
 
 /** Test names understood by `hype.test=` (plus the groups `blk` and `all`; `ddread` is a benchmark, not in `all`). */
-export const GUEST_TESTS = ['boot', 'console', 'blk.vda', 'blk.vdb', 'blk.vdc', 'smp', 'ddread'] as const;
+export const GUEST_TESTS = ['boot', 'console', 'blk.vda', 'blk.vdb', 'blk.vdc', 'smp', 'rng', 'ddread'] as const;
 export type GuestTestName = (typeof GUEST_TESTS)[number];
 
 /** The text the console test writes to /dev/hvc0 between BEGIN and END (64 lines, 4672 bytes). */

@@ -74,6 +74,8 @@ function runQemu(dir: string, options: QemuOptions): Promise<QemuResult> {
     '-device', 'virtio-serial-device',
     '-device', 'virtconsole,chardev=hvc',
     '-device', 'isa-debug-exit,iobase=0xf4,iosize=1',
+    // QEMU's own virtio-rng: the reference for the guest's rng check
+    '-device', 'virtio-rng-device',
   ];
   (options.disks ?? []).forEach((disk, i) => {
     args.push('-drive', `if=none,id=disk${i},format=raw,file=${disk.path}${disk.readOnly ? ',readonly=on' : ''}`);
@@ -123,7 +125,7 @@ describe.skipIf(!hasQemu)('guest artifacts boot under QEMU TCG (reference emulat
   });
 
   it(
-    'test mode: boot, console, blk (vda ext4 rw, vdb read-only, vdc raw) and smp checks all pass in one boot',
+    'test mode: boot, console, blk (vda ext4 rw, vdb read-only, vdc raw), smp and rng checks all pass in one boot',
     async () => {
       const initrd = join(dir, 'initrd-test.cpio');
       writeInitrd(initrd, { init: 'test' });
@@ -153,7 +155,7 @@ describe.skipIf(!hasQemu)('guest artifacts boot under QEMU TCG (reference emulat
       console.log(summary);
       const context = `hvc0:\n${result.output.slice(-4000)}\nttyS0:\n${result.serial.slice(-4000)}`;
 
-      expect(report.done, context).toEqual({ pass: 6, fail: 0 });
+      expect(report.done, context).toEqual({ pass: 7, fail: 0 });
       expect(report.results.map((r) => [r.name, r.status]), context).toEqual([
         ['boot', 'PASS'],
         ['console', 'PASS'],
@@ -161,6 +163,7 @@ describe.skipIf(!hasQemu)('guest artifacts boot under QEMU TCG (reference emulat
         ['blk.vdb', 'PASS'],
         ['blk.vdc', 'PASS'],
         ['smp', 'PASS'],
+        ['rng.virtio_rng.0', 'PASS'],
       ]);
       // poweroff 0 through port 0xf4 -> QEMU exits with (0 << 1) | 1.
       expect(result.status).toBe(1);
@@ -182,6 +185,10 @@ describe.skipIf(!hasQemu)('guest artifacts boot under QEMU TCG (reference emulat
 
       // SMP: both CPUs came up (MP table, APs started).
       expect(fields.smp).toMatchObject({ nproc: '2', expected: '2', online: '0-1', jobs: '2999997,2999997' });
+
+      // Entropy: QEMU's virtio-rng reached /dev/hwrng with random bytes.
+      expect(fields['rng.virtio_rng.0'].bytes).toBe('4096');
+      expect(Number(fields['rng.virtio_rng.0'].distinct)).toBeGreaterThan(200);
     },
     BOOT_TIMEOUT_MS + 60_000,
   );

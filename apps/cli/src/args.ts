@@ -10,6 +10,7 @@ import {
   parseDiskSpec,
   parseMem,
   parsePath,
+  parseRng,
   type LabelledOptions,
 } from './options.js';
 import { UsageError } from './usage-error.js';
@@ -62,6 +63,7 @@ interface RawRunFlags {
   cpus?: string;
   disk?: string[];
   console?: string;
+  rng?: string;
   config?: string;
   timings?: boolean;
   accel?: string;
@@ -93,6 +95,7 @@ function buildProgram(onRun: (flags: RawRunFlags) => void, onGuestBuild: () => v
         .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]),
     )
     .option('--console <kind>', 'guest console: hvc (virtio-console) or serial (8250 UART) (default: hvc)')
+    .option('--rng <on|off>', 'a virtio-rng entropy device, the guest\'s /dev/hwrng (default: on)')
     .option('--config <file>', 'read options from a JSON file; flags override it')
     .option(
       '--accel <kind>',
@@ -150,6 +153,10 @@ function flagsToOptions(flags: RawRunFlags): LabelledOptions {
   if (flags.console !== undefined) {
     options.console = parseConsole(flags.console, '--console');
     origins.console = '--console';
+  }
+  if (flags.rng !== undefined) {
+    options.rng = parseRng(flags.rng, '--rng');
+    origins.rng = '--rng';
   }
   return result;
 }

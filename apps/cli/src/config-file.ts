@@ -7,12 +7,13 @@ import {
   parseDiskValue,
   parseMem,
   parsePath,
+  parseRng,
   type LabelledOptions,
 } from './options.js';
 import { UsageError } from './usage-error.js';
 
 /** The keys a `--config` JSON file may have; each takes the same values as the flag of the same name. */
-export const CONFIG_KEYS = ['kernel', 'initrd', 'cmdline', 'mem', 'cpus', 'disks', 'console'] as const;
+export const CONFIG_KEYS = ['kernel', 'initrd', 'cmdline', 'mem', 'cpus', 'disks', 'console', 'rng'] as const;
 
 /** Likely mistakes, for "did you mean". A Map: a key such as `__proto__` or `constructor` must not find Object.prototype's. */
 const KEY_SUGGESTIONS = new Map<string, string>([
@@ -100,6 +101,10 @@ export function configFromJson(json: unknown, name: string, baseDir: string): La
   if (config.console !== undefined) {
     options.console = parseConsole(config.console, label('console'));
     origins.console = label('console');
+  }
+  if (config.rng !== undefined) {
+    options.rng = parseRng(config.rng, label('rng'));
+    origins.rng = label('rng');
   }
   return result;
 }

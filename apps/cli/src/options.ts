@@ -1,7 +1,8 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { totalmem } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
-import { MAX_CPUS, type ConsoleKind, type DiskConfig } from '@hype/vm';
+import type { DiskSpec } from '@hype/virtio-blk/node';
+import { MAX_CPUS, type ConsoleKind } from '@hype/vm';
 import { formatSize, MiB, parseSizeBytes } from './size.js';
 import { UsageError } from './usage-error.js';
 
@@ -15,8 +16,10 @@ export interface RunOptions {
   cmdline?: string;
   memMiB?: number;
   cpus?: number;
-  disks?: DiskConfig[];
+  disks?: DiskSpec[];
   console?: ConsoleKind;
+  /** Attach a virtio-rng entropy device (default true). */
+  rng?: boolean;
 }
 
 export type RunOptionKey = keyof RunOptions;
@@ -33,6 +36,7 @@ export interface OptionOrigins {
   cpus?: string;
   disks?: string[];
   console?: string;
+  rng?: string;
 }
 
 export interface LabelledOptions {
@@ -84,6 +88,13 @@ export function parseConsole(value: unknown, label: string): ConsoleKind {
   throw new UsageError(
     `${describeValue(label, value)}: the console must be "hvc" (virtio-console, hvc0) or "serial" (8250 UART, ttyS0)`,
   );
+}
+
+/** `--rng on|off`; a config file may also say true/false. */
+export function parseRng(value: unknown, label: string): boolean {
+  if (value === 'on' || value === true) return true;
+  if (value === 'off' || value === false) return false;
+  throw new UsageError(`${describeValue(label, value)}: say "on" (attach a virtio-rng entropy device, the default) or "off"`);
 }
 
 export function parsePath(value: unknown, label: string, baseDir: string | undefined): string {
@@ -157,7 +168,7 @@ const DISK_OPTION = /^(ro|rw|serial=.*)$/;
  * Parses one `--disk` spec: `PATH[,ro][,serial=ID]`, `mem:SIZE[,serial=ID]` or `http(s)://URL[,serial=ID]`.
  * Options are taken from the end, so a URL may itself contain commas; a file path may not.
  */
-export function parseDiskSpec(spec: string, label: string, baseDir: string | undefined): DiskConfig {
+export function parseDiskSpec(spec: string, label: string, baseDir: string | undefined): DiskSpec {
   const at = describeValue(label, spec);
   const segments = spec.split(',');
   const options: string[] = [];
@@ -189,7 +200,7 @@ export function parseDiskSpec(spec: string, label: string, baseDir: string | und
 const DISK_OBJECT_KEYS = ['path', 'mem', 'url', 'readOnly', 'serial'];
 
 /** A disk in a JSON config: a `--disk` spec string, or `{ path, readOnly?, serial? }` / `{ mem }` / `{ url }`. */
-export function parseDiskValue(value: unknown, label: string, baseDir: string | undefined): DiskConfig {
+export function parseDiskValue(value: unknown, label: string, baseDir: string | undefined): DiskSpec {
   if (typeof value === 'string') return parseDiskSpec(value, label, baseDir);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new UsageError(

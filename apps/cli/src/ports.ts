@@ -1,3 +1,4 @@
+import type { DiskSpec } from '@hype/virtio-blk/node';
 import type { VmConfig } from '@hype/vm';
 import type { VmOutcome } from './exit-codes.js';
 
@@ -42,11 +43,19 @@ export interface TimingEventLike {
   value?: number;
 }
 
+/** The VM `hype run` builds: @hype/vm's config, with the devices as the flags describe them. */
+export interface CliVmConfig extends Omit<VmConfig, 'devices'> {
+  /** Disks in order: vda, vdb, ... */
+  disks: DiskSpec[];
+  /** Attach a virtio-rng entropy device after the disks. */
+  rng: boolean;
+}
+
 /**
- * Builds a VM from a validated config. Rejects with an input error (see isInputError) when the config
- * cannot be used (e.g. an HTTP disk that does not answer), with any other error for a VMM failure.
+ * Builds a VM from a validated config. Rejects with a UsageError when the config cannot be used (e.g.
+ * an HTTP disk that does not answer, a kernel the loader refuses), with any other error for a VMM failure.
  */
-export type CreateVm = (config: VmConfig, options: CreateVmOptions) => Promise<CliVm>;
+export type CreateVm = (config: CliVmConfig, options: CreateVmOptions) => Promise<CliVm>;
 
 export interface DefaultGuestFiles {
   kernel: string;

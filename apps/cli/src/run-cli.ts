@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { DEFAULT_MEM_MIB, type VmConfig } from '@hype/vm';
+import type { DiskSpec } from '@hype/virtio-blk/node';
+import { DEFAULT_MEM_MIB } from '@hype/vm';
 import { chooseAccel, writableDiskDirs, type Accel, type AccelChoice } from './accel.js';
 import { parseArgs } from './args.js';
 import { loadConfigFile } from './config-file.js';
@@ -9,7 +10,7 @@ import { decideExit, ExitCode, type StopCause, type StopSignal, type VmOutcome }
 import { nodeFs, type HostFs } from './host-fs.js';
 import { checkKvmDevice, kvmDevicePath } from './kvm-device.js';
 import { mergeOptions, type LabelledOptions } from './options.js';
-import type { CliVm, CreateVm, DefaultGuest, NestedRig, TimingEventLike } from './ports.js';
+import type { CliVm, CliVmConfig, CreateVm, DefaultGuest, NestedRig, TimingEventLike } from './ports.js';
 import { formatSize, MiB } from './size.js';
 import { isUsageError } from './usage-error.js';
 import { bootProblem, checkInputs, type CheckBoot } from './validate.js';
@@ -165,12 +166,13 @@ async function run(
     return runNested(io.nested!, argv, options.disks ?? [], io);
   }
 
-  const config: VmConfig = {
+  const config: CliVmConfig = {
     ...boot,
     ...(options.cmdline !== undefined ? { cmdline: options.cmdline } : {}),
     memMiB,
     cpus,
     disks: options.disks ?? [],
+    rng: options.rng ?? true,
     console: options.console ?? 'hvc',
   };
   return runVm(config, kvmDevice, logLevel, io, timings);
@@ -189,7 +191,7 @@ async function chooseWhereToRun(accel: Accel, kvmDevice: string, fs: HostFs, io:
  * The same command again inside the nested rig, with --accel kvm; the default guest was built here
  * already, so the inner hype finds it in the cache. Writable disk files are shared read-write.
  */
-async function runNested(rig: NestedRig, argv: readonly string[], disks: readonly VmConfig['disks'][number][], io: CliIo): Promise<number> {
+async function runNested(rig: NestedRig, argv: readonly string[], disks: readonly DiskSpec[], io: CliIo): Promise<number> {
   const writable = disks.flatMap((d) => (d.kind === 'file' && !d.readOnly ? [resolve(d.path)] : []));
   const awkward = writable.find((path) => /[\s,:]/.test(path));
   if (awkward !== undefined) {
@@ -254,16 +256,13 @@ async function defaultGuestBoot(
 
 /**
  * Whether an error from createVm is about the user's input (exit 2) rather than a VMM failure (exit 5):
- * a UsageError, a loader error (@hype/linux-loader's LoaderError: the kernel, initrd, memory or command
- * line), or any error marked with code ERR_HYPE_INPUT (e.g. an HTTP disk that does not answer).
+ * CreateVm wraps every input error (@hype/vm's VmInputError, a disk that does not open) in a UsageError.
  */
 export function isInputError(error: unknown): boolean {
-  if (isUsageError(error)) return true;
-  const { code, name } = (error ?? {}) as { code?: unknown; name?: unknown };
-  return code === 'ERR_HYPE_INPUT' || name === 'LoaderError';
+  return isUsageError(error);
 }
 
-async function runVm(config: VmConfig, kvmDevice: string, logLevel: LogLevel, io: CliIo, timings: boolean): Promise<number> {
+async function runVm(config: CliVmConfig, kvmDevice: string, logLevel: LogLevel, io: CliIo, timings: boolean): Promise<number> {
   let vm: CliVm;
   let atLineStart = true;
   const consoleOutput = (bytes: Uint8Array): boolean => {

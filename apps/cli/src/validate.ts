@@ -1,5 +1,6 @@
+import { LoaderError } from '@hype/linux-loader';
+import type { DiskSpec } from '@hype/virtio-blk/node';
 import { MAX_VIRTIO_DEVICES } from '@hype/vm';
-import type { DiskConfig } from '@hype/vm';
 import { errnoCode, R_OK, W_OK, type HostFs } from './host-fs.js';
 import type { OptionOrigins, RunOptions } from './options.js';
 
@@ -18,20 +19,19 @@ export interface BootCheck {
 
 /**
  * Checks that this kernel can boot with this initrd in this much memory, as the loader will do it, without
- * a VM. Throws an error with a one-line message and a `kind` ('format', 'unsupported', 'memory', 'cmdline',
- * 'decompress': @hype/linux-loader's LoaderError) when it cannot.
+ * a VM. Throws @hype/linux-loader's LoaderError (one-line message, `kind` 'format', 'unsupported',
+ * 'memory', 'cmdline' or 'decompress') when it cannot.
  */
 export type CheckBoot = (check: BootCheck) => void;
 
-/** The loader's verdict on a boot, or undefined if it is fine; errors without a `kind` are bugs and rethrown. */
+/** The loader's verdict on a boot, or undefined if it is fine; errors other than LoaderError are bugs and rethrown. */
 export function bootProblem(checkBoot: CheckBoot, check: BootCheck): { kind: string; message: string } | undefined {
   try {
     checkBoot(check);
     return undefined;
   } catch (error) {
-    const kind = (error as { kind?: unknown } | undefined)?.kind;
-    if (typeof kind !== 'string') throw error;
-    return { kind, message: (error as Error).message };
+    if (!(error instanceof LoaderError)) throw error;
+    return { kind: error.kind, message: error.message };
   }
 }
 
@@ -81,7 +81,7 @@ async function readKernel(label: string, path: string, fs: HostFs): Promise<Uint
   }
 }
 
-async function checkDisk(label: string, disk: DiskConfig, fs: HostFs, warnings: string[]): Promise<string | undefined> {
+async function checkDisk(label: string, disk: DiskSpec, fs: HostFs, warnings: string[]): Promise<string | undefined> {
   if (disk.kind !== 'file') return undefined;
   const { path } = disk;
   let stat;
@@ -141,9 +141,13 @@ export async function checkInputs(
     else result.initrdBytes = size;
   }
   const disks = options.disks ?? [];
-  const maxDisks = MAX_VIRTIO_DEVICES - ((options.console ?? 'hvc') === 'hvc' ? 1 : 0);
+  const taken = [
+    ...((options.console ?? 'hvc') === 'hvc' ? ['the virtio console'] : []),
+    ...((options.rng ?? true) ? ['the entropy device (--rng off frees it)'] : []),
+  ];
+  const maxDisks = MAX_VIRTIO_DEVICES - taken.length;
   if (disks.length > maxDisks) {
-    result.errors.push(`${origins.disks?.[maxDisks] ?? '--disk'}: ${disks.length} disks, at most ${maxDisks} (hype has ${MAX_VIRTIO_DEVICES} virtio slots${maxDisks < MAX_VIRTIO_DEVICES ? ', one taken by the virtio console' : ''})`);
+    result.errors.push(`${origins.disks?.[maxDisks] ?? '--disk'}: ${disks.length} disks, at most ${maxDisks} (hype has ${MAX_VIRTIO_DEVICES} virtio slots${taken.length > 0 ? `; taken: ${taken.join(', ')}` : ''})`);
     return result;
   }
   for (const [index, disk] of disks.entries()) {

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { VmConfig } from '@hype/vm';
+import type { CliVmConfig } from '../src/ports.js';
 import type { StopSignal, VmOutcome } from '../src/exit-codes.js';
 import type { CliVm, CreateVm, CreateVmOptions, DefaultGuest, DefaultGuestFiles } from '../src/ports.js';
 import type { CliIo } from '../src/run-cli.js';
@@ -57,7 +57,7 @@ export class FakeVm implements CliVm {
   honoursStop = true;
 
   constructor(
-    readonly config: VmConfig,
+    readonly config: CliVmConfig,
     readonly options: CreateVmOptions,
   ) {}
 

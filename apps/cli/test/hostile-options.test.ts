@@ -12,7 +12,7 @@ import { MAX_VIRTIO_DEVICES } from '@hype/vm';
 import { harness } from './fakes.js';
 import { workdir } from './helpers.js';
 
-const KEYS = 'the keys are kernel, initrd, cmdline, mem, cpus, disks, console';
+const KEYS = 'the keys are kernel, initrd, cmdline, mem, cpus, disks, console, rng';
 
 function usageMessage(argv: string[]): string {
   const result = parseArgs(argv);
@@ -79,10 +79,12 @@ describe('more disks than virtio slots', () => {
     const h = harness();
     const disks = Array.from({ length: MAX_VIRTIO_DEVICES }, () => ['--disk', 'mem:1M']).flat();
     expect(await runCli(['run', '--kernel', w.kernel(), ...disks], h.io)).toBe(2);
-    expect(h.stderr.text).toBe(`hype: --disk: ${MAX_VIRTIO_DEVICES} disks, at most ${MAX_VIRTIO_DEVICES - 1} (hype has ${MAX_VIRTIO_DEVICES} virtio slots, one taken by the virtio console)\n`);
+    expect(h.stderr.text).toBe(
+      `hype: --disk: ${MAX_VIRTIO_DEVICES} disks, at most ${MAX_VIRTIO_DEVICES - 2} (hype has ${MAX_VIRTIO_DEVICES} virtio slots; taken: the virtio console, the entropy device (--rng off frees it))\n`,
+    );
     expect(h.vms).toHaveLength(0);
     const serial = harness();
-    const code = runCli(['run', '--kernel', w.kernel(), '--console', 'serial', ...disks], serial.io);
+    const code = runCli(['run', '--kernel', w.kernel(), '--console', 'serial', '--rng', 'off', ...disks], serial.io);
     (await serial.vmStarted).finish({ kind: 'poweroff', status: 0 });
     expect(await code).toBe(0);
   });

@@ -159,6 +159,7 @@ describe('runCli: running a VM', () => {
       memMiB: 512,
       cpus: 2,
       disks: [{ kind: 'file', path: disk }, { kind: 'memory', sizeBytes: 16 * MiB, serial: 'scratch' }],
+      rng: true,
       console: 'serial',
     });
     expect(vm.options.kvmDevice).toBe('/dev/null');
@@ -192,15 +193,35 @@ describe('runCli: running a VM', () => {
     expect(await code).toBe(0);
   });
 
-  it('defaults: 256 MiB, 1 vCPU, no disks, hvc console, no initrd', async () => {
+  it('defaults: 256 MiB, 1 vCPU, no disks, an entropy device, hvc console, no initrd', async () => {
     const w = workdir();
     const kernel = w.kernel();
     const h = harness();
     const code = runCli(['run', '--kernel', kernel], h.io);
     const vm = await h.vmStarted;
-    expect(vm.config).toEqual({ kernel, memMiB: 256, cpus: 1, disks: [], console: 'hvc' });
+    expect(vm.config).toEqual({ kernel, memMiB: 256, cpus: 1, disks: [], rng: true, console: 'hvc' });
     vm.finish({ kind: 'poweroff', status: 0 });
     expect(await code).toBe(0);
+  });
+
+  it('--rng off (or "rng": false in the config file) attaches no entropy device; a bad value is one line, exit 2', async () => {
+    const w = workdir();
+    const kernel = w.kernel();
+    const h = harness();
+    const code = runCli(['run', '--kernel', kernel, '--rng', 'off'], h.io);
+    expect((await h.vmStarted).config.rng).toBe(false);
+    h.vms[0].finish({ kind: 'poweroff', status: 0 });
+    expect(await code).toBe(0);
+    const config = w.file('vm.json', JSON.stringify({ kernel: 'vmlinux', rng: false }));
+    const h2 = harness();
+    const code2 = runCli(['run', '--config', config], h2.io);
+    expect((await h2.vmStarted).config.rng).toBe(false);
+    h2.vms[0].finish({ kind: 'poweroff', status: 0 });
+    expect(await code2).toBe(0);
+    const h3 = harness();
+    expect(await runCli(['run', '--kernel', kernel, '--rng', 'maybe'], h3.io)).toBe(2);
+    expect(h3.stderr.text).toBe('hype: --rng maybe: say "on" (attach a virtio-rng entropy device, the default) or "off"\n');
+    expect(h3.vms).toHaveLength(0);
   });
 
   it('the terminal is the console: raw mode, guest output to stdout, keys to the guest, restored at the end', async () => {
@@ -353,7 +374,12 @@ describe('runCli: running a VM', () => {
     expect(h.stderr.text).toBe('hype: internal error: cannot start the VM: KVM_CREATE_VM failed: EMFILE\n');
     expect(h.stdin.rawModeCalls).toEqual([]);
 
-    const inputError = Object.assign(new Error('--disk https://h/x.img: HTTP 404 Not Found'), { code: 'ERR_HYPE_INPUT' });
+    // Duck-typed look-alikes are VMM failures: only a UsageError is the user's input.
+    const lookAlike = Object.assign(new Error('--disk https://h/x.img: HTTP 404 Not Found'), { code: 'ERR_HYPE_INPUT', name: 'LoaderError' });
+    const h1 = harness({ createVm: async () => { throw lookAlike; } });
+    expect(await runCli(['run', '--kernel', w.kernel()], h1.io)).toBe(5);
+
+    const inputError = new UsageError('--disk https://h/x.img: HTTP 404 Not Found', { cause: new Error('404') });
     const h2 = harness({ createVm: async () => { throw inputError; } });
     expect(await runCli(['run', '--kernel', w.kernel()], h2.io)).toBe(2);
     expect(h2.stderr.text).toBe('hype: --disk https://h/x.img: HTTP 404 Not Found\n');
@@ -373,7 +399,7 @@ describe('runCli: the default guest', () => {
     const h = harness({ guest });
     const code = runCli(['run', '--cpus', '2'], h.io);
     const vm = await h.vmStarted;
-    expect(vm.config).toEqual({ kernel, initrd, memMiB: 256, cpus: 2, disks: [], console: 'hvc' });
+    expect(vm.config).toEqual({ kernel, initrd, memMiB: 256, cpus: 2, disks: [], rng: true, console: 'hvc' });
     vm.finish({ kind: 'poweroff', status: 0 });
     expect(await code).toBe(0);
     expect(h.stderr.text).toBe('hype: building the guest kernel (cached after the first time)\nhype: kernel built\n');

@@ -1,8 +1,4 @@
-/** A disk attached to the VM, in order: the first is /dev/vda, the second /dev/vdb, ... */
-export type DiskConfig =
-  | { kind: 'file'; path: string; readOnly?: boolean; serial?: string }
-  | { kind: 'memory'; sizeBytes: number; serial?: string }
-  | { kind: 'http'; url: string; serial?: string };
+import type { VirtioDevice } from '@hype/virtio';
 
 export type ConsoleKind = 'hvc' | 'serial';
 
@@ -18,9 +14,19 @@ export interface VmConfig {
   memMiB: number;
   /** Number of vCPUs (1-8). */
   cpus: number;
-  disks: DiskConfig[];
-  /** Which device carries the guest console: virtio-console (hvc0) or the 8250 UART (ttyS0). */
+  /**
+   * Which device carries the guest console: virtio-console (hvc0, which the VM adds in the first
+   * virtio slot) or the 8250 UART (ttyS0, always present).
+   */
   console: ConsoleKind;
+  /**
+   * virtio devices, each in its own virtio-mmio slot after the console's, in order: any object
+   * implementing @hype/virtio's `VirtioDevice` (e.g. `VirtioBlkDevice` from @hype/virtio-blk,
+   * `EntropyDevice` from @hype/virtio-rng, or your own). Disks are named vda, vdb, ... in the order they
+   * appear here. The VM owns them from createVm on: it resets them and awaits their `close()` when it is
+   * released.
+   */
+  devices?: readonly VirtioDevice[];
 }
 
 export const DEFAULT_MEM_MIB = 256;

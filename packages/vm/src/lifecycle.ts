@@ -1,24 +1,14 @@
+import { KvmInternalError } from '@hype/kvm';
 import { fetchInstructionBytes, instructionPointer } from './cpu/insn-fetch.js';
 import type { GuestMemory } from './cpu/paging.js';
 import { cpl, type VcpuRegs, type VcpuSegment, type VcpuSregs } from './cpu/state.js';
 
-/** `kvm_run.internal.suberror` values (linux/kvm.h). */
-export const InternalErrorKind = {
-  EMULATION: 1,
-  SIMUL_EX: 2,
-  DELIVERY_EV: 3,
-  UNEXPECTED_EXIT_REASON: 4,
-} as const;
-
 const SUBERROR_NAMES: Record<number, string> = {
-  1: 'instruction emulation failed',
-  2: 'exception while delivering an exception',
-  3: 'event delivery failed',
-  4: 'unexpected exit reason',
+  [KvmInternalError.EMULATION]: 'instruction emulation failed',
+  [KvmInternalError.SIMUL_EX]: 'exception while delivering an exception',
+  [KvmInternalError.DELIVERY_EV]: 'event delivery failed',
+  [KvmInternalError.UNEXPECTED_EXIT_REASON]: 'unexpected exit reason',
 };
-
-/** KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES: emulation_failure carries insn_size/insn_bytes. */
-export const EMULATION_FLAG_INSTRUCTION_BYTES = 1n;
 
 /** How the VM ended. */
 export type VmExit =
@@ -54,30 +44,17 @@ export interface InternalErrorReport {
   sregs: VcpuSregs;
 }
 
-/**
- * The instruction bytes KVM put in `emulation_failure` (flags = data[0], then insn_size and 15
- * bytes in data[1..2]), when it did.
- */
-export function emulationFailureBytes(suberror: number, data: readonly bigint[]): Uint8Array | undefined {
-  if (suberror !== InternalErrorKind.EMULATION || data.length < 3) return undefined;
-  if ((data[0] & EMULATION_FLAG_INSTRUCTION_BYTES) === 0n) return undefined;
-  const raw = new Uint8Array(16);
-  const dv = new DataView(raw.buffer);
-  dv.setBigUint64(0, data[1], true);
-  dv.setBigUint64(8, data[2], true);
-  const size = Math.min(raw[0], 15);
-  return raw.slice(1, 1 + size);
-}
-
 export function buildInternalErrorReport(args: {
   suberror: number;
   data: readonly bigint[];
+  /** The instruction bytes KVM supplied with an emulation failure (`KvmRun.internalError`), if any. */
+  instructionBytes?: Uint8Array;
   regs: VcpuRegs;
   sregs: VcpuSregs;
   mem: GuestMemory;
 }): InternalErrorReport {
   const { suberror, regs, sregs, mem } = args;
-  const fromKvm = emulationFailureBytes(suberror, args.data);
+  const fromKvm = args.instructionBytes;
   const insnBytes = fromKvm && fromKvm.length > 0 ? fromKvm : fetchInstructionBytes(mem, regs, sregs);
   return {
     suberror,

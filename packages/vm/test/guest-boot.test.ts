@@ -1,8 +1,9 @@
 /**
  * Guest tests (ring 3): boot hype's default guest kernel with the test initrd on /dev/kvm and run the
  * guest-side checks (guest/rootfs/usr/lib/hype/run-tests) in as few boots as possible:
- *   1. virtio console on hvc0, three virtio-blk disks, 2 vCPUs: boot, console, blk (vda ext4 rw, vdb
- *      read-only, vdc raw), smp; the host then verifies the disk images byte for byte.
+ *   1. virtio console on hvc0, three virtio-blk disks, two virtio-rng devices (EntropyDevice, and one
+ *      defined in this file), 2 vCPUs: boot, console, blk (vda ext4 rw, vdb read-only, vdc raw), smp,
+ *      rng; the host then verifies the disk images byte for byte.
  *   2. the 8250 console (ttyS0), 1 vCPU: boot only, so the serial path carries a whole boot too.
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,7 +23,10 @@ import {
   type TestDisks,
 } from '@hype/guest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createVm, describeExit, type DiskConfig, type TimingEvent, type VmConfig, type VmExit } from '@hype/vm';
+import { DeviceId, type ActivationContext, type SplitQueue, type VirtioDevice } from '@hype/virtio';
+import { openDiskDevice, type DiskSpec } from '@hype/virtio-blk/node';
+import { EntropyDevice } from '@hype/virtio-rng';
+import { createVm, describeExit, type TimingEvent, type VmConfig, type VmExit } from '@hype/vm';
 
 const hasKvm = existsSync('/dev/kvm');
 if (!hasKvm) console.warn('[hype] /dev/kvm absent on this host: skipping KVM guest tests in packages/vm/test/guest-boot.test.ts');
@@ -57,6 +61,51 @@ async function boot(config: VmConfig, onOutput?: (output: string, send: (text: s
   }
 }
 
+/**
+ * A device from outside hype's packages, written against @hype/virtio's public interface only (the
+ * README's example): a virtio-rng that serves a counting pattern, 0, 1, 2, ... mod 256, so the host can
+ * recognise its bytes in the guest's /dev/hwrng.
+ */
+class CountingRng implements VirtioDevice {
+  readonly deviceType = DeviceId.RNG;
+  readonly name = 'counting-rng';
+  readonly deviceFeatures = 0n;
+  readonly queueMaxSizes = [64];
+  readonly configSize = 0;
+  private queue: SplitQueue | undefined;
+  private next = 0;
+
+  attach(): void {}
+  readConfig(): void {}
+  writeConfig(): void {}
+  activate(ctx: ActivationContext): void {
+    this.queue = ctx.queues[0];
+  }
+  processQueue(): void {
+    const queue = this.queue;
+    if (!queue) return;
+    // At most one ring's worth per notification; the guest notifies again for more.
+    for (let n = 0; n < this.queueMaxSizes[0]; n++) {
+      const chain = queue.popChain();
+      if (!chain) break;
+      const writer = chain.writer();
+      const bytes = new Uint8Array(Math.min(writer.remaining, 4096));
+      for (let i = 0; i < bytes.length; i++) bytes[i] = this.next++ & 0xff;
+      queue.addUsed(chain, writer.write(bytes));
+    }
+    queue.interruptIfNeeded();
+  }
+  reset(): void {
+    this.queue = undefined;
+  }
+}
+
+/** 16 bytes, as hex, that count up by one (mod 256) from whatever the first is. */
+function isCountingRun(hex: string): boolean {
+  const bytes = hex.match(/../g)?.map((b) => parseInt(b, 16)) ?? [];
+  return bytes.length === 16 && bytes.every((b, i) => i === 0 || b === ((bytes[i - 1] + 1) & 0xff));
+}
+
 function timeToInit(r: BootResult): string {
   const created = r.timings.find((t) => t.event === 'first-kvm-run');
   const marker = r.timings.find((t) => t.event === 'boot-marker' && t.value === 1);
@@ -85,13 +134,16 @@ describe.skipIf(!hasKvm)('the default guest on hype', () => {
   });
 
   it(
-    'boots to /init with hvc0, 3 disks and 2 vCPUs; console, block and SMP checks pass; flushed data is on disk',
+    'boots to /init with hvc0, 3 disks, 2 entropy devices (one from outside the packages) and 2 vCPUs; every check passes; flushed data is on disk',
     async () => {
-      const diskList: DiskConfig[] = [
+      const diskList: DiskSpec[] = [
         { kind: 'file', path: disks.vda },
         { kind: 'file', path: disks.vdb, readOnly: true },
         { kind: 'file', path: disks.vdc },
       ];
+      const devices: VirtioDevice[] = [];
+      for (const [index, spec] of diskList.entries()) devices.push(await openDiskDevice(spec, index));
+      devices.push(new EntropyDevice(), new CountingRng());
       const echoLine = `hello from the host ${Date.now()}`;
       let answered = false;
       const r = await boot(
@@ -101,7 +153,7 @@ describe.skipIf(!hasKvm)('the default guest on hype', () => {
           cmdline: guestTestCmdline(['all'], { cpus: 2 }),
           memMiB: 256,
           cpus: 2,
-          disks: diskList,
+          devices,
           console: 'hvc',
         },
         (output, send) => {
@@ -119,6 +171,12 @@ describe.skipIf(!hasKvm)('the default guest on hype', () => {
       expect(report.done).toEqual({ pass: report.results.length, fail: 0 });
       const names = report.results.map((t) => t.name);
       for (const name of ['boot', 'console', 'blk.vda', 'blk.vdb', 'blk.vdc', 'smp']) expect(names).toContain(name);
+      // Both entropy devices reached /dev/hwrng: the counting one by its pattern, EntropyDevice by its spread.
+      const rngs = report.results.filter((t) => t.name.startsWith('rng.')).map((t) => resultFields(t));
+      expect(rngs.map((f) => f.bytes), r.output).toEqual(['4096', '4096']);
+      expect(rngs.filter((f) => isCountingRun(f.first16)).length, r.output).toBe(1);
+      const random = rngs.find((f) => !isCountingRun(f.first16))!;
+      expect(Number(random.distinct), r.output).toBeGreaterThan(200);
       expect(resultFields(report.results.find((t) => t.name === 'boot')!).kernel).toMatch(/^6\.1\./);
       expect(report.consoleText).toBe(consoleTestText());
       expect(report.consoleEcho).toBe(echoLine);
@@ -133,7 +191,7 @@ describe.skipIf(!hasKvm)('the default guest on hype', () => {
     async () => {
       let vmRef: Awaited<ReturnType<typeof createVm>> | undefined;
       const vm = await createVm(
-        { kernel: kernel.vmlinux, initrd: shellInitrd, memMiB: 128, cpus: 2, disks: [], console: 'hvc' },
+        { kernel: kernel.vmlinux, initrd: shellInitrd, memMiB: 128, cpus: 2, console: 'hvc' },
         {
           consoleOutput: () => {},
           onTiming: (t) => {
@@ -159,7 +217,6 @@ describe.skipIf(!hasKvm)('the default guest on hype', () => {
         cmdline: guestTestCmdline(['boot']),
         memMiB: 128,
         cpus: 1,
-        disks: [],
         console: 'serial',
       });
       console.log(`[hype] serial-console boot: ${timeToInit(r)}; whole run ${r.seconds.toFixed(1)} s`);

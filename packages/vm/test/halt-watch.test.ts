@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { HaltWatch, KVM_MP_STATE_HALTED, threadState, type ProbedVcpu } from '../src/machine/halt-watch.js';
+import { KvmMpState } from '@hype/kvm';
+import { HaltWatch, threadState, type ProbedVcpu } from '../src/machine/halt-watch.js';
+
+const KVM_MP_STATE_HALTED = KvmMpState.HALTED;
 
 class FakeVcpu implements ProbedVcpu {
   threadId = 1000;

@@ -4,7 +4,7 @@
  * runs in guest-boot.test.ts on hosts with /dev/kvm.
  */
 import { describe, expect, it } from 'vitest';
-import { KvmExit, KvmSystemEvent, type KvmRun, type Regs, type Sregs, type Vcpu, type VcpuEvents, type Vm } from '@hype/kvm';
+import { KvmExit, KvmSystemEvent, type KvmRun, type Regs, type Sregs, type VcpuEvents } from '@hype/kvm';
 import {
   Bus,
   DEBUG_PORT_BASE,
@@ -14,6 +14,8 @@ import {
   I8042,
   I8042_COMMAND_PORT,
   Machine,
+  type MachineVcpu,
+  Teardown,
   type VmExit,
 } from '@hype/vm';
 
@@ -46,6 +48,10 @@ class ScriptedVcpu {
   };
   stopped = false;
   handled = 0;
+  // HaltWatch's view: no thread to look at, so it never probes.
+  readonly threadId = 0;
+  readonly probeResult = undefined;
+  probe(): void {}
   /** Data views of every IO / MMIO exit, after the handler saw them. */
   answers: Uint8Array[] = [];
 
@@ -71,11 +77,11 @@ class ScriptedVcpu {
     this.stopped = true;
   };
 
-  async start(handler: (run: KvmRun, vcpu: Vcpu) => 'stop' | void): Promise<'stopped'> {
+  async start(handler: (run: KvmRun, vcpu: MachineVcpu) => 'stop' | void): Promise<'stopped'> {
     for (const exit of this.script) {
       if (this.stopped) break;
       await Promise.resolve();
-      const action = handler(exit as unknown as KvmRun, this as unknown as Vcpu);
+      const action = handler(exit as unknown as KvmRun, this);
       this.handled++;
       const data = (exit.io as { data?: Uint8Array } | undefined)?.data ?? (exit.mmio as { data?: Uint8Array } | undefined)?.data;
       if (data) this.answers.push(data);
@@ -112,20 +118,21 @@ function machineWith(scripts: ScriptedExit[][], opts: { quirks?: boolean; memory
   const mmioWrites: number[][] = [];
   mmio.register(0xd000_0000, 0x1000, { read: (_o, d) => d.fill(0x5a), write: (_o, d) => mmioWrites.push([...d]) }, 'probe');
   let closed = 0;
-  const teardown = { push() {}, run: async () => (closed++, []) };
-  machine = new Machine(
-    { memory } as unknown as Vm,
-    vcpus as unknown as Vcpu[],
+  const teardown = new Teardown();
+  teardown.push(() => {
+    closed++;
+  });
+  machine = new Machine({
+    memory,
+    vcpus,
     pio,
     mmio,
     quirks,
-    debugPort,
-    { write() {} },
-    teardown as never,
-    { debug() {}, info() {}, warn() {}, error() {} },
-    () => {},
-    'console=hvc0',
-  );
+    consoleInput: { write() {} },
+    markers: debugPort.markers,
+    teardown,
+    cmdline: 'console=hvc0',
+  });
   return { machine, vcpus, mmioWrites, quirks, closed: () => closed, ram };
 }
 

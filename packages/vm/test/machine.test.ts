@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ByteBatcher, InputQueue, VmInputError, baseCmdline, createVm, joinCmdline, type VmConfig } from '@hype/vm';
+import { ByteBatcher, InputQueue, MAX_VIRTIO_DEVICES, VmInputError, baseCmdline, createVm, joinCmdline, type VmConfig } from '@hype/vm';
 
 describe('console plumbing', () => {
   it('ByteBatcher hands bytes on in one chunk per event-loop turn, in order', async () => {
@@ -56,7 +56,7 @@ describe('createVm input errors (no KVM needed)', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const kernel = join(dir, 'bzImage');
   writeFileSync(kernel, 'not a kernel');
-  const config: VmConfig = { kernel, memMiB: 64, cpus: 1, disks: [], console: 'hvc' };
+  const config: VmConfig = { kernel, memMiB: 64, cpus: 1, console: 'hvc' };
 
   it('reports a missing KVM device in one line naming it, as an input error', async () => {
     const error = await createVm(config, { consoleOutput: () => {}, kvmDevice: join(dir, 'kvm') }).catch((e: unknown) => e);
@@ -73,8 +73,49 @@ describe('createVm input errors (no KVM needed)', () => {
     expect((error as Error).message).toMatch(/^\/dev\/null is not a KVM device \(ioctl KVM_GET_API_VERSION failed: ENOTTY/);
   });
 
+  /** A device that only counts close() calls: createVm fails before any transport touches it. */
+  const closable = () => ({
+    deviceType: 4,
+    deviceFeatures: 0n,
+    queueMaxSizes: [8],
+    configSize: 0,
+    closed: 0,
+    attach() {},
+    readConfig() {},
+    writeConfig() {},
+    activate() {},
+    processQueue() {},
+    reset() {},
+    close() {
+      this.closed++;
+    },
+  });
+
+  it('owns the devices it was given: closes each once when it fails', async () => {
+    const devices = [closable(), closable()];
+    const error = await createVm({ ...config, devices }, { consoleOutput: () => {}, kvmDevice: join(dir, 'kvm') }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(VmInputError);
+    expect((error as VmInputError).kind).toBe('kvm-device');
+    expect(devices.map((d) => d.closed)).toEqual([1, 1]);
+  });
+
+  it('rejects the same device listed twice, and more devices than virtio slots, as device input errors', async () => {
+    const device = closable();
+    const twice = await createVm({ ...config, devices: [device, device] }, { consoleOutput: () => {} }).catch((e: unknown) => e);
+    expect(twice).toMatchObject({ kind: 'device', message: 'the same device object is listed twice in devices (each needs its own instance)' });
+    expect(device.closed).toBe(1);
+    const many = Array.from({ length: MAX_VIRTIO_DEVICES }, closable);
+    const tooMany = await createVm({ ...config, devices: many }, { consoleOutput: () => {} }).catch((e: unknown) => e);
+    expect(tooMany).toBeInstanceOf(VmInputError);
+    expect((tooMany as Error).message).toBe(
+      `${MAX_VIRTIO_DEVICES} virtio devices: at most ${MAX_VIRTIO_DEVICES - 1} (${MAX_VIRTIO_DEVICES} virtio-mmio slots, one taken by the virtio console)`,
+    );
+    expect(many.every((d) => d.closed === 1)).toBe(true);
+  });
+
   it('rejects a vCPU count out of range before touching KVM', async () => {
     await expect(createVm({ ...config, cpus: 9 }, { consoleOutput: () => {} })).rejects.toThrow('cpus 9: use a whole number from 1 to 8');
+    await expect(createVm({ ...config, cpus: 9 }, { consoleOutput: () => {} })).rejects.toBeInstanceOf(VmInputError);
     await expect(createVm({ ...config, cpus: 0 }, { consoleOutput: () => {} })).rejects.toThrow('cpus 0');
   });
 

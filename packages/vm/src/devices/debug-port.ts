@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { BusDevice } from '../bus.js';
 
-/** The hype debug ports (HELPERS.md): 0xf4 = power off with status, 0xf5 = boot/progress marker. */
+/** The hype debug ports (packages/vm/README.md): 0xf4 = power off with status, 0xf5 = boot/progress marker. */
 export const DEBUG_PORT_BASE = 0xf4;
 export const DEBUG_PORT_COUNT = 2;
 export const POWEROFF_OFFSET = 0;

@@ -7,8 +7,8 @@
  * that find every vCPU halted with IF clear end the VM.
  */
 import { readFileSync } from 'node:fs';
+import { KvmMpState } from '@hype/kvm';
 
-export const KVM_MP_STATE_HALTED = 3;
 const RFLAGS_IF = 0x200;
 
 /** What HaltWatch needs of a vCPU (@hype/kvm's Vcpu). */
@@ -73,7 +73,7 @@ export class HaltWatch {
     if (this.pending) {
       const results = this.vcpus.map((v, i) => (v.probeResult && v.probeResult.count > this.pending![i]! ? v.probeResult : undefined));
       if (results.every((r) => r !== undefined)) {
-        const halted = results.every((r) => r!.errno === 0 && r!.mpState === KVM_MP_STATE_HALTED && (r!.rflags & RFLAGS_IF) === 0);
+        const halted = results.every((r) => r!.errno === 0 && r!.mpState === KvmMpState.HALTED && (r!.rflags & RFLAGS_IF) === 0);
         this.streak = halted ? this.streak + 1 : 0;
         if (this.streak >= this.rounds) {
           this.stop();

@@ -1,6 +1,8 @@
-export { createVm, Machine, probeKvmDevice } from './machine.js';
-export type { TimingEvent, TimingEventName, VmRuntimeOptions } from './machine.js';
+export { createVm, type VmRuntimeOptions } from './create-vm.js';
+export { Machine, type MachineParts, type MachineVcpu, type TimingEvent, type TimingEventName } from './machine.js';
+export { probeKvmDevice } from './kvm-device.js';
+export { Teardown } from './teardown.js';
 export { baseCmdline, joinCmdline } from './cmdline.js';
 export { ByteBatcher, InputQueue } from './console-io.js';
 export { VIRTIO_MMIO_BASE, VIRTIO_FIRST_IRQ, MAX_VIRTIO_DEVICES } from './virtio-slots.js';
-export { VmInputError, INPUT_ERROR_CODE } from './input-error.js';
+export { VmInputError, INPUT_ERROR_CODE, type VmInputErrorKind } from './input-error.js';

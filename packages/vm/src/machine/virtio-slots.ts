@@ -1,5 +1,6 @@
 import type { EventFdWatch, IoEventFd, IrqFd, Vm } from '@hype/kvm';
 import {
+  DeviceId,
   MMIO_WINDOW_SIZE,
   MmioReg,
   MmioTransport,
@@ -59,11 +60,12 @@ export class VirtioSlots {
     private readonly log: VirtioLogger,
   ) {}
 
-  add(name: string, device: VirtioDevice): VirtioSlot {
+  add(device: VirtioDevice): VirtioSlot {
     const index = this.slots.length;
-    if (index >= MAX_VIRTIO_DEVICES) throw new VmInputError(`too many virtio devices: at most ${MAX_VIRTIO_DEVICES}`);
+    if (index >= MAX_VIRTIO_DEVICES) throw new VmInputError('device', `too many virtio devices: at most ${MAX_VIRTIO_DEVICES}`);
     const base = VIRTIO_MMIO_BASE + index * MMIO_WINDOW_SIZE;
     const irq = VIRTIO_FIRST_IRQ + index;
+    const name = `${device.name ?? deviceTypeName(device.deviceType)} @0x${base.toString(16)}`;
     const irqfd: IrqFd = this.vm.irqfd({ gsi: irq });
     this.teardown.push(() => irqfd.remove());
     // irqfd is edge-like: the transport calls interrupt(true) each time it raises a status bit.
@@ -96,6 +98,17 @@ export class VirtioSlots {
     for (const slot of this.slots) slot.transport.reset();
     for (const undo of this.teardown.splice(0).reverse()) undo();
   }
+}
+
+const DEVICE_TYPE_NAMES: Record<number, string> = {
+  [DeviceId.NET]: 'virtio-net',
+  [DeviceId.BLOCK]: 'virtio-blk',
+  [DeviceId.CONSOLE]: 'virtio-console',
+  [DeviceId.RNG]: 'virtio-rng',
+};
+
+function deviceTypeName(type: number): string {
+  return DEVICE_TYPE_NAMES[type] ?? `virtio device type ${type}`;
 }
 
 function prefixed(log: VirtioLogger, name: string): VirtioLogger {

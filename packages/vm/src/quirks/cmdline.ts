@@ -1,5 +1,5 @@
 /**
- * Kernel command-line additions the PVM host needs (shared/HOST.md):
+ * Kernel command-line additions the PVM host needs (README.md, host quirks 1, 4 and 7):
  * - `noxsave`: the CPL0 emulator has no xsave/xrstor, and PVM reports the host's XSAVE whatever
  *   KVM_SET_CPUID2 says (correctness);
  * - `clearcpuid=smap,popcnt`: clac/stac/popcnt are not emulated (correctness); `erms,fsrm` make

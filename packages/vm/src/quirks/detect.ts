@@ -27,7 +27,7 @@ function parseMode(value: string, source: string): HostQuirkMode {
   throw new Error(`${source}=${JSON.stringify(value)} is not a host-quirk mode: use auto, pvm or off`);
 }
 
-/** Decides whether the PVM host-quirk layer is active (see shared/HOST.md). */
+/** Decides whether the PVM host-quirk layer is active (README.md, host quirks). */
 export function detectHostQuirks(opts: DetectOptions = {}): HostQuirkDetection {
   const env = opts.env ?? process.env;
   const fromEnv = env[HOST_QUIRKS_ENV];

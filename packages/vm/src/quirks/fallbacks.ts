@@ -3,7 +3,7 @@ import { GPR_BY_NUMBER, RFLAGS, U64_MASK, cpl, in64BitMode, type VcpuRegs, type 
 /** Exception vectors the fallbacks inject. */
 export const Vector = { UD: 6, BP: 3, NM: 7 } as const;
 
-/** An instruction the PVM CPL0 emulator lacks and the VMM completes instead (shared/HOST.md items 3-4). */
+/** An instruction the PVM CPL0 emulator lacks and the VMM completes instead (README.md, host quirks 3-4). */
 export type Fallback =
   | { kind: 'int3'; length: 1 }
   | { kind: 'clac'; length: 3 }

@@ -1,14 +1,15 @@
 /**
- * The host-quirks layer: workarounds for KVM provided by kvm_pvm (shared/HOST.md). Active only when
+ * The host-quirks layer: workarounds for KVM provided by kvm_pvm (README.md, host quirks). Active only when
  * detected (or forced); when inactive every method is the identity / "not handled", so an ordinary
  * KVM host sees no difference. Even when active, run-time fixes act only on emulation-failure exits.
  */
+import { KvmInternalError } from '@hype/kvm';
 import { clearCpuidBit, Cpuid1Ecx, KvmFeature, Leaf, type CpuidEntry } from '../cpu/cpuid.js';
 import { fetchInstructionBytes } from '../cpu/insn-fetch.js';
 import { Msr } from '../cpu/msrs.js';
 import type { GuestMemory } from '../cpu/paging.js';
 import { in64BitMode, type VcpuRegs, type VcpuSregs } from '../cpu/state.js';
-import { InternalErrorKind, formatBytes } from '../lifecycle.js';
+import { formatBytes } from '../lifecycle.js';
 import { silentLogger, type Logger } from '../log.js';
 import { PVM_CMDLINE_ADDITIONS, mergeCmdline } from './cmdline.js';
 import { detectHostQuirks, type DetectOptions, type HostQuirkDetection } from './detect.js';
@@ -149,7 +150,7 @@ export class HostQuirks {
   /** Tries every fix on one emulation-failure exit; inert (not handled) when inactive. */
   onEmulationFailure(f: EmulationFailure): QuirkOutcome {
     if (!this.active) return { handled: false, reason: 'host quirks inactive' };
-    if (f.suberror !== InternalErrorKind.EMULATION) return { handled: false, reason: `suberror ${f.suberror} is not an emulation failure` };
+    if (f.suberror !== KvmInternalError.EMULATION) return { handled: false, reason: `suberror ${f.suberror} is not an emulation failure` };
     const { regs, sregs } = f;
 
     if (this.trap && regs.rip === this.trap.site.gva && this.trap.isArmed(this.mem)) {

@@ -1,5 +1,5 @@
 /**
- * The PVM user-`syscall` fix (shared/HOST.md item 5).
+ * The PVM user-`syscall` fix (README.md, host quirk 5).
  *
  * PVM bug: a guest user-mode `syscall` jumps to MSR_LSTAR but stays at CPL3, so the kernel's
  * `entry_SYSCALL_64` instruction fetch page-faults (user CS, RIP = LSTAR) and init dies. Fix: an
