@@ -1,7 +1,11 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { InternalErrorReport, VcpuRegs, VcpuSegment, VcpuSregs, VmExit } from '@hype/vm';
 import { decideExit } from '../src/exit-codes.js';
-import { fromVmExit } from '../src/vm-adapter.js';
+import { UsageError } from '../src/usage-error.js';
+import { fromVmExit, openDevices } from '../src/vm-adapter.js';
 
 const segment = (selector: number): VcpuSegment => ({
   base: 0n, limit: 0xffffffff, selector, type: 11, present: 1, dpl: 0, db: 0, s: 1, l: 1, g: 1, avl: 0, unusable: 0,
@@ -50,5 +54,29 @@ describe('fromVmExit: @hype/vm exit reasons -> exit codes', () => {
     expect(detail).toContain('instruction at ffffffff81000500: 0f 01 d0 (from KVM)');
     expect(detail).toContain('RAX=000000000000dead');
     expect(detail).toContain('RIP=ffffffff81000500');
+  });
+});
+
+describe('openDevices: the disks in order, then the entropy device; a disk that does not open is a UsageError', () => {
+  const base = { kernel: 'k', memMiB: 64, cpus: 1, console: 'hvc' as const };
+
+  it('disks first (vda, vdb), EntropyDevice last unless --rng off', async () => {
+    const devices = await openDevices({ ...base, disks: [{ kind: 'memory', sizeBytes: 1 << 20 }, { kind: 'memory', sizeBytes: 2 << 20 }], rng: true });
+    expect(devices.map((d) => d.constructor.name)).toEqual(['VirtioBlkDevice', 'VirtioBlkDevice', 'EntropyDevice']);
+    expect(devices.map((d) => d.name)).toEqual(['virtio-blk hype-disk-0', 'virtio-blk hype-disk-1', 'virtio-rng']);
+    for (const device of devices) await device.close?.();
+    expect(await openDevices({ ...base, disks: [], rng: false })).toEqual([]);
+  });
+
+  it('a disk that does not open: one UsageError naming it, with the cause', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hype-adapter-'));
+    try {
+      const error = await openDevices({ ...base, disks: [{ kind: 'memory', sizeBytes: 1 << 20 }, { kind: 'file', path: join(dir, 'missing.img') }], rng: true }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(UsageError);
+      expect((error as Error).message).toBe(`disk ${join(dir, 'missing.img')}: no such file (create the image first, e.g. with mke2fs or truncate)`);
+      expect((error as Error).cause).toBeInstanceOf(Error);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
