@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
+import { SYSTEM_TEST_FILES } from './scripts/kvm-test-files.mjs';
 
 const src = (pkg: string) => fileURLToPath(new URL(`./packages/${pkg}/src/index.ts`, import.meta.url));
 
@@ -16,6 +17,8 @@ export default defineConfig({
       '@hype/virtio-blk/node': fileURLToPath(new URL('./packages/virtio-blk/node/index.ts', import.meta.url)),
       '@hype/virtio-blk': src('virtio-blk'),
       '@hype/virtio-rng': src('virtio-rng'),
+      '@hype/virtio-vsock/node': fileURLToPath(new URL('./packages/virtio-vsock/node/index.ts', import.meta.url)),
+      '@hype/virtio-vsock': src('virtio-vsock'),
       '@hype/virtio/testing': fileURLToPath(new URL('./packages/virtio/src/testing/index.ts', import.meta.url)),
       '@hype/virtio': src('virtio'),
       '@hype/acpi': src('acpi'),
@@ -24,9 +27,21 @@ export default defineConfig({
     },
   },
   test: {
-    include: ['packages/*/{src,test}/**/*.test.ts', 'apps/*/{src,test}/**/*.test.ts', 'guest/{src,test}/**/*.test.ts', 'bench/test/**/*.test.ts', 'scripts/test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 900_000,
     pool: 'forks',
+    // `vitest run` runs both projects; `vitest run --project unit` (`pnpm test:unit`) the unit tests only.
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['packages/*/{src,test}/**/*.test.ts', 'apps/*/{src,test}/**/*.test.ts', 'guest/{src,test}/**/*.test.ts', 'bench/test/**/*.test.ts', 'scripts/test/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, ...SYSTEM_TEST_FILES],
+        },
+      },
+      // The tests that boot real guests on KVM or under QEMU (and build the guest kernel for them).
+      { extends: true, test: { name: 'system', include: SYSTEM_TEST_FILES } },
+    ],
   },
 });

@@ -159,7 +159,7 @@ class FakeDriver {
 function runDevice(backend, write, size, depth, seed, seconds = SECONDS) {
   const drv = new FakeDriver(backend, depth, size);
   const next = offsets(size, seed);
-  for (const s of drv.slots) s.data && drv.ram.fill(0x5a, s.data, s.data + size);
+  for (const s of drv.slots) if (s.data) drv.ram.fill(0x5a, s.data, s.data + size);
   return new Promise((resolve, reject) => {
     let ops = 0;
     let inFlight = 0;

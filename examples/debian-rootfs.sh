@@ -3,14 +3,19 @@
 # Debian's own kernel and initramfs) into an ext4 image, then boot that kernel and initramfs with the
 # image as /dev/vda, to a login prompt on the serial console (user root, no password).
 #
-#   bash examples/debian-rootfs.sh [DIR]       # DIR defaults to ~/.cache/hype/examples/debian
+#   bash examples/debian-rootfs.sh [DIR]       # DIR defaults to <hype cache>/examples/debian
+#
+# The hype cache is $HYPE_CACHE_DIR, else $XDG_CACHE_HOME/hype, else ~/.cache/hype (as for the guest kernel).
 #
 # Needs root (debootstrap), debootstrap and e2fsprogs (installed when missing), and network access to
 # Debian's mirror. hype's ACPI tables are what let Debian's kernel find the virtio disk (its virtio_mmio
 # is built without command-line devices). Leave the guest with `poweroff` (ACPI: hype exits 0) or Ctrl-A x.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dir=${1:-${HYPE_CACHE_DIR:-$HOME/.cache/hype}/examples/debian}
+if [ -n "${HYPE_CACHE_DIR:-}" ]; then cache=$HYPE_CACHE_DIR
+elif [[ "${XDG_CACHE_HOME:-}" == /* ]]; then cache=$XDG_CACHE_HOME/hype
+else cache=$HOME/.cache/hype; fi
+dir=${1:-$cache/examples/debian}
 root=$dir/root
 image=$dir/debian.img
 [ "$(id -u)" -eq 0 ] || { echo "debian-rootfs: debootstrap needs root (run with sudo)" >&2; exit 2; }

@@ -30,6 +30,24 @@ else
   echo "setup: system packages: all installed"
 fi
 
+# The nested rig's QEMU: Debian 12's QEMU 7.2 wedged L1 in its emulation of nested SVM (and is about half
+# as fast there); bookworm-backports has QEMU 10, with which 20 runs in a row had no stall
+# (scripts/README.md). Other releases ship a recent enough QEMU themselves (Debian 13: 10.0).
+qemu_major=$(qemu-system-x86_64 --version 2>/dev/null | sed -n 's/^QEMU emulator version \([0-9]*\).*/\1/p')
+codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
+if [ "${qemu_major:-0}" -lt 10 ] && [ "$codename" = bookworm ]; then
+  SUDO=
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    echo "setup: adding Debian's bookworm-backports (for QEMU 10, the nested rig's emulator)"
+    printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' 'Suites: bookworm-backports' 'Components: main' \
+      'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' | $SUDO tee /etc/apt/sources.list.d/hype-bookworm-backports.sources >/dev/null
+  fi
+  echo "setup: installing qemu-system-x86 from bookworm-backports (QEMU ${qemu_major:-none} is here)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
+fi
+
 # depmod, modprobe and friends live in /sbin, which is not on every user's PATH.
 export PATH="$PATH:/usr/sbin:/sbin"
 absent=()

@@ -19,7 +19,7 @@ export function parseSmaps(text) {
     if (header) {
       const start = BigInt(`0x${header[1]}`);
       const end = BigInt(`0x${header[2]}`);
-      current = { start, end, size: Number(end - start), perms: header[3], path: header[7].trim(), fields: {}, vmFlags: [] };
+      current = { start, end, size: Number(end - start), perms: header[3], path: header[7].trim(), fields: /** @type {Record<string, number>} */ ({}), vmFlags: [] };
       mappings.push(current);
       continue;
     }

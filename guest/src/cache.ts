@@ -1,7 +1,7 @@
 /** Where hype keeps built guest artifacts, and the key that names a kernel build. */
 import { createHash } from 'node:crypto';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import type { KconfigValue } from './kconfig.js';
 
 /**
@@ -10,11 +10,19 @@ import type { KconfigValue } from './kconfig.js';
  */
 export const KERNEL_BUILD_DRIVER_VERSION = 1;
 
-/** `$HYPE_CACHE_DIR`, else `~/.cache/hype`. */
+/**
+ * Where hype caches what it builds or downloads (the guest kernel and initrd, the nested rig's kernel):
+ * `$HYPE_CACHE_DIR`, else `$XDG_CACHE_HOME/hype`, else `~/.cache/hype`. An empty variable counts as unset,
+ * and a relative `XDG_CACHE_HOME` is ignored (the XDG Base Directory spec says so). apps/cli/rig/kvm-in-qemu.sh
+ * resolves the same directory in shell.
+ */
 export function hypeCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   const override = env.HYPE_CACHE_DIR;
   if (override !== undefined && override !== '') return override;
-  return join(homedir(), '.cache', 'hype');
+  const xdg = env.XDG_CACHE_HOME;
+  if (xdg !== undefined && xdg !== '' && isAbsolute(xdg)) return join(xdg, 'hype');
+  const home = env.HOME !== undefined && env.HOME !== '' ? env.HOME : homedir();
+  return join(home, '.cache', 'hype');
 }
 
 export interface KernelCacheKeyInputs {

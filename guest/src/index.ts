@@ -2,6 +2,7 @@ export * from './cpio.js';
 export * from './kconfig.js';
 export * from './cache.js';
 export * from './kernel.js';
+export * from './linux-source.js';
 export * from './initrd.js';
 export * from './ext4.js';
 export * from './test-contract.js';

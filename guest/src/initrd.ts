@@ -27,6 +27,13 @@ export interface InitrdOptions {
   initScript?: string;
   /** Extra members; they replace anything at the same path. Parents are created as needed. */
   files?: InitrdFile[];
+  /**
+   * The directory copied into the initrd. Default: guest/rootfs. Its files' modes come from
+   * `executables`, not from the disk.
+   */
+  rootfs?: string;
+  /** The files under `rootfs` that get mode 0755 (all others 0644). Default: {@link ROOTFS_EXECUTABLES}. */
+  executables?: readonly string[];
 }
 
 export const DEFAULT_BUSYBOX = '/bin/busybox';
@@ -70,8 +77,21 @@ export function busyboxApplets(busybox: string): string[] {
     .filter((l) => l !== '' && l !== 'bin/busybox');
 }
 
-/** The files under guest/rootfs as initrd members, keeping their executable bits. */
-export function rootfsEntries(root = guestPath('rootfs')): CpioEntry[] {
+/**
+ * The files under guest/rootfs that are executable in the guest (mode 0755). Every other file is 0644 and
+ * every directory 0755: modes come from this table, never from the disk, because packing the package
+ * (`pnpm pack`) and some checkouts drop executable bits, and an `/init` without one cannot be started.
+ * A script added to rootfs/ that starts with `#!` belongs here (test/initrd-modes.test.ts checks that).
+ */
+export const ROOTFS_EXECUTABLES: readonly string[] = ['init', 'sbin/poweroff', 'sbin/reboot', 'usr/lib/hype/run-tests'];
+
+/**
+ * The files under `root` (default: guest/rootfs) as initrd members, with modes from `executables`
+ * (default: {@link ROOTFS_EXECUTABLES}): those 0755, other files 0644, directories 0755. Throws if an
+ * entry of `executables` is not a file under `root`.
+ */
+export function rootfsEntries(root = guestPath('rootfs'), executables: readonly string[] = ROOTFS_EXECUTABLES): CpioEntry[] {
+  const executable = new Set(executables);
   const entries: CpioEntry[] = [];
   const walk = (dir: string) => {
     for (const name of readdirSync(dir).sort()) {
@@ -82,11 +102,13 @@ export function rootfsEntries(root = guestPath('rootfs')): CpioEntry[] {
         entries.push({ type: 'dir', path, mode: 0o755 });
         walk(full);
       } else if (st.isFile()) {
-        entries.push({ type: 'file', path, data: readFileSync(full), mode: st.mode & 0o111 ? 0o755 : 0o644 });
+        entries.push({ type: 'file', path, data: readFileSync(full), mode: executable.has(path) ? 0o755 : 0o644 });
       }
     }
   };
   walk(root);
+  const missing = [...executable].filter((path) => !entries.some((e) => e.type === 'file' && e.path === path));
+  if (missing.length > 0) throw new Error(`initrd: ${missing.join(', ')} listed as executable but not a file under ${root}`);
   return entries;
 }
 
@@ -140,7 +162,7 @@ export function initrdEntries(options: InitrdOptions = {}): CpioEntry[] {
     { type: 'file', path: 'bin/busybox', data: busyboxBytes, mode: 0o755 },
     ...busyboxApplets(busybox).map((path): CpioEntry => ({ type: 'symlink', path, target: '/bin/busybox' })),
   ];
-  const ours: CpioEntry[] = [...rootfsEntries(), { type: 'file', path: 'etc/hype/init-mode', data: `${init}\n`, mode: 0o644 }];
+  const ours: CpioEntry[] = [...rootfsEntries(options.rootfs, options.executables), { type: 'file', path: 'etc/hype/init-mode', data: `${init}\n`, mode: 0o644 }];
   if (options.initScript !== undefined) ours.push({ type: 'file', path: 'init', data: options.initScript, mode: 0o755 });
   return layoutEntries([base, ours, (options.files ?? []).map(toEntry)]);
 }

@@ -1,8 +1,8 @@
 /**
- * Builds hype's guest kernel from Debian's linux-source tarball with our config fragment on top of
- * `tinyconfig`, verifies the fragment survived `olddefconfig`, and caches bzImage, vmlinux and the
- * final config under `<cache>/kernel-<key>/` (moved into place with one rename, so a reader never sees
- * a half-written entry).
+ * Builds hype's guest kernel from Debian's linux-source tarball (found by version: see linux-source.ts)
+ * with our config fragment on top of `tinyconfig`, verifies the fragment survived `olddefconfig`, and
+ * caches bzImage, vmlinux and the final config under `<cache>/kernel-<key>/` (moved into place with one
+ * rename, so a reader never sees a half-written entry).
  */
 import { spawn, execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, createWriteStream, openSync, closeSync, readdirSync } from 'node:fs';
@@ -10,11 +10,11 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { hypeCacheDir, kernelCacheEntry, kernelCacheKey, KERNEL_BUILD_DRIVER_VERSION } from './cache.js';
 import { parseKconfig, verifyKconfig, type KconfigValue } from './kconfig.js';
+import { findLinuxSource, isTestedLinuxVersion, LINUX_SOURCE_HINT, linuxVersionFromPath, TESTED_LINUX_VERSIONS, type LinuxSourceChoice } from './linux-source.js';
 import { guestPath } from './paths.js';
 
-export const DEFAULT_LINUX_SOURCE = '/usr/src/linux-source-6.1.tar.xz';
 export const KERNEL_FRAGMENT_PATH = guestPath('kernel', 'hype.config');
-const SETUP_HINT = 'apt-get install linux-source-6.1 bc bison flex libelf-dev libssl-dev build-essential (or run guest/setup-deps.sh)';
+const SETUP_HINT = LINUX_SOURCE_HINT;
 
 export type KernelBuildPhase = 'cached' | 'wait' | 'extract' | 'configure' | 'verify' | 'compile' | 'store' | 'done';
 
@@ -27,11 +27,14 @@ export interface KernelBuildProgress {
 
 export interface KernelBuildOptions {
   onProgress?: (progress: KernelBuildProgress) => void;
-  /** The linux-source tarball. Default: `$HYPE_LINUX_SOURCE`, else /usr/src/linux-source-6.1.tar.xz. */
+  /**
+   * The Linux source tarball. Default: `$HYPE_LINUX_SOURCE`, else the one the `linux-source` package
+   * installed, else the newest /usr/src/linux-source-*.tar.xz ({@link findLinuxSource}).
+   */
   source?: string;
   /** The config fragment. Default: guest/kernel/hype.config. */
   fragmentPath?: string;
-  /** Default: `$HYPE_CACHE_DIR`, else ~/.cache/hype. */
+  /** Default: `$HYPE_CACHE_DIR`, else `$XDG_CACHE_HOME/hype`, else ~/.cache/hype ({@link hypeCacheDir}). */
   cacheDir?: string;
   /** Parallel make jobs. Default: the number of CPUs. */
   jobs?: number;
@@ -66,6 +69,10 @@ export interface KernelBuildInfo {
 
 interface ResolvedInputs {
   source: string;
+  /** Why this source: the `source` option, HYPE_LINUX_SOURCE, the linux-source package's, the newest. */
+  sourceReason: string;
+  /** The version from the tarball's name (`6.1`), or `unknown`. */
+  linuxVersion: string;
   sourceVersion: string;
   fragmentPath: string;
   fragment: Map<string, KconfigValue>;
@@ -74,10 +81,13 @@ interface ResolvedInputs {
   dir: string;
 }
 
-function resolveSource(options: KernelBuildOptions): string {
-  const source = options.source ?? (process.env.HYPE_LINUX_SOURCE || DEFAULT_LINUX_SOURCE);
-  if (!existsSync(source)) throw new Error(`kernel source not found at ${source}: ${SETUP_HINT}`);
-  return source;
+function resolveSource(options: KernelBuildOptions): LinuxSourceChoice {
+  const choice: LinuxSourceChoice =
+    options.source !== undefined
+      ? { path: options.source, version: linuxVersionFromPath(options.source), reason: 'the source option' }
+      : findLinuxSource();
+  if (!existsSync(choice.path)) throw new Error(`kernel source not found at ${choice.path} (${choice.reason}): ${SETUP_HINT}`);
+  return choice;
 }
 
 /** The Debian package version owning the tarball, else a size+mtime fingerprint of the file. */
@@ -95,13 +105,24 @@ export function linuxSourceVersion(source: string): string {
 }
 
 function resolveInputs(options: KernelBuildOptions): ResolvedInputs {
-  const source = resolveSource(options);
+  const choice = resolveSource(options);
+  const source = choice.path;
   const fragmentPath = options.fragmentPath ?? KERNEL_FRAGMENT_PATH;
   const fragment = parseKconfig(readFileSync(fragmentPath, 'utf8'), fragmentPath);
   const sourceVersion = linuxSourceVersion(source);
   const cacheDir = options.cacheDir ?? hypeCacheDir();
   const key = kernelCacheKey({ fragment, sourceVersion });
-  return { source, sourceVersion, fragmentPath, fragment, cacheDir, key, dir: kernelCacheEntry(cacheDir, key) };
+  return {
+    source,
+    sourceReason: choice.reason,
+    linuxVersion: choice.version,
+    sourceVersion,
+    fragmentPath,
+    fragment,
+    cacheDir,
+    key,
+    dir: kernelCacheEntry(cacheDir, key),
+  };
 }
 
 function artifactsIn(dir: string, key: string, cached: boolean): KernelArtifacts {
@@ -131,7 +152,7 @@ export async function buildKernel(options: KernelBuildOptions = {}): Promise<Ker
   const report = options.onProgress ?? (() => {});
   const inputs = resolveInputs(options);
   if (isComplete(inputs.dir)) {
-    report({ phase: 'cached', message: `kernel ${inputs.key} cached in ${inputs.dir}` });
+    report({ phase: 'cached', message: `kernel ${inputs.key} (${inputs.sourceVersion}) cached in ${inputs.dir}` });
     return artifactsIn(inputs.dir, inputs.key, true);
   }
   mkdirSync(inputs.cacheDir, { recursive: true });
@@ -240,12 +261,22 @@ async function runBuild(inputs: ResolvedInputs, options: KernelBuildOptions, rep
   const env = { ...process.env, ARCH: 'x86_64', KBUILD_BUILD_USER: 'hype', KBUILD_BUILD_HOST: 'hype', LC_ALL: 'C' };
   const fail = (error: unknown): never => {
     const message = error instanceof Error ? error.message : String(error);
-    throw new Error(`kernel build failed: ${message}\n(full log: ${logPath}; build tree kept in ${work})`);
+    throw new Error(
+      `kernel build failed: ${message}\n(Linux source: ${inputs.source}, ${inputs.sourceReason}; HYPE_LINUX_SOURCE picks another; ` +
+        `full log: ${logPath}; build tree kept in ${work})`,
+    );
   };
 
   try {
-    report({ phase: 'extract', message: `extracting ${inputs.source} (${inputs.sourceVersion}) into ${tree}` });
-    await run('tar', ['-xJf', inputs.source, '-C', tree, '--strip-components=1'], work, log);
+    report({ phase: 'extract', message: `extracting ${inputs.source} (${inputs.sourceVersion}; ${inputs.sourceReason}) into ${tree}` });
+    if (inputs.linuxVersion !== 'unknown' && !isTestedLinuxVersion(inputs.linuxVersion)) {
+      report({
+        phase: 'extract',
+        message: `Linux ${inputs.linuxVersion} is untested with ${inputs.fragmentPath} (tested: ${TESTED_LINUX_VERSIONS.join(', ')}); every option is verified after olddefconfig`,
+      });
+    }
+    // tar detects the compression itself: Debian ships .tar.xz, Ubuntu .tar.bz2.
+    await run('tar', ['-xf', inputs.source, '-C', tree, '--strip-components=1'], work, log);
 
     report({ phase: 'configure', message: `make tinyconfig + ${inputs.fragmentPath} + olddefconfig` });
     await run('make', ['tinyconfig'], tree, log, undefined, env);

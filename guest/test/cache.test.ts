@@ -4,11 +4,20 @@ import { describe, expect, it } from 'vitest';
 import { hypeCacheDir, kernelCacheEntry, kernelCacheKey, KERNEL_BUILD_DRIVER_VERSION, parseKconfig } from '@hype/guest';
 
 describe('hypeCacheDir', () => {
-  it('is ~/.cache/hype unless HYPE_CACHE_DIR says otherwise', () => {
+  it('is ~/.cache/hype unless HYPE_CACHE_DIR or XDG_CACHE_HOME says otherwise', () => {
     expect(hypeCacheDir({})).toBe(join(homedir(), '.cache', 'hype'));
+    expect(hypeCacheDir({ HOME: '/home/u' })).toBe('/home/u/.cache/hype');
     expect(hypeCacheDir({ HYPE_CACHE_DIR: '' })).toBe(join(homedir(), '.cache', 'hype'));
     expect(hypeCacheDir({ HYPE_CACHE_DIR: '/srv/hype' })).toBe('/srv/hype');
     expect(kernelCacheEntry('/srv/hype', '0123456789abcdef')).toBe('/srv/hype/kernel-0123456789abcdef');
+  });
+
+  it('honours XDG_CACHE_HOME below HYPE_CACHE_DIR, ignoring an empty or relative one', () => {
+    expect(hypeCacheDir({ HOME: '/home/u', XDG_CACHE_HOME: '/var/cache/u' })).toBe('/var/cache/u/hype');
+    expect(hypeCacheDir({ HOME: '/home/u', XDG_CACHE_HOME: '/var/cache/u', HYPE_CACHE_DIR: '/srv/hype' })).toBe('/srv/hype');
+    expect(hypeCacheDir({ HOME: '/home/u', XDG_CACHE_HOME: '/var/cache/u', HYPE_CACHE_DIR: '' })).toBe('/var/cache/u/hype');
+    expect(hypeCacheDir({ HOME: '/home/u', XDG_CACHE_HOME: '' })).toBe('/home/u/.cache/hype');
+    expect(hypeCacheDir({ HOME: '/home/u', XDG_CACHE_HOME: 'relative/cache' })).toBe('/home/u/.cache/hype');
   });
 });
 

@@ -9,7 +9,6 @@ import {
   decodeNewc,
   DEFAULT_BUSYBOX,
   guestPath,
-  initrdEntries,
   layoutEntries,
   S_IFCHR,
   S_IFDIR,

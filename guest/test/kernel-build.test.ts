@@ -5,7 +5,7 @@
  * (The real build is exercised by guest/test/qemu-boot.test.ts through ensureKernel.)
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -85,6 +85,8 @@ describe('buildKernel (against a fake source tree)', () => {
 
     const phases = [...new Set(events.map((e) => e.phase))];
     expect(phases).toEqual(['extract', 'configure', 'verify', 'compile', 'store', 'done']);
+    // The progress line says which source it used, and why.
+    expect(events[0].message).toBe(`extracting ${source} (${info.sourceVersion}; the source option) into ${join(cacheDir, 'tmp', `kernel-${kernel.key}-${process.pid}`, 'linux')}`);
     const counts = events.filter((e) => e.phase === 'compile' && /objects compiled/.test(e.message)).map((e) => e.compiled);
     expect(counts).toEqual([3, 6]); // 8 objects (7 CC + 1 AS), one event every 3
     expect(events.some((e) => /linking vmlinux after 8 objects/.test(e.message))).toBe(true);
@@ -147,9 +149,19 @@ describe('buildKernel (against a fake source tree)', () => {
     expect(kernel.cached).toBe(false);
   });
 
+  it('says when the source is a Linux version the fragment is untested on', async () => {
+    const newer = join(scratch, 'src', 'linux-source-6.12.tar.xz');
+    copyFileSync(source, newer);
+    const events: KernelBuildProgress[] = [];
+    await buildKernel({ source: newer, fragmentPath, cacheDir: join(scratch, 'cache-6.12'), onProgress: (e) => events.push(e) });
+    const extract = events.filter((e) => e.phase === 'extract').map((e) => e.message);
+    expect(extract[0]).toMatch(/^extracting .*linux-source-6\.12\.tar\.xz \(file:\d+:\d+; the source option\)/);
+    expect(extract[1]).toMatch(/^Linux 6\.12 is untested with .*good\.config \(tested: 6\.1\); every option is verified after olddefconfig$/);
+  });
+
   it('names the missing source and the apt command', async () => {
     await expect(buildKernel({ source: join(scratch, 'nope.tar.xz'), fragmentPath, cacheDir })).rejects.toThrow(
-      /kernel source not found at .*nope\.tar\.xz: apt-get install linux-source-6\.1/,
+      /kernel source not found at .*nope\.tar\.xz \(the source option\): apt-get install linux-source /,
     );
   });
 });

@@ -19,7 +19,8 @@
 #   KVM_IN_QEMU_KERNEL_DIR_ONLY  1: print the directory the Debian kernel package is extracted to, and exit
 #   KVM_IN_QEMU_RW       colon-separated host directories to share read-write (writes land on this
 #                        host, e.g. a results directory); everything else is the throw-away overlay
-#   HYPE_CACHE_DIR       cache root (default ~/.cache/hype); the rig uses <root>/kvm-in-qemu
+#   HYPE_CACHE_DIR       cache root (default $XDG_CACHE_HOME/hype, else ~/.cache/hype, as @hype/guest's
+#                        hypeCacheDir()); the rig uses <root>/kvm-in-qemu
 #
 # On a terminal, Ctrl-C goes to the command; Ctrl-] x quits QEMU (Ctrl-] is QEMU's escape here, so
 # that Ctrl-A reaches `hype run` inside).
@@ -33,7 +34,15 @@ die() { echo "kvm-in-qemu: $*" >&2; exit 125; }
 QEMU="${KVM_IN_QEMU_QEMU:-qemu-system-x86_64}"
 command -v "$QEMU" >/dev/null || die "$QEMU not found (apt-get install qemu-system-x86, or bash scripts/setup.sh)"
 
-CACHE="${HYPE_CACHE_DIR:-$HOME/.cache/hype}/kvm-in-qemu"
+# The same cache root as hypeCacheDir() in @hype/guest (a relative XDG_CACHE_HOME is ignored, per the spec).
+if [ -n "${HYPE_CACHE_DIR:-}" ]; then
+  CACHE_ROOT=$HYPE_CACHE_DIR
+elif [[ "${XDG_CACHE_HOME:-}" == /* ]]; then
+  CACHE_ROOT=$XDG_CACHE_HOME/hype
+else
+  CACHE_ROOT=$HOME/.cache/hype
+fi
+CACHE="$CACHE_ROOT/kvm-in-qemu"
 MEM="${KVM_IN_QEMU_MEM:-4G}"
 CPUS="${KVM_IN_QEMU_CPUS:-2}"
 VERBOSE="${KVM_IN_QEMU_VERBOSE:-0}"

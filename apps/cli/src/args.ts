@@ -48,9 +48,10 @@ command inside the nested rig (QEMU/TCG emulating a CPU with SVM, a Debian
 kernel with kvm_amd; needs qemu-system-x86): everything works the same, slowly.
 Disk files are shared with it read-write, so their writes land here.
 
-Environment: HYPE_CACHE_DIR (default guest cache, default ~/.cache/hype),
-HYPE_KVM_DEVICE (the KVM device, default /dev/kvm), HYPE_LOG (VM messages on
-stderr: debug, info, warn (default), error, silent).
+Environment: HYPE_CACHE_DIR (default guest cache, default $XDG_CACHE_HOME/hype
+or ~/.cache/hype), HYPE_LINUX_SOURCE (the kernel source tarball for the default
+guest), HYPE_KVM_DEVICE (the KVM device, default /dev/kvm), HYPE_LOG (VM
+messages on stderr: debug, info, warn (default), error, silent).
 
 ${EXIT_CODE_HELP}
 `;
@@ -108,7 +109,7 @@ function buildProgram(onRun: (flags: RawRunFlags) => void, onGuestBuild: () => v
   const guest = program.command('guest').description('manage the default guest');
   guest
     .command('build')
-    .description('build the default guest kernel and initrd (cached in $HYPE_CACHE_DIR or ~/.cache/hype)')
+    .description('build the default guest kernel and initrd (cached in $HYPE_CACHE_DIR, else $XDG_CACHE_HOME/hype or ~/.cache/hype)')
     .action(() => onGuestBuild());
   return program;
 }

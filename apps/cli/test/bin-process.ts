@@ -49,7 +49,7 @@ export async function ensureBuiltBin(): Promise<void> {
     try {
       writeFileSync(join(lock, 'pid'), String(process.pid));
       if (!isStale()) return;
-      const result = spawnSync('pnpm', ['--filter', 'hype', 'build'], { cwd: REPO_ROOT, encoding: 'utf8' });
+      const result = spawnSync('pnpm', ['--filter', '@hype/cli', 'build'], { cwd: REPO_ROOT, encoding: 'utf8' });
       if (result.status !== 0) throw new Error(`building the hype CLI failed:\n${result.stdout}\n${result.stderr}`);
       return;
     } finally {

@@ -15,8 +15,12 @@ if (!hasKvm) console.warn('[hype] /dev/kvm absent on this host: skipping KVM tes
 
 const DISK_TEXT = 'hype-e2e-disk-v1';
 const GUEST_TEXT = 'written-by-the-guest';
-/** The default guest's shell prompt (guest/rootfs/etc/profile: PS1='hype:\w\$ '). */
-const PROMPT = /hype:[^\n]*# (\x1b\[6n)?$/; // ash may follow its prompt with a cursor-position query
+/**
+ * The default guest's shell prompt (guest/rootfs/etc/profile: PS1='hype:\w\$ '); ash may follow it with
+ * a cursor-position query (ESC [ 6 n).
+ */
+// eslint-disable-next-line no-control-regex -- that ESC, on purpose
+const PROMPT = /hype:[^\n]*# (\x1b\[6n)?$/;
 
 describe.skipIf(!hasKvm)('hype run (KVM): default guest, disks, console script', () => {
   beforeAll(async () => {

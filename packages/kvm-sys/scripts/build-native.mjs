@@ -6,8 +6,12 @@
 //   build     (turbo "build"): same, and also recompile when the binary that would load (build/Release
 //             or a prebuild) is older than native/ or binding.gyp (so `pnpm build` after editing the
 //             C++ never runs a stale addon).
-//   prebuild  prebuildify --napi --strip -> prebuilds/linux-x64/ (script "build:prebuild": a script
-//             named "prebuild" would run before every "build", pnpm runs pre-scripts).
+//   prebuild  prebuildify --napi --strip --tag-libc -> prebuilds/linux-x64/@hype+kvm-sys.glibc.node, what
+//             the npm package ships (scripts/release.mjs runs it; script "build:prebuild": a script named
+//             "prebuild" would run before every "build", pnpm runs pre-scripts).
+//
+// In an installed package (no native/ edits, no build/) `install` finds the shipped prebuild loadable and
+// does nothing else: no compiler is needed on linux-x64 with glibc.
 //
 // node-gyp downloads Node's headers unless told where they are; there is no network here, so point it at
 // the headers that ship with this Node (`<prefix>/include/node`, e.g. /usr/include/node) when present.
@@ -67,6 +71,20 @@ if (process.platform !== 'linux') {
   process.exit(0);
 }
 
+// install: a binary that loads (the shipped prebuild, or an earlier build) is all that is needed; no lock,
+// no node-gyp. npm_config_build_from_source=true (`npm install --build-from-source`) compiles anyway.
+if (mode === 'install' && process.env.npm_config_build_from_source !== 'true') {
+  const binary = loadableBinary();
+  if (binary !== undefined) {
+    try {
+      createRequire(import.meta.url)(binary);
+      process.exit(0);
+    } catch {
+      // Found but does not load here (another libc, a broken file): build from source below.
+    }
+  }
+}
+
 // Several `pnpm build`s can run at once in one checkout (turbo, other terminals); two node-gyp runs in one
 // build/ directory break each other. Hold a lock directory (with our pid) for the duration.
 const lock = join(packageRoot, '.native-build.lock');
@@ -84,12 +102,16 @@ function acquireLock() {
     let owner = NaN;
     try {
       owner = Number(readFileSync(join(lock, 'pid'), 'utf8'));
-    } catch {}
+    } catch {
+      // No pid file (yet): the owner is unknown, and the lock is left alone.
+    }
     let alive = false;
     try {
       process.kill(owner, 0);
       alive = true;
-    } catch {}
+    } catch {
+      // No such process (or no pid): not alive.
+    }
     if (!alive && Number.isInteger(owner)) rmSync(lock, { recursive: true, force: true });
     if (Date.now() > deadline) {
       console.error(`@hype/kvm-sys: ${lock} is held by process ${owner}; remove it if no build is running`);
@@ -109,7 +131,9 @@ switch (mode) {
     else run('node-gyp-build', []);
     break;
   case 'prebuild':
-    run('prebuildify', ['--napi', '--strip']);
+    // --tag-libc names the binary @hype+kvm-sys.glibc.node: on musl node-gyp-build skips it and the install
+    // compiles instead of loading a binary that cannot link there.
+    run('prebuildify', ['--napi', '--strip', '--tag-libc']);
     break;
   default:
     console.error(`@hype/kvm-sys: unknown mode ${mode} (expected install, build or prebuild)`);

@@ -4,7 +4,9 @@
 // RangeError (wrong value) "<function>: <argument> must be ..." otherwise: fds are integers from 0 to
 // 2^31-1, 64-bit values are bigints or non-negative safe integers, buffers are TypedArrays or DataViews
 // of a (non-shared, attached) ArrayBuffer.
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** An addon-owned mmap, exposed as one external ArrayBuffer. */
@@ -116,6 +118,28 @@ export interface NativeAddon {
 /** The package directory (holding binding.gyp, build/ and prebuilds/), from src/ or dist/. */
 export const packageRoot = fileURLToPath(new URL('..', import.meta.url));
 
+/**
+ * True when `root` is this package inside a checkout of the hype repository (packages/kvm-sys beside the
+ * workspace's pnpm-workspace.yaml), false for an installed copy (under node_modules).
+ */
+export function isSourceCheckout(root: string = packageRoot): boolean {
+  const parts = resolve(root).split(sep);
+  return !parts.includes('node_modules') && existsSync(join(root, '..', '..', 'pnpm-workspace.yaml')) && existsSync(join(root, 'native'));
+}
+
+/** What to do when the addon does not load, for this repository's developers or for an installed package. */
+export function addonLoadHint(root: string = packageRoot): string {
+  if (isSourceCheckout(root)) {
+    return 'Run `pnpm install` or `pnpm --filter @hype/kvm-sys build` in the repository (needs a C++ toolchain and python3).';
+  }
+  return (
+    'The package ships a prebuilt addon for Linux x86-64 with glibc; elsewhere (musl, another architecture) it is ' +
+    'compiled when the package is installed, which needs python3, make and g++ (Debian: `apt-get install python3 make g++`). ' +
+    'Then allow its install script and rebuild: `npm install-scripts approve @hype/kvm-sys && npm rebuild @hype/kvm-sys` ' +
+    '(pnpm: `pnpm approve-builds`, then `pnpm rebuild @hype/kvm-sys`).'
+  );
+}
+
 let cached: NativeAddon | undefined;
 
 /** The native addon, loaded on first use. */
@@ -126,11 +150,9 @@ export function addon(): NativeAddon {
   try {
     cached = load(packageRoot);
   } catch (error) {
-    throw new Error(
-      `@hype/kvm-sys: the native addon is not built (${(error as Error).message.split('\n')[0]}). ` +
-        'Run `pnpm install` or `pnpm --filter @hype/kvm-sys build` (needs a C++ toolchain and python3).',
-      { cause: error },
-    );
+    throw new Error(`@hype/kvm-sys: the native addon is not built or does not load (${(error as Error).message.split('\n')[0]}). ${addonLoadHint()}`, {
+      cause: error,
+    });
   }
   return cached;
 }

@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { packageRoot } from '../src/index.js';
+import { addonLoadHint, isSourceCheckout, packageRoot } from '../src/index.js';
 
 const require = createRequire(import.meta.url);
 const nodeGypBuild = require.resolve('node-gyp-build');
@@ -38,9 +38,33 @@ describe('node-gyp-build finds the addon', () => {
     expect(ioctl).toBe(0xae80);
   });
 
+  it('in prebuilds/linux-x64 with the glibc tag (prebuildify --napi --tag-libc, what the release ships)', () => {
+    const { dir, path, ioctl } = loadFrom('prebuilt-glibc', 'prebuilds/linux-x64/@hype+kvm-sys.glibc.node');
+    expect(path).toBe(join(dir, 'prebuilds/linux-x64/@hype+kvm-sys.glibc.node'));
+    expect(ioctl).toBe(0xae80);
+  });
+
   it('in prebuilds/linux-x64 (prebuildify --napi)', () => {
     const { dir, path, ioctl } = loadFrom('prebuilt', 'prebuilds/linux-x64/@hype+kvm-sys.node');
     expect(path).toBe(join(dir, 'prebuilds/linux-x64/@hype+kvm-sys.node'));
     expect(ioctl).toBe(0xae80);
+  });
+});
+
+describe('the advice when the addon does not load', () => {
+  it('names the repository commands only inside this repository', () => {
+    expect(isSourceCheckout(packageRoot)).toBe(true);
+    expect(addonLoadHint(packageRoot)).toMatch(/pnpm --filter @hype\/kvm-sys build/);
+  });
+
+  it('tells an installed package what to install and run, without monorepo commands', () => {
+    const installed = join(scratch, 'project', 'node_modules', '@hype', 'kvm-sys');
+    mkdirSync(join(installed, 'native'), { recursive: true });
+    expect(isSourceCheckout(installed)).toBe(false);
+    const hint = addonLoadHint(installed);
+    expect(hint).not.toMatch(/--filter|repository/);
+    expect(hint).toMatch(/apt-get install python3 make g\+\+/);
+    expect(hint).toMatch(/npm rebuild @hype\/kvm-sys/);
+    expect(hint).toMatch(/pnpm approve-builds/);
   });
 });

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 
 export interface GuestKernel {
   dir: string;
@@ -11,8 +11,16 @@ export interface GuestKernel {
 /**
  * The project's guest kernel: env HYPE_TEST_KERNEL (a kernel-<hash> directory, or a bzImage whose
  * directory may also hold the vmlinux), else the newest complete `kernel-*` directory of the guest cache
- * (HYPE_CACHE_DIR or ~/.cache/hype).
+ * (see {@link hypeCache}).
  */
+/** The hype cache root, as @hype/guest's hypeCacheDir(): HYPE_CACHE_DIR, else $XDG_CACHE_HOME/hype, else ~/.cache/hype. */
+function hypeCache(): string {
+  const { HYPE_CACHE_DIR, XDG_CACHE_HOME } = process.env;
+  if (HYPE_CACHE_DIR) return HYPE_CACHE_DIR;
+  if (XDG_CACHE_HOME && isAbsolute(XDG_CACHE_HOME)) return join(XDG_CACHE_HOME, 'hype');
+  return join(homedir(), '.cache', 'hype');
+}
+
 export function findGuestKernel(): GuestKernel | undefined {
   const env = process.env.HYPE_TEST_KERNEL;
   if (env) {
@@ -20,7 +28,7 @@ export function findGuestKernel(): GuestKernel | undefined {
     const bzImage = existsSync(env) && statSync(env).isFile() ? env : join(dir, 'bzImage');
     return describe(dir, bzImage);
   }
-  const cache = process.env.HYPE_CACHE_DIR ?? join(homedir(), '.cache', 'hype');
+  const cache = hypeCache();
   if (!existsSync(cache)) return undefined;
   const dirs = readdirSync(cache)
     .filter((n) => n.startsWith('kernel-'))
@@ -50,7 +58,7 @@ export function findDistroKernel(): string | undefined {
   const env = process.env.HYPE_TEST_DISTRO_KERNEL;
   if (env) return existsSync(env) ? env : undefined;
   // The Debian kernel package the nested rig (and the stock-kernel guest test) keeps in the cache.
-  const rigCache = join(process.env.HYPE_CACHE_DIR ?? join(homedir(), '.cache', 'hype'), 'kvm-in-qemu');
+  const rigCache = join(hypeCache(), 'kvm-in-qemu');
   const rigKernels = existsSync(rigCache) ? readdirSync(rigCache).filter((n) => n.startsWith('linux-image-')).map((n) => join(rigCache, n, 'boot')) : [];
   for (const dir of [...rigKernels, '/tmp/debkernel/x/boot', '/boot']) {
     if (!existsSync(dir)) continue;

@@ -6,7 +6,7 @@
  *      rng; the host then verifies the disk images byte for byte.
  *   2. the 8250 console (ttyS0), 1 vCPU: boot only, so the serial path carries a whole boot too.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {

@@ -105,7 +105,7 @@ describe('readLinear', () => {
 
   it('caps the length it will read', () => {
     const { mem, regs } = longMode();
-    expect(readLinear({ view: (g, l) => new Uint8Array(l) }, { ...regs, cr0: 0x11n }, 0n, 1 << 30).length).toBe(MAX_VIRTUAL_ACCESS);
+    expect(readLinear({ view: (_g, l) => new Uint8Array(l) }, { ...regs, cr0: 0x11n }, 0n, 1 << 30).length).toBe(MAX_VIRTUAL_ACCESS);
     expect(readLinear(mem, regs, 0n, -5).length).toBe(0);
   });
 });

@@ -39,7 +39,7 @@ function setup() {
   const out: number[] = [];
   const irqs: boolean[] = [];
   let drained = 0;
-  const uart = new Uart8250({ output: (b) => out.push(b), setIrq: (l) => irqs.push(l), onRxDrained: () => drained++ });
+  const uart = new Uart8250({ output: (b) => void out.push(b), setIrq: (l) => irqs.push(l), onRxDrained: () => drained++ });
   const rd = (reg: number) => {
     const d = new Uint8Array(1);
     uart.read(reg, d);
