@@ -1,9 +1,6 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { bootparam } from '@hype/linux-loader';
+import { cProgram } from '../../../scripts/test/c-values.js';
 
 const {
   BOOT_PARAMS,
@@ -59,46 +56,35 @@ describe('boot_params offsets (bootparam.h comments and boot.rst tables)', () =>
 });
 
 // The strongest check: compile offsetof()/sizeof() against the system's own uapi bootparam.h.
-const header = '/usr/include/x86_64-linux-gnu/asm/bootparam.h';
-const cc = ['/usr/bin/cc', '/usr/bin/gcc'].find((p) => existsSync(p));
-const canCompile = existsSync(header) && cc !== undefined;
-if (!canCompile) console.warn('[hype] no C compiler or linux-libc-dev bootparam.h: skipping the offsetof() comparison in bootparam.test.ts');
+const bootparamH = cProgram({ check: 'the offsetof() comparison in bootparam.test.ts', includes: ['asm/bootparam.h'] });
 
-describe.skipIf(!canCompile)('against the kernel uapi header, compiled', () => {
+describe.skipIf(!bootparamH.canCompile)('against the kernel uapi header, compiled', () => {
   it('matches offsetof and sizeof for every named field', () => {
-    const lines: string[] = [];
-    for (const [name, f] of Object.entries(SETUP_HEADER)) {
-      lines.push(`P("hdr.${name}", offsetof(struct boot_params, hdr.${name}), sizeof(((struct boot_params*)0)->hdr.${name}));`);
-      void f;
+    const exprs: Record<string, string> = {};
+    const P = (n: string, o: string, s: string) => {
+      exprs[`${n}:offset`] = o;
+      exprs[`${n}:size`] = s;
+    };
+    for (const name of Object.keys(SETUP_HEADER)) {
+      P(`hdr.${name}`, `offsetof(struct boot_params, hdr.${name})`, `sizeof(((struct boot_params*)0)->hdr.${name})`);
     }
     for (const name of Object.keys(BOOT_PARAMS)) {
-      lines.push(`P("${name}", offsetof(struct boot_params, ${name}), sizeof(((struct boot_params*)0)->${name}));`);
+      P(name, `offsetof(struct boot_params, ${name})`, `sizeof(((struct boot_params*)0)->${name})`);
     }
     for (const name of Object.keys(E820_ENTRY)) {
-      lines.push(`P("e820.${name}", offsetof(struct boot_e820_entry, ${name}), sizeof(((struct boot_e820_entry*)0)->${name}));`);
+      P(`e820.${name}`, `offsetof(struct boot_e820_entry, ${name})`, `sizeof(((struct boot_e820_entry*)0)->${name})`);
     }
-    lines.push('P("hdr", offsetof(struct boot_params, hdr), sizeof(struct setup_header));');
-    lines.push('P("e820_table", offsetof(struct boot_params, e820_table), sizeof(struct boot_e820_entry));');
-    lines.push('P("boot_params", 0, sizeof(struct boot_params));');
-    const src = `#include <stddef.h>\n#include <stdio.h>\n#include <asm/bootparam.h>\n#define P(n,o,s) printf("%s %zu %zu\\n", n, (size_t)(o), (size_t)(s))\nint main(void){\n${lines.join('\n')}\nreturn 0;}\n`;
-    const dir = mkdtempSync(join(tmpdir(), 'hype-bootparam-'));
-    try {
-      writeFileSync(join(dir, 'p.c'), src);
-      execFileSync(cc!, ['-o', join(dir, 'p'), join(dir, 'p.c')], { stdio: 'pipe' });
-      const out = execFileSync(join(dir, 'p'), { encoding: 'utf8' });
-      const got = new Map(out.trim().split('\n').map((l) => {
-        const [n, o, s] = l.split(' ');
-        return [n, { offset: Number(o), size: Number(s) }] as const;
-      }));
-      for (const [name, f] of Object.entries(SETUP_HEADER)) expect(got.get(`hdr.${name}`), name).toEqual({ offset: f.offset, size: f.size });
-      for (const [name, f] of Object.entries(BOOT_PARAMS)) expect(got.get(name), name).toEqual({ offset: f.offset, size: f.size });
-      for (const [name, f] of Object.entries(E820_ENTRY)) expect(got.get(`e820.${name}`), name).toEqual({ offset: f.offset, size: f.size });
-      expect(got.get('hdr')).toEqual({ offset: BOOT_PARAMS_HDR, size: SETUP_HEADER_KNOWN_END - BOOT_PARAMS_HDR });
-      expect(got.get('e820_table')).toEqual({ offset: BOOT_PARAMS_E820_TABLE, size: E820_ENTRY_SIZE });
-      expect(got.get('boot_params')?.size).toBe(BOOT_PARAMS_SIZE);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    P('hdr', 'offsetof(struct boot_params, hdr)', 'sizeof(struct setup_header)');
+    P('e820_table', 'offsetof(struct boot_params, e820_table)', 'sizeof(struct boot_e820_entry)');
+    P('boot_params', '0', 'sizeof(struct boot_params)');
+    const c = bootparamH.values(exprs);
+    const got = (n: string) => ({ offset: c[`${n}:offset`], size: c[`${n}:size`] });
+    for (const [name, f] of Object.entries(SETUP_HEADER)) expect(got(`hdr.${name}`), name).toEqual({ offset: f.offset, size: f.size });
+    for (const [name, f] of Object.entries(BOOT_PARAMS)) expect(got(name), name).toEqual({ offset: f.offset, size: f.size });
+    for (const [name, f] of Object.entries(E820_ENTRY)) expect(got(`e820.${name}`), name).toEqual({ offset: f.offset, size: f.size });
+    expect(got('hdr')).toEqual({ offset: BOOT_PARAMS_HDR, size: SETUP_HEADER_KNOWN_END - BOOT_PARAMS_HDR });
+    expect(got('e820_table')).toEqual({ offset: BOOT_PARAMS_E820_TABLE, size: E820_ENTRY_SIZE });
+    expect(got('boot_params').size).toBe(BOOT_PARAMS_SIZE);
   });
 });
 

@@ -1,10 +1,7 @@
 // The layout constants against Linux's include/uapi/linux/virtio_blk.h: compiled with the host's C
 // compiler when there is one (offsetof/sizeof/#define values), and against numbers copied from the header.
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { cProgram } from '../../../scripts/test/c-values.js';
 import {
   BLK_CONFIG,
   BLK_ID_BYTES,
@@ -19,34 +16,10 @@ import {
   WRITE_ZEROES_FLAG_UNMAP,
 } from '../src/index.js';
 
-const HEADER = '/usr/include/linux/virtio_blk.h';
-
-function which(cmd: string): string | undefined {
-  try {
-    return execFileSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-const cc = which('cc') ?? which('gcc');
-const canCompile = cc !== undefined && existsSync(HEADER);
-if (!canCompile) console.warn(`[hype] no C compiler or no ${HEADER}: skipping the compiled virtio_blk.h check`);
-
-/** Values the C compiler reports for `exprs` (each a C expression of integer type). */
-function cValues(exprs: Record<string, string>): Record<string, number> {
-  const dir = mkdtempSync(join(tmpdir(), 'hype-blk-layout-'));
-  try {
-    const body = Object.entries(exprs)
-      .map(([k, e]) => `  printf("%s\\"${k}\\":%llu", first ? "" : ",", (unsigned long long)(${e})); first = 0;`)
-      .join('\n');
-    const src = `#include <stdio.h>\n#include <stddef.h>\n#include <linux/virtio_blk.h>\n#include <linux/virtio_config.h>\n#include <linux/virtio_ids.h>\nint main(void) { int first = 1; printf("{");\n${body}\n  printf("}\\n"); return 0; }\n`;
-    writeFileSync(join(dir, 'l.c'), src);
-    execFileSync(cc as string, ['-o', join(dir, 'l'), join(dir, 'l.c')]);
-    return JSON.parse(execFileSync(join(dir, 'l'), { encoding: 'utf8' }));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const blkH = cProgram({
+  check: 'the compiled virtio_blk.h check',
+  includes: ['linux/virtio_blk.h', 'linux/virtio_config.h', 'linux/virtio_ids.h'],
+});
 
 const configFields: Record<keyof Omit<typeof BLK_CONFIG, 'SIZE'>, string> = {
   capacity: 'capacity',
@@ -71,7 +44,7 @@ const configFields: Record<keyof Omit<typeof BLK_CONFIG, 'SIZE'>, string> = {
 };
 
 describe('virtio-blk layout vs virtio_blk.h', () => {
-  it.skipIf(!canCompile)('matches the compiled kernel header', () => {
+  it.skipIf(!blkH.canCompile)('matches the compiled kernel header', () => {
     const exprs: Record<string, string> = {
       id: 'VIRTIO_ID_BLOCK',
       version1: 'VIRTIO_F_VERSION_1',
@@ -91,7 +64,7 @@ describe('virtio-blk layout vs virtio_blk.h', () => {
     for (const k of Object.keys(BlkFeature)) exprs[`f_${k}`] = `VIRTIO_BLK_F_${k}`;
     for (const k of Object.keys(BlkRequestType)) exprs[`t_${k}`] = `VIRTIO_BLK_T_${k}`;
     for (const k of Object.keys(BlkStatus)) exprs[`s_${k}`] = `VIRTIO_BLK_S_${k}`;
-    const c = cValues(exprs);
+    const c = blkH.values(exprs);
 
     expect(VIRTIO_ID_BLOCK).toBe(c.id);
     expect(VIRTIO_F_VERSION_1).toBe(c.version1);

@@ -1,4 +1,4 @@
-import { type BufSpec, type UsedElem, VirtioTestDriver, type VirtioTestDriverOptions, chainBuffersOf } from '@hype/virtio/testing';
+import { type BufSpec, FakeClock, type UsedElem, VirtioTestDriver, type VirtioTestDriverOptions, chainBuffersOf } from '@hype/virtio/testing';
 import {
   VMADDR_CID_HOST,
   VSOCK_EVENT,
@@ -12,54 +12,6 @@ import {
   decodeHeader,
   encodeHeader,
 } from '../src/index.js';
-
-/** A hand-cranked clock with timers, and a hand-cranked "later turn" queue. */
-export class FakeScheduler {
-  now = 0;
-  private timers: Array<{ at: number; fn: () => void; cancelled: boolean }> = [];
-  deferred: Array<() => void> = [];
-
-  readonly setTimer = (fn: () => void, ms: number): unknown => {
-    const t = { at: this.now + ms, fn, cancelled: false };
-    this.timers.push(t);
-    return t;
-  };
-  readonly clearTimer = (handle: unknown): void => {
-    (handle as { cancelled: boolean }).cancelled = true;
-  };
-  readonly defer = (fn: () => void): void => {
-    this.deferred.push(fn);
-  };
-
-  get pendingTimers(): number {
-    return this.timers.filter((t) => !t.cancelled).length;
-  }
-
-  /** Move the clock forward, firing due timers in order. */
-  advance(ms: number): void {
-    const end = this.now + ms;
-    for (;;) {
-      const due = this.timers.filter((t) => !t.cancelled && t.at <= end).sort((a, b) => a.at - b.at)[0];
-      if (due === undefined) break;
-      this.now = Math.max(this.now, due.at);
-      due.cancelled = true;
-      due.fn();
-    }
-    this.timers = this.timers.filter((t) => !t.cancelled);
-    this.now = end;
-  }
-
-  /** Run deferred callbacks (and what they defer), at most `turns` rounds. Returns the rounds run. */
-  runDeferred(turns = Infinity): number {
-    let rounds = 0;
-    while (this.deferred.length > 0 && rounds < turns) {
-      const batch = this.deferred.splice(0);
-      for (const fn of batch) fn();
-      rounds++;
-    }
-    return rounds;
-  }
-}
 
 /** A packet as the guest sees it in an rx buffer. */
 export interface Packet extends VsockHeader {
@@ -187,7 +139,7 @@ export function buffersOf(elem: UsedElem): readonly BufSpec[] {
 export interface Rig {
   drv: VirtioTestDriver;
   device: VsockDevice;
-  time: FakeScheduler;
+  time: FakeClock;
   guest: TestGuest;
   /** Run every deferred turn. */
   flush(): void;
@@ -195,7 +147,7 @@ export interface Rig {
 
 /** A VsockDevice with fake time behind the real transport, initialised. */
 export function rig(options: Partial<VsockDeviceOptions> = {}, driverOptions: VirtioTestDriverOptions = {}): Rig {
-  const time = new FakeScheduler();
+  const time = new FakeClock();
   const device = new VsockDevice({ setTimer: time.setTimer, clearTimer: time.clearTimer, defer: time.defer, ...options });
   const drv = new VirtioTestDriver(device, { ramSize: 16 << 20, queueSize: 128, ...driverOptions });
   drv.init();

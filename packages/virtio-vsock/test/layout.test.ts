@@ -1,10 +1,7 @@
 // The wire layout against Linux's include/uapi/linux/virtio_vsock.h (and virtio_ids.h, vm_sockets.h):
 // compiled with the host's C compiler when there is one, and against the numbers of virtio 1.2 §5.10.
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { cProgram } from '../../../scripts/test/c-values.js';
 import {
   VIRTIO_ID_VSOCK,
   VMADDR_CID_ANY,
@@ -26,36 +23,10 @@ import {
   opName,
 } from '../src/index.js';
 
-const HEADER = '/usr/include/linux/virtio_vsock.h';
-
-function which(cmd: string): string | undefined {
-  try {
-    return execFileSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-const cc = which('cc') ?? which('gcc');
-const canCompile = cc !== undefined && existsSync(HEADER);
-if (!canCompile) console.warn(`[hype] no C compiler or no ${HEADER}: skipping the compiled virtio_vsock.h check`);
-
-/** Values the C compiler reports for `exprs` (each a C expression of integer type). */
-function cValues(exprs: Record<string, string>): Record<string, number> {
-  const dir = mkdtempSync(join(tmpdir(), 'hype-vsock-layout-'));
-  try {
-    const body = Object.entries(exprs)
-      .map(([k, e]) => `  printf("%s\\"${k}\\":%llu", first ? "" : ",", (unsigned long long)(${e})); first = 0;`)
-      .join('\n');
-    const src =
-      '#include <stdio.h>\n#include <stddef.h>\n#include <sys/socket.h>\n#include <linux/virtio_vsock.h>\n#include <linux/virtio_ids.h>\n#include <linux/vm_sockets.h>\n' +
-      `int main(void) { int first = 1; printf("{");\n${body}\n  printf("}\\n"); return 0; }\n`;
-    writeFileSync(join(dir, 'l.c'), src);
-    execFileSync(cc as string, ['-o', join(dir, 'l'), join(dir, 'l.c')]);
-    return JSON.parse(execFileSync(join(dir, 'l'), { encoding: 'utf8' }));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const vsockH = cProgram({
+  check: 'the compiled virtio_vsock.h check',
+  includes: ['sys/socket.h', 'linux/virtio_vsock.h', 'linux/virtio_ids.h', 'linux/vm_sockets.h'],
+});
 
 const headerFields: Record<Exclude<keyof typeof VSOCK_HDR, 'SIZE'>, string> = {
   SRC_CID: 'src_cid',
@@ -71,7 +42,7 @@ const headerFields: Record<Exclude<keyof typeof VSOCK_HDR, 'SIZE'>, string> = {
 };
 
 describe('virtio-vsock layout', () => {
-  it.skipIf(!canCompile)('matches the compiled kernel headers', () => {
+  it.skipIf(!vsockH.canCompile)('matches the compiled kernel headers', () => {
     const exprs: Record<string, string> = {
       id: 'VIRTIO_ID_VSOCK',
       seqpacket: 'VIRTIO_VSOCK_F_SEQPACKET',
@@ -101,7 +72,7 @@ describe('virtio-vsock layout', () => {
     };
     for (const [k, field] of Object.entries(headerFields)) exprs[`hdr_${k}`] = `offsetof(struct virtio_vsock_hdr, ${field})`;
     for (const [k, field] of Object.entries(headerFields)) exprs[`size_${k}`] = `sizeof(((struct virtio_vsock_hdr *)0)->${field})`;
-    const c = cValues(exprs);
+    const c = vsockH.values(exprs);
     expect(c.id).toBe(VIRTIO_ID_VSOCK);
     expect(c.seqpacket).toBe(VsockFeature.SEQPACKET);
     expect(c.hdrSize).toBe(VSOCK_HDR.SIZE);

@@ -1,11 +1,8 @@
 // Every layout constant of @hype/virtio against Linux's uapi headers (virtio_mmio.h, virtio_ring.h,
 // virtio_config.h, virtio_ids.h, virtio_console.h): compiled with the host's C compiler when there is
 // one, and always against the numbers copied from those headers.
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { cProgram } from '../../../scripts/test/c-values.js';
 import { ConsoleConfig, ConsoleFeature } from '../src/console.js';
 import { DeviceId, Feature, Status, TRANSPORT_FEATURE_FIRST, TRANSPORT_FEATURE_LAST } from '../src/features.js';
 import { MMIO_MAGIC_VALUE, MMIO_VERSION, MmioInterrupt, MmioReg } from '../src/mmio-registers.js';
@@ -111,51 +108,20 @@ const table: Record<string, [string, number, number]> = {
 
 const HEADERS = ['virtio_mmio.h', 'virtio_ring.h', 'virtio_config.h', 'virtio_ids.h', 'virtio_console.h'];
 
-function which(cmd: string): string | undefined {
-  try {
-    return execFileSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-const cc = which('cc') ?? which('gcc');
-const canCompile = cc !== undefined && HEADERS.every((h) => existsSync(`/usr/include/linux/${h}`));
-if (!canCompile) console.warn('[hype] no C compiler or no linux/virtio_*.h uapi headers: skipping the compiled layout check');
-
-function compiledValues(): Record<string, number> {
-  const dir = mkdtempSync(join(tmpdir(), 'hype-virtio-layout-'));
-  try {
-    const body = Object.entries(table)
-      .map(([k, [expr]]) => `  printf("%s\\"${k}\\":%llu", first ? "" : ",", (unsigned long long)(${expr})); first = 0;`)
-      .join('\n');
-    const src = [
-      '#include <stdio.h>',
-      '#include <stddef.h>',
-      '#include <stdlib.h>',
-      ...HEADERS.map((h) => `#include <linux/${h}>`),
-      'int main(void) {',
-      '  struct vring vr256; void *mem = calloc(1, vring_size(256, 4096));',
-      '  vring_init(&vr256, 256, mem, 4096);',
-      '  int first = 1; printf("{");',
-      body,
-      '  printf("}\\n"); return 0;',
-      '}',
-    ].join('\n');
-    writeFileSync(join(dir, 'l.c'), src);
-    execFileSync(cc as string, ['-o', join(dir, 'l'), join(dir, 'l.c')]);
-    return JSON.parse(execFileSync(join(dir, 'l'), { encoding: 'utf8' }));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+// setup: the 256-entry ring (laid out by vring_init) that the used_event/avail_event expressions read.
+const uapiH = cProgram({
+  check: 'the compiled layout check (linux/virtio_*.h uapi headers)',
+  includes: ['stdlib.h', ...HEADERS.map((h) => `linux/${h}`)],
+  setup: ['struct vring vr256; void *mem = calloc(1, vring_size(256, 4096));', 'vring_init(&vr256, 256, mem, 4096);'],
+});
 
 describe('virtio layout constants vs Linux uapi headers', () => {
   it('match the numbers copied from the headers', () => {
     for (const [name, [, ours, copied]] of Object.entries(table)) expect([name, ours]).toEqual([name, copied]);
   });
 
-  it.skipIf(!canCompile)('match the compiled headers', () => {
-    const compiled = compiledValues();
+  it.skipIf(!uapiH.canCompile)('match the compiled headers', () => {
+    const compiled = uapiH.values(Object.fromEntries(Object.entries(table).map(([name, [expr]]) => [name, expr])));
     for (const [name, [, ours]] of Object.entries(table)) expect([name, ours]).toEqual([name, compiled[name]]);
   });
 

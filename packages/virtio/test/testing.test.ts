@@ -1,4 +1,4 @@
-// The driver-side harness (@hype/virtio/testing) itself, driving the console device.
+// The driver-side harness (@hype/virtio/testing) itself, driving the console device; and FakeClock.
 import { describe, expect, it } from 'vitest';
 import { ConsoleDevice, ConsoleFeature } from '../src/console.js';
 import { Feature, Status, featureMask } from '../src/features.js';
@@ -8,6 +8,7 @@ import { Desc } from '../src/ring-layout.js';
 import {
   BumpAllocator,
   DriverQueue,
+  FakeClock,
   TEST_RINGS_BASE,
   VirtioTestDriver,
   chainBuffersOf,
@@ -164,5 +165,94 @@ describe('BumpAllocator and DriverQueue', () => {
     expect(dv.getUint16(0x2000 + 4 + 2 * 1, true)).toBe(2);
     expect(dv.getUint16(0x2002, true)).toBe(6);
     expect(() => q.setDesc(0, { addr: 0, len: 0 }, 0x10000)).toThrow(/not guest RAM/);
+  });
+});
+
+describe('FakeClock', () => {
+  it('fires due timers in due order (ties as set), each at its own time, and ends at now + ms', () => {
+    const time = new FakeClock();
+    const fired: string[] = [];
+    const at = (name: string) => () => fired.push(`${name}@${time.clock()}`);
+    time.setTimer(at('c'), 30);
+    time.setTimer(at('a'), 10);
+    time.setTimer(at('b'), 10);
+    time.setTimer(at('late'), 100);
+    expect([time.pendingTimers, time.nextDue]).toEqual([4, 10]);
+    time.advance(9);
+    expect(fired).toEqual([]);
+    expect(time.now).toBe(9);
+    time.advance(41);
+    expect(fired).toEqual(['a@10', 'b@10', 'c@30']);
+    expect([time.now, time.pendingTimers, time.nextDue]).toEqual([50, 1, 100]);
+    time.advance(50);
+    expect(fired).toEqual(['a@10', 'b@10', 'c@30', 'late@100']);
+    expect([time.pendingTimers, time.nextDue]).toEqual([0, undefined]);
+  });
+
+  it('runs a timer that a firing timer sets when it comes due in the same advance, not later ones', () => {
+    const time = new FakeClock();
+    const fired: number[] = [];
+    time.setTimer(() => {
+      fired.push(time.now);
+      time.setTimer(() => fired.push(time.now), 5);
+      time.setTimer(() => fired.push(time.now), 50);
+    }, 10);
+    time.advance(20);
+    expect(fired).toEqual([10, 15]);
+    expect([time.now, time.nextDue]).toEqual([20, 60]);
+  });
+
+  it('clearTimer cancels and counts every call; handles that fired or are foreign do nothing', () => {
+    const time = new FakeClock();
+    const fired: string[] = [];
+    const a = time.setTimer(() => fired.push('a'), 10);
+    const b = time.setTimer(() => fired.push('b'), 20);
+    time.clearTimer(b);
+    expect([time.pendingTimers, time.nextDue, time.cleared]).toEqual([1, 10, 1]);
+    time.advance(100);
+    time.clearTimer(a);
+    time.clearTimer(b);
+    time.clearTimer(undefined);
+    expect(fired).toEqual(['a']);
+    expect([time.pendingTimers, time.cleared]).toEqual([0, 4]);
+    // A timer cleared by another one firing at the same time does not fire.
+    let c: unknown;
+    time.setTimer(() => time.clearTimer(c), 1);
+    c = time.setTimer(() => fired.push('c'), 1);
+    time.advance(1);
+    expect(fired).toEqual(['a']);
+  });
+
+  it('runs deferred callbacks a turn at a time; what a turn defers waits for the next', () => {
+    const time = new FakeClock();
+    const ran: string[] = [];
+    time.defer(() => {
+      ran.push('1a');
+      time.defer(() => {
+        ran.push('2');
+        time.defer(() => ran.push('3'));
+      });
+    });
+    time.defer(() => ran.push('1b'));
+    expect(time.deferred).toHaveLength(2);
+    expect(time.runDeferred(1)).toBe(1);
+    expect(ran).toEqual(['1a', '1b']);
+    expect(time.deferred).toHaveLength(1);
+    expect(time.runDeferred()).toBe(2);
+    expect(ran).toEqual(['1a', '1b', '2', '3']);
+    expect(time.runDeferred()).toBe(0);
+  });
+
+  it('its functions are bound, as device options take them', () => {
+    const time = new FakeClock();
+    const { clock, setTimer, clearTimer, defer } = time;
+    const fired: string[] = [];
+    setTimer(() => fired.push(`timer@${clock()}`), 5);
+    clearTimer(setTimer(() => fired.push('cleared'), 1));
+    defer(() => fired.push('deferred'));
+    time.advance(5);
+    time.runDeferred();
+    expect(fired).toEqual(['timer@5', 'deferred']);
+    expect([clock(), time.cleared]).toEqual([5, 1]);
   });
 });

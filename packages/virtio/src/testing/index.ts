@@ -11,6 +11,7 @@ export {
   queueLayoutAt,
   writtenBytes,
 } from './driver-queue.js';
+export { FakeClock } from './fake-clock.js';
 export { bringUp, readDeviceFeatures, setupQueue, writeDriverFeatures } from './mmio-sequence.js';
 export {
   DEFAULT_TEST_QUEUE_SIZE,
