@@ -23,6 +23,8 @@ export default defineConfig({
       '@hype/virtio': src('virtio'),
       '@hype/acpi': src('acpi'),
       '@hype/guest-memory': src('guest-memory'),
+      '@hype/guest-agent/node': fileURLToPath(new URL('./packages/guest-agent/node/index.ts', import.meta.url)),
+      '@hype/guest-agent': src('guest-agent'),
       '@hype/guest': fileURLToPath(new URL('./guest/src/index.ts', import.meta.url)),
     },
   },

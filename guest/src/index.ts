@@ -4,6 +4,7 @@ export * from './cache.js';
 export * from './kernel.js';
 export * from './linux-source.js';
 export * from './initrd.js';
+export * from './agent.js';
 export * from './ext4.js';
 export * from './test-contract.js';
 export * from './test-disks.js';

@@ -1,13 +1,17 @@
 /**
  * Assembles hype's initramfs: busybox-static with its applet links, a few device nodes, the scripts in
- * guest/rootfs (init, poweroff wrapper, test runner), optional extra files; written as one uncompressed
+ * guest/rootfs (init, poweroff wrapper, test runner), the guest agent, optional extra files; written as one uncompressed
  * newc cpio (a gunzip in the guest costs ~45 s on an emulating host, see packages/vm/README.md, host quirks).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';
 import { join, posix, relative, sep } from 'node:path';
+import { AGENT_INITRD_PATH, ensureAgent } from './agent.js';
 import { encodeNewc, normalizeArchivePath, type CpioEntry } from './cpio.js';
+import { checkStaticX8664Elf } from './elf.js';
 import { guestPath } from './paths.js';
+
+export { checkStaticX8664Elf } from './elf.js';
 
 export type InitMode = 'shell' | 'test';
 
@@ -34,6 +38,12 @@ export interface InitrdOptions {
   rootfs?: string;
   /** The files under `rootfs` that get mode 0755 (all others 0644). Default: {@link ROOTFS_EXECUTABLES}. */
   executables?: readonly string[];
+  /**
+   * The guest agent installed as /usr/sbin/hype-agent (mode 0755): a path to a static x86-64 build, or
+   * `false` to leave it out. Default: compiled from guest/agent/hype-agent.c and cached ({@link ensureAgent};
+   * needs gcc and libc6-dev).
+   */
+  agent?: string | false;
 }
 
 export const DEFAULT_BUSYBOX = '/bin/busybox';
@@ -48,25 +58,6 @@ const DEVICE_NODES: CpioEntry[] = [
   { type: 'chardev', path: 'dev/zero', major: 1, minor: 5, mode: 0o666 },
   { type: 'chardev', path: 'dev/port', major: 1, minor: 4, mode: 0o640 },
 ];
-
-const PT_INTERP = 3;
-
-/** Throws unless `bytes` is an x86-64 ELF executable without a program interpreter (i.e. static). */
-export function checkStaticX8664Elf(bytes: Uint8Array, what: string): void {
-  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (b.length < 64 || b.readUInt32BE(0) !== 0x7f454c46) throw new Error(`${what} is not an ELF file`);
-  if (b[4] !== 2 || b[5] !== 1) throw new Error(`${what} is not a 64-bit little-endian ELF file`);
-  if (b.readUInt16LE(18) !== 62) throw new Error(`${what} is not an x86-64 binary`);
-  const phoff = Number(b.readBigUInt64LE(32));
-  const phentsize = b.readUInt16LE(54);
-  const phnum = b.readUInt16LE(56);
-  if (phoff + phnum * phentsize > b.length) throw new Error(`${what}: program headers run past the end of the file`);
-  for (let i = 0; i < phnum; i++) {
-    if (b.readUInt32LE(phoff + i * phentsize) === PT_INTERP) {
-      throw new Error(`${what} is dynamically linked; the initrd needs a static busybox (apt-get install busybox-static)`);
-    }
-  }
-}
 
 /** Applet paths (`usr/bin/awk`, ...) from `busybox --list-full`. */
 export function busyboxApplets(busybox: string): string[] {
@@ -163,6 +154,13 @@ export function initrdEntries(options: InitrdOptions = {}): CpioEntry[] {
     ...busyboxApplets(busybox).map((path): CpioEntry => ({ type: 'symlink', path, target: '/bin/busybox' })),
   ];
   const ours: CpioEntry[] = [...rootfsEntries(options.rootfs, options.executables), { type: 'file', path: 'etc/hype/init-mode', data: `${init}\n`, mode: 0o644 }];
+  if (options.agent !== false) {
+    const agentPath = options.agent ?? ensureAgent().path;
+    if (!existsSync(agentPath)) throw new Error(`initrd: the guest agent ${agentPath} does not exist`);
+    const agentBytes = readFileSync(agentPath);
+    checkStaticX8664Elf(agentBytes, agentPath, 'the initrd needs a static hype-agent (gcc -static)');
+    ours.push({ type: 'file', path: AGENT_INITRD_PATH, data: agentBytes, mode: 0o755 });
+  }
   if (options.initScript !== undefined) ours.push({ type: 'file', path: 'init', data: options.initScript, mode: 0o755 });
   return layoutEntries([base, ours, (options.files ?? []).map(toEntry)]);
 }

@@ -1,7 +1,8 @@
 /**
  * The check behind every package's no-node test (@hype/virtio, its /testing entry, the loader core,
- * virtio-blk's core, virtio-rng, guest-memory, acpi): code that must run outside Node (other emulators,
- * browsers) reaches no Node builtin, no package it does not declare and no Node-only global.
+ * virtio-blk's core, virtio-rng, guest-memory, acpi, guest-agent's client): code that must run outside
+ * Node (other emulators, browsers) reaches no Node builtin, no package it does not declare and no
+ * Node-only global.
  *
  * `nodeFreeReport` walks the import graph from a package's Node-free entry files: every relative import
  * (static, dynamic, re-export, `import type`) is followed to its .ts source, so a module is checked when

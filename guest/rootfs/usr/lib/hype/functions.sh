@@ -57,6 +57,14 @@ hype_attach_console() {
 	exec 0<>/dev/console 1>&0 2>&0
 }
 
+# hype_start_agent: the guest agent (/usr/sbin/hype-agent, guest/agent/PROTOCOL.md) in the background, when
+# the kernel has vsock (/dev/vsock) and the initrd carries the agent. It listens on vsock port 1024 and
+# prints nothing unless it fails (then one line on the console). Without /dev/vsock: nothing to do.
+hype_start_agent() {
+	[ -c /dev/vsock ] && [ -x /usr/sbin/hype-agent ] || return 0
+	/usr/sbin/hype-agent </dev/null &
+}
+
 hype_banner() {
 	echo
 	echo "hype guest: Linux $(uname -r) $(uname -m), $(nproc) CPU(s), $(awk '/^MemTotal/ { print int($2 / 1024) }' /proc/meminfo) MiB"
