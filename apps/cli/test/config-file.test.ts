@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -74,7 +74,7 @@ describe('config file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hype-cli-config-'));
     mkdirSync(join(dir, 'sub'));
     writeFileSync(join(dir, 'sub', 'vm.json'), JSON.stringify({ kernel: 'k', cpus: 3 }));
-    const parsed = await loadConfigFile(join(dir, 'sub', 'vm.json'));
+    const parsed = await loadConfigFile(join(dir, 'sub', 'vm.json')).finally(() => rmSync(dir, { recursive: true, force: true }));
     expect(parsed.options).toEqual({ kernel: join(dir, 'sub', 'k'), cpus: 3 });
   });
 
@@ -115,6 +115,7 @@ describe('config file errors', () => {
   it('a directory', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hype-cli-config-'));
     await expect(loadConfigFile(dir)).rejects.toThrow(new UsageError(`--config ${dir}: is a directory, not a JSON file`));
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('an unreadable file', async () => {

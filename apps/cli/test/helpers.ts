@@ -1,7 +1,7 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect } from 'vitest';
+import { afterAll, expect } from 'vitest';
 import { configFromJson } from '../src/config-file.js';
 import { nodeFs, type HostFs } from '../src/host-fs.js';
 import { UsageError } from '../src/usage-error.js';
@@ -48,8 +48,15 @@ export interface Workdir {
   kernel(name?: string, memsz?: number): string;
 }
 
+/** Every workdir of this test file, removed when the file's tests are done. */
+const workdirs: string[] = [];
+afterAll(() => {
+  for (const dir of workdirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
 export function workdir(): Workdir {
   const dir = mkdtempSync(join(tmpdir(), 'hype-cli-test-'));
+  workdirs.push(dir);
   const file = (name: string, content: string | Uint8Array) => {
     const path = join(dir, name);
     writeFileSync(path, content);
