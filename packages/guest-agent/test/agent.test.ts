@@ -7,23 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectUnix } from '../node/index.js';
-import { AgentClient, AgentError, encodeFrame, FrameType, MAX_FRAME_LENGTH, PROTOCOL_VERSION, type Frame } from '../src/index.js';
-import { hasGcc, openFds, parentPid, processAlive, RawConnection, removeAgentBinary, startAgent, statusKb, waitFor, type RunningAgent } from './helpers.js';
+import { AgentClient, encodeFrame, FrameType, MAX_FRAME_LENGTH, PROTOCOL_VERSION, type Frame } from '../src/index.js';
+import { hasGcc, openFds, rejection, parentPid, processAlive, RawConnection, removeAgentBinary, startAgent, statusKb, waitFor, type RunningAgent } from './helpers.js';
 
 if (!hasGcc) console.warn('[hype] gcc not found (apt-get install gcc libc6-dev): skipping the hype-agent end-to-end tests');
 
 const text = (b: Uint8Array) => Buffer.from(b).toString('utf8');
 afterAll(removeAgentBinary);
-
-async function rejection(promise: Promise<unknown>): Promise<AgentError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(AgentError);
-    return error as AgentError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe.skipIf(!hasGcc)('hype-agent on a Unix socket', () => {
   let dir: string;

@@ -2,7 +2,8 @@
 // pausing unread output, cutting writes, and that a vsock connection is an AgentStream.
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import type { VsockConnection, VsockDevice } from '@hype/virtio-vsock';
-import { AgentClient, AgentError, encodeFrame, FrameDecoder, type AgentConnector, type AgentStream, type Frame } from '../src/index.js';
+import { AgentClient, encodeFrame, FrameDecoder, type AgentConnector, type AgentStream, type Frame } from '../src/index.js';
+import { rejection } from './helpers.js';
 
 type Listener<T extends unknown[]> = (...args: T) => void;
 
@@ -80,16 +81,6 @@ class FakeStream implements AgentStream {
 
 const ACK: Frame = { type: 'HELLO_ACK', version: 1, maxFrame: 1 << 20, stdinWindow: 256 * 1024, agent: 'fake' };
 const connector = (stream: FakeStream): AgentConnector => () => Promise.resolve(stream);
-
-async function rejection(promise: Promise<unknown>): Promise<AgentError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(AgentError);
-    return error as AgentError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('AgentClient error kinds', () => {
   it('no-agent: the connector rejects', async () => {

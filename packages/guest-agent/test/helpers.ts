@@ -6,7 +6,8 @@ import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compileAgent } from '@hype/guest';
-import { encodeFrame, FrameDecoder, type Frame } from '../src/index.js';
+import { expect } from 'vitest';
+import { AgentError, encodeFrame, FrameDecoder, type Frame } from '../src/index.js';
 
 export const hasGcc = spawnSync('gcc', ['--version'], { stdio: 'ignore' }).status === 0;
 
@@ -183,4 +184,15 @@ export class RawConnection {
     this.waiting = undefined;
     w?.();
   }
+}
+
+/** The AgentError a promise rejects with (fails the test if it resolves or rejects with anything else). */
+export async function rejection(promise: Promise<unknown>): Promise<AgentError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(AgentError);
+    return error as AgentError;
+  }
+  throw new Error('expected a rejection');
 }

@@ -1,8 +1,9 @@
 // Wire layout of the virtio socket device (virtio 1.2 §5.10), in one place. Checked against Linux's
 // include/uapi/linux/virtio_vsock.h, virtio_ids.h and vm_sockets.h in test/layout.test.ts.
+import { DeviceId } from '@hype/virtio';
 
 /** Device ID of the socket device (§5.10.1). */
-export const VIRTIO_ID_VSOCK = 19;
+export const VIRTIO_ID_VSOCK = DeviceId.VSOCK;
 
 /** Virtqueue indices (§5.10.2). */
 export const VsockQueue = {

@@ -50,4 +50,5 @@ export const DeviceId = {
   BLOCK: 2,
   CONSOLE: 3,
   RNG: 4,
+  VSOCK: 19,
 } as const;

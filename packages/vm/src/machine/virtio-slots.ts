@@ -105,6 +105,7 @@ const DEVICE_TYPE_NAMES: Record<number, string> = {
   [DeviceId.BLOCK]: 'virtio-blk',
   [DeviceId.CONSOLE]: 'virtio-console',
   [DeviceId.RNG]: 'virtio-rng',
+  [DeviceId.VSOCK]: 'virtio-vsock',
 };
 
 function deviceTypeName(type: number): string {
