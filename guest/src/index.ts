@@ -8,4 +8,5 @@ export * from './agent.js';
 export * from './ext4.js';
 export * from './test-contract.js';
 export * from './test-disks.js';
+export * from './default-guest.js';
 export { guestDir, guestPath } from './paths.js';

@@ -2,7 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_MEM_MIB, MAX_CPUS } from '@hype/vm';
 import packageJson from '../package.json' with { type: 'json' };
 import { parseAccel, type Accel } from './accel.js';
-import { EXIT_CODE_HELP } from './exit-codes.js';
+import { COMMAND_EXIT_CODE_HELP, EXIT_CODE_HELP } from './exit-codes.js';
 import {
   parseCmdline,
   parseConsole,
@@ -18,12 +18,40 @@ import { UsageError } from './usage-error.js';
 export const VERSION: string = packageJson.version;
 
 export type ParsedArgs =
-  | { command: 'run'; flags: LabelledOptions; configFile?: string; timings?: boolean; accel: Accel }
+  | {
+      command: 'run';
+      flags: LabelledOptions;
+      configFile?: string;
+      timings?: boolean;
+      accel: Accel;
+      /** `hype run [options] -- CMD [ARGS...]`: the command to run in the guest through its agent. */
+      guestCommand?: GuestCommandSpec;
+      /** --vsock PATH: serve the VM's vsock on this Unix socket (Firecracker's protocol). */
+      vsock?: string;
+    }
   | { command: 'guest-build' }
   /** --help or --version: print `text` on stdout and exit 0. */
   | { command: 'print'; text: string };
 
+export interface GuestCommandSpec {
+  argv: string[];
+  /** --timeout: kill the command after this many ms. */
+  timeoutMs?: number;
+}
+
+/** The longest --timeout: a day (setTimeout's limit is about 24.8 days; a day is plenty for a command). */
+export const MAX_TIMEOUT_SECONDS = 86_400;
+
 const RUN_HELP_AFTER = `
+Commands: hype run [options] -- CMD [ARGS...] boots the VM, runs CMD in the
+guest through its agent (hype-agent, in the default guest) with this
+terminal's stdin, stdout and stderr, powers the guest off and exits with CMD's
+status. The guest console is not shown (its last lines are, if the VM fails).
+--timeout SECONDS kills CMD after that long. With --vsock PATH, programs on
+this host reach the guest's vsock ports through the Unix socket PATH:
+connect, write "CONNECT <port>\n", read "OK <port>\n" (Firecracker's protocol);
+guest connections to host port P go to PATH_P.
+
 Disks (--disk, repeatable; the first is /dev/vda, the next /dev/vdb, ...):
   PATH[,ro][,serial=ID]   a raw image file, read-write unless ,ro
   mem:SIZE[,serial=ID]    an empty disk in host memory, e.g. mem:64M
@@ -54,6 +82,8 @@ guest), HYPE_KVM_DEVICE (the KVM device, default /dev/kvm), HYPE_LOG (VM
 messages on stderr: debug, info, warn (default), error, silent).
 
 ${EXIT_CODE_HELP}
+
+${COMMAND_EXIT_CODE_HELP}
 `;
 
 interface RawRunFlags {
@@ -68,9 +98,11 @@ interface RawRunFlags {
   config?: string;
   timings?: boolean;
   accel?: string;
+  timeout?: string;
+  vsock?: string;
 }
 
-function buildProgram(onRun: (flags: RawRunFlags) => void, onGuestBuild: () => void, output: (s: string) => void): Command {
+function buildProgram(onRun: (flags: RawRunFlags, operands: string[]) => void, onGuestBuild: () => void, output: (s: string) => void): Command {
   const program = new Command('hype')
     .description('hype: boot Linux guests on KVM, with a virtio console and virtio block disks')
     .version(VERSION, '-V, --version', 'print the hype version')
@@ -78,6 +110,7 @@ function buildProgram(onRun: (flags: RawRunFlags) => void, onGuestBuild: () => v
     .exitOverride()
     .configureOutput({ writeOut: output, writeErr: output, outputError: () => {} })
     .showSuggestionAfterError(true)
+    .enablePositionalOptions()
     .addHelpText(
       'after',
       `\nRun 'hype run --help' for the VM options and disk syntax. In the console, Ctrl-A x quits.\n\n${EXIT_CODE_HELP}\n`,
@@ -85,7 +118,9 @@ function buildProgram(onRun: (flags: RawRunFlags) => void, onGuestBuild: () => v
 
   program
     .command('run')
-    .description('boot a VM; the terminal is its console')
+    .description('boot a VM; the terminal is its console, or run a command in it: hype run [options] -- CMD [ARGS...]')
+    .argument('[command...]', 'a command to run in the guest (after --)')
+    .passThroughOptions()
     .option('--kernel <path>', 'Linux kernel, bzImage or ELF vmlinux (default: the default guest)')
     .option('--initrd <path>', 'initramfs (default: the default guest\'s, when --kernel is not given)')
     .option('--cmdline <string>', 'extra kernel command line, appended to what hype sets itself')
@@ -102,9 +137,11 @@ function buildProgram(onRun: (flags: RawRunFlags) => void, onGuestBuild: () => v
       '--accel <kind>',
       'auto: /dev/kvm if it answers, else nested; kvm: only /dev/kvm; nested: inside QEMU emulation (slow) (default: auto)',
     )
+    .option('--timeout <seconds>', 'with a command: kill it after this many seconds (exit 124)')
+    .option('--vsock <path>', 'serve the guest\'s vsock ports on this Unix socket (Firecracker\'s CONNECT protocol)')
     .option('--timings', 'print boot-timing events on stderr as lines "hype-timing {json}" (used by pnpm bench)')
     .addHelpText('after', RUN_HELP_AFTER)
-    .action((flags: RawRunFlags) => onRun(flags));
+    .action((operands: string[], flags: RawRunFlags) => onRun(flags, operands));
 
   const guest = program.command('guest').description('manage the default guest');
   guest
@@ -162,6 +199,27 @@ function flagsToOptions(flags: RawRunFlags): LabelledOptions {
   return result;
 }
 
+/** The command after `--` (and its --timeout), or undefined for an interactive console. */
+function parseGuestCommand(argv: readonly string[], operands: string[], timeout: string | undefined): GuestCommandSpec | undefined {
+  if (operands.length > 0 && !argv.includes('--')) {
+    throw new UsageError(
+      `unexpected argument '${operands[0]}': options are --name VALUE (e.g. --kernel ${operands[0]}), and a command for the guest goes after --: hype run -- ${operands.join(' ')}`,
+    );
+  }
+  if (operands.length === 0) {
+    if (argv.includes('--')) throw new UsageError("nothing after --: give the command to run in the guest, e.g. hype run -- uname -a");
+    if (timeout !== undefined) throw new UsageError('--timeout: only with a command (hype run --timeout 60 -- CMD ...)');
+    return undefined;
+  }
+  if (operands[0] === '') throw new UsageError('the command after -- is an empty string');
+  if (timeout === undefined) return { argv: operands };
+  const seconds = Number(timeout);
+  if (timeout.trim() === '' || !Number.isFinite(seconds) || seconds <= 0 || seconds > MAX_TIMEOUT_SECONDS) {
+    throw new UsageError(`--timeout ${JSON.stringify(timeout)}: give seconds, a number above 0 and at most ${MAX_TIMEOUT_SECONDS} (e.g. --timeout 30 or 0.5)`);
+  }
+  return { argv: operands, timeoutMs: Math.ceil(seconds * 1000) };
+}
+
 /**
  * Parses the command line (without `node` and the script: `process.argv.slice(2)`). Pure: reads no
  * files. Returns what to do, or a UsageError naming the bad flag.
@@ -170,9 +228,13 @@ export function parseArgs(argv: readonly string[]): ParsedArgs | UsageError {
   let parsed: ParsedArgs | undefined;
   let printed = '';
   const program = buildProgram(
-    (flags) => {
+    (flags, operands) => {
       if (flags.config !== undefined && flags.config.trim() === '') throw new UsageError('--config: must be a file path');
+      const guestCommand = parseGuestCommand(argv, operands, flags.timeout);
+      if (flags.vsock !== undefined && flags.vsock.trim() === '') throw new UsageError('--vsock: must be a path for a new Unix socket');
       parsed = {
+        ...(guestCommand !== undefined ? { guestCommand } : {}),
+        ...(flags.vsock !== undefined ? { vsock: flags.vsock } : {}),
         command: 'run',
         flags: flagsToOptions(flags),
         ...(flags.config !== undefined ? { configFile: flags.config } : {}),

@@ -78,6 +78,32 @@ export function decideExit(outcome: VmOutcome, stopCause?: StopCause): ExitDecis
   }
 }
 
+/**
+ * `hype run -- CMD`: the command's own exit status passes through (a signal N as 128+N, as shells
+ * report it), so hype's own outcomes use the codes timeout(1), env(1) and `docker run` use for theirs.
+ */
+export const CommandExitCode = {
+  /** --timeout expired: the command (its whole process group) was killed. */
+  timeout: 124,
+  /** hype failed: bad flags or files, the VM did not start or ended early, the guest agent did not answer. */
+  hypeFailure: 125,
+  /** The command exists in the guest but could not be run (not executable, bad format). */
+  cannotRun: 126,
+  /** No such command in the guest. */
+  notFound: 127,
+} as const;
+
+/** The exit code table of `hype run -- CMD`, printed in `hype run --help`. */
+export const COMMAND_EXIT_CODE_HELP = `Exit codes with a command (hype run [options] -- CMD [ARGS...]):
+  0-123 CMD's own exit status
+  124  --timeout expired; CMD and its process group were killed
+  125  hype failed: bad flags or files, the VM did not start or ended early,
+       or the guest agent did not answer (the guest console's last lines are printed)
+  126  CMD exists in the guest but could not be run
+  127  CMD was not found in the guest
+  128+N  CMD was killed by signal N (130: SIGINT, 143: SIGTERM); a signal sent
+       to hype is passed to CMD's process group first`;
+
 /** The exit code table as printed at the end of `hype run --help`. */
 export const EXIT_CODE_HELP = `Exit codes:
   0    the guest powered off with status 0 (or halted for good: every vCPU

@@ -34,7 +34,7 @@ export {
 } from './exit-codes.js';
 export { runCli, isInputError, type CliIo, type OutputStream } from './run-cli.js';
 export type { CliVm, CreateVm, CreateVmOptions, DefaultGuest, DefaultGuestFiles } from './ports.js';
-export { packagedDefaultGuest, DEFAULT_KERNEL_ARTIFACT } from './default-guest.js';
+export { packagedDefaultGuest } from './default-guest.js';
 export { defaultCreateVm, fromVmExit } from './vm-adapter.js';
 export { parseSizeBytes, formatSize } from './size.js';
 export { UsageError, isUsageError } from './usage-error.js';

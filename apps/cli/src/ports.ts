@@ -10,6 +10,27 @@ export interface CliVm {
   writeConsole(bytes: Uint8Array): void;
   /** Asks the VM to stop (from a signal handler or Ctrl-A x): run() then resolves { kind: 'stopped' }. Idempotent. */
   stop(): void;
+  /** The guest agent, when the config asked for it (`agent: true`). */
+  agent?: CliAgent;
+}
+
+/** A command running in the guest (@hype/guest-agent's AgentProcess, as far as the CLI uses it). */
+export interface GuestCommand {
+  readonly stdin: { write(bytes: Uint8Array): boolean; end(): void; onDrain(callback: () => void): unknown } | null;
+  readonly stdout: AsyncIterable<Uint8Array>;
+  readonly stderr: AsyncIterable<Uint8Array>;
+  /** Resolves with the exit status or signal; rejects with an AgentError when the command could not run or its connection failed. */
+  readonly exited: Promise<{ exitCode: number | null; signal: string | null }>;
+  kill(signal: string, options?: { group?: boolean }): boolean;
+}
+
+/** The guest agent as `hype run -- CMD` drives it. */
+export interface CliAgent {
+  /** Resolves once the agent answers; rejects after `timeoutMs` or when the VM ends first. */
+  ready(timeoutMs: number): Promise<void>;
+  spawn(argv: readonly string[], options: { timeoutMs?: number }): GuestCommand;
+  /** Asks the guest to flush its file systems and power off (`sync; poweroff -f`). */
+  powerOff(): Promise<void>;
 }
 
 /** Where the VM reports what it does (@hype/vm's Logger). */
@@ -44,11 +65,15 @@ export interface TimingEventLike {
 }
 
 /** The VM `hype run` builds: @hype/vm's config, with the devices as the flags describe them. */
-export interface CliVmConfig extends Omit<VmConfig, 'devices'> {
+export interface CliVmConfig extends Omit<VmConfig, 'devices' | 'agent'> {
   /** Disks in order: vda, vdb, ... */
   disks: DiskSpec[];
   /** Attach a virtio-rng entropy device after the disks. */
   rng: boolean;
+  /** Attach a virtio-vsock device and connect to the guest agent through it (vm.agent). */
+  agent?: boolean;
+  /** Attach a virtio-vsock device and serve Firecracker's hybrid vsock protocol on this Unix socket. */
+  vsockSocket?: string;
 }
 
 /**

@@ -3,14 +3,15 @@ import { dirname, resolve } from 'node:path';
 import type { DiskSpec } from '@hype/virtio-blk/node';
 import { DEFAULT_MEM_MIB } from '@hype/vm';
 import { chooseAccel, writableDiskDirs, type Accel, type AccelChoice } from './accel.js';
-import { parseArgs } from './args.js';
+import { parseArgs, type ParsedArgs } from './args.js';
 import { loadConfigFile } from './config-file.js';
 import { ConsoleBridge, type ConsoleInput } from './console-bridge.js';
-import { decideExit, ExitCode, type StopCause, type StopSignal, type VmOutcome } from './exit-codes.js';
+import { CommandExitCode, decideExit, ExitCode, SIGNAL_EXIT_CODES, type StopCause, type StopSignal, type VmOutcome } from './exit-codes.js';
 import { nodeFs, type HostFs } from './host-fs.js';
 import { checkKvmDevice, kvmDevicePath } from './kvm-device.js';
-import { mergeOptions, type LabelledOptions } from './options.js';
+import { mergeOptions } from './options.js';
 import type { CliVm, CliVmConfig, CreateVm, DefaultGuest, NestedRig, TimingEventLike } from './ports.js';
+import { ConsoleTail, runGuestCommand, type CommandInput } from './run-command.js';
 import { formatSize, MiB } from './size.js';
 import { isUsageError } from './usage-error.js';
 import { bootProblem, checkInputs, type CheckBoot } from './validate.js';
@@ -25,7 +26,8 @@ export interface OutputStream {
 
 /** Everything runCli touches outside itself, so tests can run it without a terminal, KVM or a guest build. */
 export interface CliIo {
-  stdin: ConsoleInput;
+  /** A command (hype run -- CMD) also listens for 'end'. */
+  stdin: ConsoleInput & Partial<Pick<CommandInput, 'on' | 'removeListener'>>;
   stdout: OutputStream;
   stderr: OutputStream;
   env: Record<string, string | undefined>;
@@ -60,11 +62,13 @@ function printError(io: CliIo, message: string): void {
 
 /** Runs the `hype` command line; resolves to the process exit code. Never rejects. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  // With a command (`-- CMD`), the command's status is the exit code, so hype's own failures are 125.
+  const ownCode = (code: number) => (argv.includes('--') ? commandModeCode(code) : code);
   try {
     const parsed = parseArgs(argv);
     if (isUsageError(parsed)) {
       printError(io, parsed.message);
-      return ExitCode.usage;
+      return ownCode(ExitCode.usage);
     }
     switch (parsed.command) {
       case 'print':
@@ -72,18 +76,33 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         return ExitCode.ok;
       case 'guest-build':
         return await guestBuild(io);
-      case 'run':
-        return await run(parsed.flags, parsed.configFile, io, parsed.timings === true, parsed.accel, argv);
+      case 'run': {
+        const result = await run(parsed, io, argv);
+        return typeof result === 'number' ? ownCode(result) : result.commandExit;
+      }
     }
   } catch (error) {
     if (isUsageError(error)) {
       printError(io, error.message);
-      return ExitCode.usage;
+      return ownCode(ExitCode.usage);
     }
     printError(io, `internal error: ${(error as Error)?.stack ?? String(error)}`);
-    return ExitCode.internal;
+    return ownCode(ExitCode.internal);
   }
 }
+
+/** hype's own exit code in command mode: a stop by signal keeps its code, every other failure is 125. */
+function commandModeCode(code: number): number {
+  const signalCodes: number[] = Object.values(SIGNAL_EXIT_CODES);
+  return code === ExitCode.ok || signalCodes.includes(code) ? code : CommandExitCode.hypeFailure;
+}
+
+/** The exit code of a command run in the guest (or of the inner hype in the rig): final as it is. */
+interface CommandStatus {
+  commandExit: number;
+}
+
+type RunParsed = Extract<ParsedArgs, { command: 'run' }>;
 
 function progressPrinter(io: CliIo): (line: string) => void {
   return (line) => io.stderr.write(`hype: ${line}\n`);
@@ -100,14 +119,9 @@ async function guestBuild(io: CliIo): Promise<number> {
   }
 }
 
-async function run(
-  flags: LabelledOptions,
-  configFile: string | undefined,
-  io: CliIo,
-  timings: boolean,
-  accel: Accel,
-  argv: readonly string[],
-): Promise<number> {
+async function run(parsed: RunParsed, io: CliIo, argv: readonly string[]): Promise<number | CommandStatus> {
+  const { flags, configFile, accel, guestCommand, vsock } = parsed;
+  const timings = parsed.timings === true;
   const fs = io.fs ?? nodeFs;
   const logLevel = logLevelFromEnv(io.env);
   const file = configFile === undefined ? undefined : await loadConfigFile(configFile, io.readTextFile ?? ((p) => readFile(p, 'utf8')));
@@ -162,21 +176,36 @@ async function run(
   }
 
   if (where.kind === 'nested') {
+    if (vsock !== undefined) {
+      printError(io, `--vsock ${vsock}: the nested rig's VM is not reachable from this host; use --vsock where /dev/kvm works`);
+      return ExitCode.usage;
+    }
     printError(io, where.notice);
-    return runNested(io.nested!, argv, options.disks ?? [], io);
+    const code = await runNested(io.nested!, argv, options.disks ?? [], io);
+    return guestCommand !== undefined && code !== ExitCode.internal ? { commandExit: code } : code;
   }
 
+  // A command's run prints nothing of the console unless the VM fails, so the kernel may be quiet.
+  const cmdline = guestCommand !== undefined ? [GUEST_COMMAND_CMDLINE, options.cmdline].filter((c) => c !== undefined).join(' ') : options.cmdline;
   const config: CliVmConfig = {
     ...boot,
-    ...(options.cmdline !== undefined ? { cmdline: options.cmdline } : {}),
+    ...(cmdline !== undefined ? { cmdline } : {}),
     memMiB,
     cpus,
     disks: options.disks ?? [],
     rng: options.rng ?? true,
     console: options.console ?? 'hvc',
+    ...(guestCommand !== undefined ? { agent: true } : {}),
+    ...(vsock !== undefined ? { vsockSocket: resolve(vsock) } : {}),
   };
+  if (guestCommand !== undefined) {
+    return runCommandVm(config, guestCommand, kvmDevice, logLevel, io, timings);
+  }
   return runVm(config, kvmDevice, logLevel, io, timings);
 }
+
+/** Prepended to the kernel command line of `hype run -- CMD` (a user's --cmdline comes after it and wins). */
+const GUEST_COMMAND_CMDLINE = 'quiet';
 
 async function chooseWhereToRun(accel: Accel, kvmDevice: string, fs: HostFs, io: CliIo): Promise<AccelChoice> {
   // access(2) first (its messages say what to do), then the device itself (KVM_GET_API_VERSION).
@@ -262,6 +291,71 @@ export function isInputError(error: unknown): boolean {
   return isUsageError(error);
 }
 
+/** Builds the VM for `hype run -- CMD` and runs the command (run-command.ts). */
+async function runCommandVm(
+  config: CliVmConfig,
+  spec: NonNullable<RunParsed['guestCommand']>,
+  kvmDevice: string,
+  logLevel: LogLevel,
+  io: CliIo,
+  timings: boolean,
+): Promise<number | CommandStatus> {
+  const tail = new ConsoleTail();
+  const created = await createCliVm(config, io, kvmDevice, logLevel, timings, {
+    consoleOutput: (bytes) => {
+      tail.push(bytes);
+      return true;
+    },
+    onConsoleDrain: () => {},
+  });
+  if (typeof created === 'number') return created;
+  const input = io.stdin as unknown as CommandInput;
+  const commandExit = await runGuestCommand(
+    created,
+    spec,
+    {
+      stdin: input,
+      stdout: io.stdout as CommandOutputStream,
+      stderr: io.stderr as CommandOutputStream,
+      report: (message) => printError(io, message),
+      onSignal: io.onSignal,
+    },
+    tail,
+  );
+  return { commandExit };
+}
+
+type CommandOutputStream = OutputStream & { once?(event: 'drain', listener: () => void): unknown };
+
+/** io.createVm with the CLI's logger and timings; on failure prints why and returns the exit code. */
+async function createCliVm(
+  config: CliVmConfig,
+  io: CliIo,
+  kvmDevice: string,
+  logLevel: LogLevel,
+  timings: boolean,
+  console: { consoleOutput(bytes: Uint8Array): boolean; onConsoleDrain(listener: () => void): void },
+  rawConsole: () => boolean = () => false,
+): Promise<CliVm | number> {
+  const logger = stderrLogger((text) => io.stderr.write(text), logLevel, rawConsole);
+  try {
+    // --timings: one line per event, `ms` since the process started (performance.timeOrigin).
+    const onTiming = timings
+      ? (event: TimingEventLike) => {
+          io.stderr.write(`hype-timing ${JSON.stringify(event)}\n`);
+        }
+      : undefined;
+    return await io.createVm(config, { ...console, kvmDevice, logger, ...(onTiming ? { onTiming } : {}) });
+  } catch (error) {
+    if (isInputError(error)) {
+      printError(io, (error as Error).message);
+      return ExitCode.usage;
+    }
+    printError(io, `internal error: cannot start the VM: ${(error as Error).message}`);
+    return ExitCode.internal;
+  }
+}
+
 async function runVm(config: CliVmConfig, kvmDevice: string, logLevel: LogLevel, io: CliIo, timings: boolean): Promise<number> {
   let vm: CliVm;
   let atLineStart = true;
@@ -280,24 +374,12 @@ async function runVm(config: CliVmConfig, kvmDevice: string, logLevel: LogLevel,
     for (const listener of drainListeners.splice(0)) io.stdout.removeListener?.('drain', listener);
   };
   let bridge: ConsoleBridge | undefined;
-  const logger = stderrLogger((text) => io.stderr.write(text), logLevel, () => bridge?.isRaw === true);
-  try {
-    // --timings: one line per event, `ms` since the process started (performance.timeOrigin).
-    const onTiming = timings
-      ? (event: TimingEventLike) => {
-          io.stderr.write(`hype-timing ${JSON.stringify(event)}\n`);
-        }
-      : undefined;
-    vm = await io.createVm(config, { consoleOutput, onConsoleDrain, kvmDevice, logger, ...(onTiming ? { onTiming } : {}) });
-  } catch (error) {
+  const created = await createCliVm(config, io, kvmDevice, logLevel, timings, { consoleOutput, onConsoleDrain }, () => bridge?.isRaw === true);
+  if (typeof created === 'number') {
     removeDrainListeners();
-    if (isInputError(error)) {
-      printError(io, (error as Error).message);
-      return ExitCode.usage;
-    }
-    printError(io, `internal error: cannot start the VM: ${(error as Error).message}`);
-    return ExitCode.internal;
+    return created;
   }
+  vm = created;
 
   let stopCause: StopCause | undefined;
   let giveUp: (outcome: VmOutcome) => void = () => {};

@@ -1,9 +1,12 @@
+import { DEFAULT_AGENT_PORT } from '@hype/guest-agent';
 import type { VirtioDevice } from '@hype/virtio';
 import { openDiskDevice } from '@hype/virtio-blk/node';
 import { EntropyDevice } from '@hype/virtio-rng';
+import { VsockDevice } from '@hype/virtio-vsock';
+import { VsockUnixBridge } from '@hype/virtio-vsock/node';
 import { createVm, describeExit, formatInternalError, probeKvmDevice, VmInputError, type VmExit } from '@hype/vm';
 import type { VmOutcome } from './exit-codes.js';
-import type { CliVmConfig, CreateVm } from './ports.js';
+import type { CliAgent, CliVmConfig, CreateVm, VmLogger } from './ports.js';
 import { UsageError } from './usage-error.js';
 
 /** Maps @hype/vm's exit reason to the CLI's outcome (and so to an exit code, see exit-codes.ts). */
@@ -25,9 +28,9 @@ export function fromVmExit(exit: VmExit): VmOutcome {
 }
 
 /**
- * The devices `hype run` attaches after the console: the disks in order (vda, vdb, ...), then the
- * entropy device unless --rng off. A disk that does not open is the user's to fix (UsageError); what
- * was opened already is closed again.
+ * The devices `hype run` attaches after the console: the disks in order (vda, vdb, ...), the entropy
+ * device unless --rng off, then a vsock device for a command (-- CMD) or --vsock. A disk that does not
+ * open is the user's to fix (UsageError); what was opened already is closed again.
  */
 export async function openDevices(config: CliVmConfig): Promise<VirtioDevice[]> {
   const devices: VirtioDevice[] = [];
@@ -44,24 +47,67 @@ export async function openDevices(config: CliVmConfig): Promise<VirtioDevice[]> 
     throw error;
   }
   if (config.rng) devices.push(new EntropyDevice());
+  if (config.agent || config.vsockSocket !== undefined) devices.push(new VsockDevice());
   return devices;
+}
+
+/** Serves --vsock PATH for the VM's vsock device; a socket path in use is the user's to fix. */
+async function startBridge(device: VsockDevice, path: string, logger: VmLogger): Promise<VsockUnixBridge> {
+  const bridge = new VsockUnixBridge(device, path, { log: logger });
+  try {
+    await bridge.start();
+  } catch (error) {
+    throw new UsageError(`--vsock ${(error as Error).message}`, { cause: error });
+  }
+  return bridge;
 }
 
 /** createVm from @hype/vm, driven as the CLI needs; its input errors become UsageErrors (exit 2). */
 export const defaultCreateVm: CreateVm = async (config, options) => {
-  const { disks: _disks, rng: _rng, ...vmConfig } = config;
+  const { disks: _disks, rng: _rng, agent: _agent, vsockSocket, ...vmConfig } = config;
   const devices = await openDevices(config);
+  const vsock = devices.find((device): device is VsockDevice => device instanceof VsockDevice);
   let machine;
   try {
-    machine = await createVm({ ...vmConfig, devices }, options);
+    machine = await createVm(
+      { ...vmConfig, devices, ...(config.agent && vsock ? { agent: () => vsock.connect(DEFAULT_AGENT_PORT) } : {}) },
+      options,
+    );
   } catch (error) {
     if (error instanceof VmInputError) throw new UsageError(error.message, { cause: error });
     throw error;
   }
+  let bridge: VsockUnixBridge | undefined;
+  if (vsock && vsockSocket !== undefined) {
+    try {
+      bridge = await startBridge(vsock, vsockSocket, options.logger);
+    } catch (error) {
+      await machine.close();
+      throw error;
+    }
+  }
+  const agent: CliAgent | undefined = config.agent
+    ? {
+        ready: async (timeoutMs) => {
+          await machine.ready({ timeoutMs });
+        },
+        spawn: (argv, spawnOptions) => machine.spawn(argv, spawnOptions.timeoutMs !== undefined ? { timeoutMs: spawnOptions.timeoutMs } : {}),
+        powerOff: async () => {
+          await machine.exec(['/bin/sh', '-c', 'sync; poweroff -f']);
+        },
+      }
+    : undefined;
   return {
-    run: async () => fromVmExit(await machine.run()),
+    run: async () => {
+      try {
+        return fromVmExit(await machine.run());
+      } finally {
+        await bridge?.close();
+      }
+    },
     writeConsole: (bytes) => machine.writeConsole(bytes),
     stop: () => machine.stop('stopped by the hype command'),
+    ...(agent ? { agent } : {}),
   };
 };
 

@@ -39,15 +39,27 @@ describe('parseArgs: commands', () => {
     expect(result).toMatchObject({ command: 'print' });
     const text = (result as { text: string }).text;
     expect(text).toContain('Usage: hype [options] [command]');
-    expect(text).toMatch(/run \[options\]\s+boot a VM/);
+    expect(text).toMatch(/run \[options\] \[command\.\.\.\]\s+boot a VM/);
     expect(text).toContain('guest');
     expect(text).toContain('Ctrl-A x quits');
     expect(text).toContain('Exit codes:');
   });
 
+  it('run -- CMD ARGS: the command with its own flags untouched, --timeout in ms, --vsock', () => {
+    expect(parseArgs(['run', '--mem', '512', '--timeout', '2.5', '--vsock', '/tmp/v.sock', '--', 'sh', '-c', 'exit 7', '--mem', '--'])).toMatchObject({
+      command: 'run',
+      flags: { options: { memMiB: 512 } },
+      guestCommand: { argv: ['sh', '-c', 'exit 7', '--mem', '--'], timeoutMs: 2500 },
+      vsock: '/tmp/v.sock',
+    });
+    expect(parseArgs(['run', '--', 'true'])).toMatchObject({ guestCommand: { argv: ['true'] } });
+    expect(parseArgs(['run', '--vsock', 'v.sock'])).not.toHaveProperty('guestCommand');
+    expect(parseArgs(['run'])).not.toHaveProperty('guestCommand');
+  });
+
   it('run --help documents every option, the disk syntax, the escape keys and the exit codes', () => {
     const text = (parseArgs(['run', '--help']) as { text: string }).text;
-    for (const flag of ['--kernel', '--initrd', '--cmdline', '--mem', '--cpus', '--disk', '--console', '--config']) {
+    for (const flag of ['--kernel', '--initrd', '--cmdline', '--mem', '--cpus', '--disk', '--console', '--config', '--timeout', '--vsock']) {
       expect(text).toContain(flag);
     }
     expect(text).toContain('mem:SIZE');
@@ -139,7 +151,14 @@ describe('parseArgs: bad input messages', () => {
     [['boot'], "unknown command 'boot' (see 'hype --help')"],
     [['guest'], "'hype guest' needs a subcommand: hype guest build (see 'hype guest --help')"],
     [['guest', 'build', 'now'], "too many arguments for 'build'. Expected 0 arguments but got 1. (see 'hype guest --help')"],
-    [['run', 'bzImage'], "too many arguments for 'run'. Expected 0 arguments but got 1. (see 'hype run --help')"],
+    [['run', '--'], 'nothing after --: give the command to run in the guest, e.g. hype run -- uname -a'],
+    [['run', '--timeout', '5'], '--timeout: only with a command (hype run --timeout 60 -- CMD ...)'],
+    [['run', '--timeout', '0', '--', 'true'], '--timeout "0": give seconds, a number above 0 and at most 86400 (e.g. --timeout 30 or 0.5)'],
+    [['run', '--timeout', 'x', '--', 'true'], '--timeout "x": give seconds, a number above 0 and at most 86400 (e.g. --timeout 30 or 0.5)'],
+    [['run', '--timeout', '1e9', '--', 'true'], '--timeout "1e9": give seconds, a number above 0 and at most 86400 (e.g. --timeout 30 or 0.5)'],
+    [['run', '--vsock', ' '], '--vsock: must be a path for a new Unix socket'],
+    [['run', '--', ''], 'the command after -- is an empty string'],
+    [['run', 'bzImage'], "unexpected argument 'bzImage': options are --name VALUE (e.g. --kernel bzImage), and a command for the guest goes after --: hype run -- bzImage"],
     [['run', '--frobnicate'], "unknown option '--frobnicate' (see 'hype run --help')"],
     [['run', '--dsik', 'a.img'], "unknown option '--dsik' (Did you mean --disk?) (see 'hype run --help')"],
     [['run', '--mem'], "option '--mem <size>' argument missing (see 'hype run --help')"],

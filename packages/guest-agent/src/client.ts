@@ -50,6 +50,14 @@ export interface ReadFileOptions {
   readonly timeoutMs?: number;
 }
 
+export interface ReadyOptions {
+  /** Give up after this many ms (default 60 000). */
+  readonly timeoutMs?: number;
+  /** Stop waiting when it aborts (a VM passes one that aborts when the VM ends). */
+  readonly signal?: AbortSignal;
+}
+
+export const DEFAULT_READY_TIMEOUT_MS = 60_000;
 export const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024;
 
@@ -84,6 +92,37 @@ export class AgentClient {
       hello: (info) => ctl.resolve(info),
       frame: (frame) => ctl.reject(new AgentError('protocol', `hype-agent sent ${frame.type} after HELLO_ACK to a probe`)),
     }));
+  }
+
+  /**
+   * Waits until the agent answers: tries `hello()` again (20 ms apart, doubling to 500 ms) while the
+   * connection cannot be opened or is reset, as happens while the guest boots. Rejects with `timeout`
+   * after `timeoutMs` (default 60 000; the last attempt's error is the `cause`), with `no-agent` when
+   * `signal` aborts (e.g. the VM ended), and at once for anything else (a protocol mismatch).
+   */
+  async ready(options: ReadyOptions = {}): Promise<AgentInfo> {
+    const timeoutMs = options.timeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
+    if (!(timeoutMs > 0)) throw new RangeError(`timeoutMs must be positive, got ${timeoutMs}`);
+    const { signal } = options;
+    const deadline = Date.now() + timeoutMs;
+    let delay = 20;
+    let last: unknown;
+    for (;;) {
+      if (signal?.aborted) throw new AgentError('no-agent', `hype-agent: not reachable: ${abortReason(signal)}`, { cause: last });
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        const why = last instanceof Error ? `: ${last.message}` : '';
+        throw new AgentError('timeout', `hype-agent did not answer within ${timeoutMs} ms${why}`, { cause: last });
+      }
+      try {
+        return await this.hello({ timeoutMs: remaining });
+      } catch (error) {
+        if (!(error instanceof AgentError) || (error.kind !== 'no-agent' && error.kind !== 'connection-reset')) throw error;
+        last = error;
+      }
+      await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), signal);
+      delay = Math.min(delay * 2, 500);
+    }
   }
 
   /**
@@ -304,4 +343,23 @@ async function feedStdin(stdin: NonNullable<AgentProcess['stdin']>, data: StdinS
     if (!stdin.write(chunk)) await stdin.drained();
   }
   stdin.end();
+}
+
+function abortReason(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : 'aborted';
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }

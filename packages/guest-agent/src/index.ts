@@ -1,5 +1,5 @@
-export { AgentClient, concat, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_OUTPUT_BYTES } from './client.js';
-export type { AgentClientOptions, ExecOptions, ExecResult, ReadFileOptions, StdinSource, WriteFileOptions } from './client.js';
+export { AgentClient, concat, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_READY_TIMEOUT_MS } from './client.js';
+export type { AgentClientOptions, ExecOptions, ExecResult, ReadFileOptions, ReadyOptions, StdinSource, WriteFileOptions } from './client.js';
 export { AgentError } from './errors.js';
 export type { AgentErrorDetails, AgentErrorKind, PartialOutput } from './errors.js';
 export { AgentProcess, AgentReadable, AgentStdin } from './process.js';

@@ -169,6 +169,54 @@ describe('AgentClient error kinds', () => {
   });
 });
 
+describe('AgentClient.ready', () => {
+  it('retries while the agent is not up yet (refused, then reset), then resolves with HELLO_ACK', async () => {
+    let attempts = 0;
+    const client = new AgentClient({
+      connect: () => {
+        attempts++;
+        if (attempts === 1) return Promise.reject(Object.assign(new Error('guest driver not started'), { code: 'ENOTCONN' }));
+        if (attempts === 2) return Promise.resolve(new FakeStream((frame, s) => frame.type === 'HELLO' && s.closeFromAgent(new Error('reset'))));
+        return Promise.resolve(new FakeStream((frame, s) => frame.type === 'HELLO' && s.send(ACK)));
+      },
+    });
+    expect(await client.ready({ timeoutMs: 5000 })).toMatchObject({ version: 1, agent: 'fake' });
+    expect(attempts).toBe(3);
+  });
+
+  it('times out with the last attempt as the cause', async () => {
+    const client = new AgentClient({ connect: () => Promise.reject(new Error('connection refused by the guest')) });
+    const error = await rejection(client.ready({ timeoutMs: 120 }));
+    expect(error.kind).toBe('timeout');
+    expect(error.message).toMatch(/did not answer within 120 ms: hype-agent: cannot connect: connection refused by the guest/);
+    expect(error.cause).toMatchObject({ kind: 'no-agent' });
+  });
+
+  it('stops at once when its signal aborts (the VM ended)', async () => {
+    const client = new AgentClient({ connect: () => Promise.reject(new Error('refused')) });
+    const controller = new AbortController();
+    const waiting = rejection(client.ready({ timeoutMs: 60_000, signal: controller.signal }));
+    setTimeout(() => controller.abort(new Error('the VM powered off')), 50);
+    const started = Date.now();
+    const error = await waiting;
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(error).toMatchObject({ kind: 'no-agent' });
+    expect(error.message).toMatch(/not reachable: the VM powered off/);
+  });
+
+  it('does not retry a protocol mismatch', async () => {
+    let attempts = 0;
+    const client = new AgentClient({
+      connect: () => {
+        attempts++;
+        return Promise.resolve(new FakeStream((frame, s) => frame.type === 'HELLO' && s.bytes(new Uint8Array(12).fill(0xff))));
+      },
+    });
+    expect(await rejection(client.ready({ timeoutMs: 5000 }))).toMatchObject({ kind: 'protocol' });
+    expect(attempts).toBe(1);
+  });
+});
+
 describe('AgentClient flow control', () => {
   it('sends HELLO and the request together, and stdin within the window as acknowledged', async () => {
     const window = 1000;

@@ -1,3 +1,4 @@
+import type { AgentConnector } from '@hype/guest-agent';
 import type { VirtioDevice } from '@hype/virtio';
 
 export type ConsoleKind = 'hvc' | 'serial';
@@ -27,6 +28,13 @@ export interface VmConfig {
    * released.
    */
   devices?: readonly VirtioDevice[];
+  /**
+   * How to reach the guest agent (hype-agent, which hype's default guest starts on vsock port 1024):
+   * a function opening a new connection to it, usually `() => vsock.connect(DEFAULT_AGENT_PORT)` for a
+   * `VsockDevice` of @hype/virtio-vsock listed in `devices`. With it, the VM's `ready()`, `exec()`,
+   * `spawn()`, `writeFile()` and `readFile()` work.
+   */
+  agent?: AgentConnector;
 }
 
 export const DEFAULT_MEM_MIB = 256;

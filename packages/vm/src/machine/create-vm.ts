@@ -1,4 +1,5 @@
 import { buildAcpiTables } from '@hype/acpi';
+import { AgentClient } from '@hype/guest-agent';
 import { KvmCap, type Kvm, type Vcpu, type Vm } from '@hype/kvm';
 import { LAYOUT, LoaderError } from '@hype/linux-loader';
 import { loadLinuxFiles } from '@hype/linux-loader/node';
@@ -110,6 +111,7 @@ export async function createVm(config: VmConfig, options: VmRuntimeOptions): Pro
       logger: context.logger,
       timing: context.timing,
       cmdline,
+      ...(config.agent ? { agent: new AgentClient({ connect: config.agent, clientName: '@hype/vm' }) } : {}),
     });
     context.timing('vm-created');
     return machine;

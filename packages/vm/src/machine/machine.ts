@@ -1,8 +1,20 @@
 import { KvmExit, KvmInternalError, KvmSystemEvent, type KvmRun, type Regs, type Sregs, type Vcpu } from '@hype/kvm';
+import {
+  AgentError,
+  type AgentClient,
+  type AgentInfo,
+  type AgentProcess,
+  type ExecOptions,
+  type ExecResult,
+  type ReadFileOptions,
+  type SpawnOptions,
+  type StdinSource,
+  type WriteFileOptions,
+} from '@hype/guest-agent';
 import type { GuestMemory } from '@hype/guest-memory';
 import { dispatchPio, type Bus } from '../bus.js';
 import type { BootMarker } from '../devices/debug-port.js';
-import { buildInternalErrorReport, type VmExit } from '../lifecycle.js';
+import { buildInternalErrorReport, describeExit, type VmExit } from '../lifecycle.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { HostQuirks } from '../quirks/index.js';
 import { HaltWatch, type ProbedVcpu } from './halt-watch.js';
@@ -42,6 +54,8 @@ export interface MachineParts {
   logger?: Logger;
   timing?: (event: TimingEventName, value?: number) => void;
   cmdline: string;
+  /** The guest agent's client, when the config named how to reach it. */
+  agent?: AgentClient;
 }
 
 /**
@@ -68,6 +82,9 @@ export class Machine {
   private readonly teardown: Teardown;
   private readonly logger: Logger;
   private readonly timing: (event: TimingEventName, value?: number) => void;
+  private readonly agent: AgentClient | undefined;
+  /** Aborts when the VM ends, so that ready() stops waiting. */
+  private readonly ended = new AbortController();
 
   /** Use createVm(); tests build one from parts without KVM. */
   constructor(parts: MachineParts) {
@@ -83,6 +100,7 @@ export class Machine {
     this.markers = parts.markers;
     this.hostQuirks = parts.quirks;
     this.cmdline = parts.cmdline;
+    this.agent = parts.agent;
   }
 
   /** Bytes for the guest console (buffered until the guest reads them). */
@@ -99,8 +117,54 @@ export class Machine {
   finish(exit: VmExit): void {
     if (this.exit) return;
     this.exit = exit;
+    this.ended.abort(new Error(`the VM ended (${describeExit(exit)})`));
     this.timing('exit');
     for (const vcpu of this.vcpus) vcpu.stop();
+  }
+
+  /**
+   * Resolves once the guest agent answers (the guest has booted far enough to run commands); rejects with
+   * AgentError `timeout` after `timeoutMs` (default 60 000) and `no-agent` when the VM ends first or has
+   * no agent (createVm's `config.agent`).
+   */
+  ready(options: { timeoutMs?: number } = {}): Promise<AgentInfo> {
+    return this.withAgent((agent) => agent.ready({ ...options, signal: this.ended.signal }));
+  }
+
+  /** Runs a command in the guest to its end: `{ stdout, stderr, exitCode, signal }` (@hype/guest-agent's exec). */
+  exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
+    return this.withAgent((agent) => agent.exec(argv, options));
+  }
+
+  /** Starts a command in the guest and streams it (a ChildProcess-like AgentProcess). */
+  spawn(argv: readonly string[], options?: SpawnOptions): AgentProcess {
+    return this.requireAgent().spawn(argv, options);
+  }
+
+  /** Writes a file in the guest (created or truncated; `mode` applied exactly). */
+  writeFile(path: string, data: StdinSource, options?: WriteFileOptions): Promise<void> {
+    return this.withAgent((agent) => agent.writeFile(path, data, options));
+  }
+
+  /** Reads a file of the guest. */
+  readFile(path: string, options?: ReadFileOptions): Promise<Uint8Array> {
+    return this.withAgent((agent) => agent.readFile(path, options));
+  }
+
+  private requireAgent(): AgentClient {
+    if (this.agent) return this.agent;
+    throw new AgentError(
+      'no-agent',
+      'this VM has no guest agent: give createVm config.agent, e.g. () => vsock.connect(DEFAULT_AGENT_PORT) for a VsockDevice in config.devices',
+    );
+  }
+
+  private withAgent<T>(call: (agent: AgentClient) => Promise<T>): Promise<T> {
+    try {
+      return call(this.requireAgent());
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**
