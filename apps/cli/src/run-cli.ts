@@ -181,8 +181,8 @@ async function run(parsed: RunParsed, io: CliIo, argv: readonly string[]): Promi
       return ExitCode.usage;
     }
     printError(io, where.notice);
-    const code = await runNested(io.nested!, argv, options.disks ?? [], io);
-    return guestCommand !== undefined && code !== ExitCode.internal ? { commandExit: code } : code;
+    if (guestCommand !== undefined) return { commandExit: await runNested(io.nested!, argv, options.disks ?? [], io, true) };
+    return runNested(io.nested!, argv, options.disks ?? [], io, false);
   }
 
   // A command's run prints nothing of the console unless the VM fails, so the kernel may be quiet.
@@ -220,7 +220,7 @@ async function chooseWhereToRun(accel: Accel, kvmDevice: string, fs: HostFs, io:
  * The same command again inside the nested rig, with --accel kvm; the default guest was built here
  * already, so the inner hype finds it in the cache. Writable disk files are shared read-write.
  */
-async function runNested(rig: NestedRig, argv: readonly string[], disks: readonly DiskSpec[], io: CliIo): Promise<number> {
+async function runNested(rig: NestedRig, argv: readonly string[], disks: readonly DiskSpec[], io: CliIo, command: boolean): Promise<number> {
   const writable = disks.flatMap((d) => (d.kind === 'file' && !d.readOnly ? [resolve(d.path)] : []));
   const awkward = writable.find((path) => /[\s,:]/.test(path));
   if (awkward !== undefined) {
@@ -230,12 +230,20 @@ async function runNested(rig: NestedRig, argv: readonly string[], disks: readonl
   // Ctrl-C without a terminal reaches the rig too (same process group): wait for its exit status.
   const unsubscribes = STOP_SIGNALS.map((signal) => io.onSignal(signal, () => {}));
   try {
-    const code = await rig.run([...argv, '--accel', 'kvm'], writableDiskDirs(writable, dirname));
+    const code = await rig.run(withAccelKvm(argv), writableDiskDirs(writable, dirname));
+    // With a command, 125 is hype's failure whether the rig or the inner hype failed (each said why).
+    if (command) return code;
     if (code === RIG_FAILED) printError(io, 'the nested rig failed (see the message above)');
     return code === RIG_FAILED ? ExitCode.internal : code;
   } finally {
     for (const unsubscribe of unsubscribes) unsubscribe();
   }
+}
+
+/** argv with `--accel kvm` added, before a guest command's `--` (the last --accel wins). */
+export function withAccelKvm(argv: readonly string[]): string[] {
+  const end = argv.indexOf('--');
+  return end < 0 ? [...argv, '--accel', 'kvm'] : [...argv.slice(0, end), '--accel', 'kvm', ...argv.slice(end)];
 }
 
 /** kvm-in-qemu.sh's status for its own failures (the command's status passes through otherwise). */

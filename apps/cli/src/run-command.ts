@@ -118,10 +118,11 @@ export async function runGuestCommand(vm: CliVm, spec: GuestCommandSpec, io: Com
   );
   try {
     const result = await runCommand(agent, spec, io, running, (c) => (child = c));
+    const endedUnderCommand = outcome !== undefined;
     if (outcome === undefined && (result.kind === 'status' || result.agentUp === true)) await powerOff(agent, vm, running);
     else if (outcome === undefined) vm.stop();
     await running;
-    return finish(result, outcome!, spec, io, tail, signalled);
+    return finish(result, outcome!, endedUnderCommand, spec, io, tail, signalled);
   } finally {
     for (const unsubscribe of unsubscribes) unsubscribe();
   }
@@ -212,6 +213,7 @@ async function powerOff(agent: CliAgent, vm: CliVm, running: Promise<unknown>): 
 function finish(
   result: CommandResult,
   outcome: VmOutcome,
+  endedUnderCommand: boolean,
   spec: GuestCommandSpec,
   io: CommandRunIo,
   tail: ConsoleTail,
@@ -230,12 +232,12 @@ function finish(
     return SIGNAL_EXIT_CODES[signalled];
   }
   // The VM ended under the command: its way of ending is the better explanation.
-  if (outcome.kind === 'poweroff' && result.code === CommandExitCode.hypeFailure) {
+  if (endedUnderCommand && outcome.kind === 'poweroff' && result.agentUp === true) {
     io.report(`the guest powered off (status ${outcome.status}) before ${spec.argv[0]} finished`);
     return CommandExitCode.hypeFailure;
   }
   io.report(result.message);
-  if (outcome.kind !== 'stopped' && outcome.kind !== 'poweroff') {
+  if (endedUnderCommand && outcome.kind !== 'stopped' && outcome.kind !== 'poweroff') {
     const decision = decideExit(outcome);
     if (decision.message) io.report(decision.message);
     if (decision.detail) io.report(decision.detail);

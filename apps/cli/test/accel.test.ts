@@ -109,6 +109,21 @@ describe('--accel auto / nested: the same command again inside the rig', () => {
     );
   });
 
+  it('a guest command runs nested too: --accel kvm goes before its --, and every status passes through (125 included)', async () => {
+    const w = workdir();
+    for (const status of [7, 125]) {
+      const rig = new FakeRig(undefined, status);
+      const h = harness({ probeKvm: async () => '/dev/kvm not found', nested: rig });
+      const argv = ['run', '--kernel', w.kernel(), '--', 'sh', '-c', 'exit 7', '--accel'];
+      expect(await runCli(argv, h.io)).toBe(status);
+      expect(rig.runs[0].args).toEqual(['run', '--kernel', w.kernel(), '--accel', 'kvm', '--', 'sh', '-c', 'exit 7', '--accel']);
+      expect(h.stderr.text).not.toContain('the nested rig failed');
+    }
+    const h = harness({ probeKvm: async () => '/dev/kvm not found', nested: new FakeRig(undefined, 0) });
+    expect(await runCli(['run', '--kernel', w.kernel(), '--vsock', join(w.dir, 'v.sock'), '--', 'true'], h.io)).toBe(125);
+    expect(h.stderr.text).toContain("the nested rig's VM is not reachable from this host");
+  });
+
   it('auto without KVM and without QEMU: both reasons in one line, exit 2, no build', async () => {
     const guest = new FakeGuest(guestFiles);
     const h = harness({ guest, probeKvm: async () => '/dev/kvm not found', nested: new FakeRig('qemu-system-x86_64 is not installed') });

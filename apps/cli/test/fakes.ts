@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { CliVmConfig } from '../src/ports.js';
 import type { StopSignal, VmOutcome } from '../src/exit-codes.js';
-import type { CliVm, CreateVm, CreateVmOptions, DefaultGuest, DefaultGuestFiles } from '../src/ports.js';
+import type { CliAgent, CliVm, CreateVm, CreateVmOptions, DefaultGuest, DefaultGuestFiles, GuestCommand } from '../src/ports.js';
 import type { CliIo } from '../src/run-cli.js';
 import { loaderCheckBoot } from '../src/boot-check.js';
 
@@ -55,11 +55,15 @@ export class FakeVm implements CliVm {
   private rejectRun: (error: Error) => void = () => {};
   /** When false, stop() is ignored (a VM that hangs). */
   honoursStop = true;
+  /** Present when the config asked for the guest agent (hype run -- CMD). */
+  readonly agent: FakeAgent | undefined;
 
   constructor(
     readonly config: CliVmConfig,
     readonly options: CreateVmOptions,
-  ) {}
+  ) {
+    if (config.agent) this.agent = new FakeAgent(this);
+  }
 
   run(): Promise<VmOutcome> {
     this.running = true;
@@ -83,6 +87,111 @@ export class FakeVm implements CliVm {
   }
   crash(error: Error): void {
     this.rejectRun(error);
+  }
+}
+
+/** An output stream of a FakeCommand: chunks the test pushes, iterated by the CLI. */
+class FakeOutput implements AsyncIterable<Uint8Array> {
+  private readonly queue: Uint8Array[] = [];
+  private ended = false;
+  private wake: (() => void) | undefined;
+  push(text: string | Uint8Array): void {
+    this.queue.push(typeof text === 'string' ? Buffer.from(text) : text);
+    this.wake?.();
+  }
+  end(): void {
+    this.ended = true;
+    this.wake?.();
+  }
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    for (;;) {
+      const next = this.queue.shift();
+      if (next !== undefined) yield next;
+      else if (this.ended) return;
+      else await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+}
+
+/** A command in the fake guest: the test writes its output and decides how it ends. */
+export class FakeCommand implements GuestCommand {
+  readonly stdout = new FakeOutput();
+  readonly stderr = new FakeOutput();
+  readonly stdinChunks: string[] = [];
+  stdinEnded = false;
+  /** stdin.write() returns false once this many chunks wait; drain() frees them. */
+  stdinLimit = Infinity;
+  readonly kills: { signal: string; group: boolean }[] = [];
+  readonly exited: Promise<{ exitCode: number | null; signal: string | null }>;
+  private settle: { resolve(s: { exitCode: number | null; signal: string | null }): void; reject(e: unknown): void } | undefined;
+  private readonly drains: (() => void)[] = [];
+  readonly stdin: GuestCommand['stdin'];
+
+  constructor(
+    readonly argv: readonly string[],
+    readonly options: { timeoutMs?: number },
+  ) {
+    this.exited = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
+    this.stdin = {
+      write: (bytes) => {
+        this.stdinChunks.push(Buffer.from(bytes).toString());
+        return this.stdinChunks.length < this.stdinLimit;
+      },
+      end: () => {
+        this.stdinEnded = true;
+      },
+      onDrain: (callback) => this.drains.push(callback),
+    };
+  }
+  drain(): void {
+    this.stdinLimit = Infinity;
+    for (const callback of this.drains) callback();
+  }
+  kill(signal: string, options: { group?: boolean } = {}): boolean {
+    this.kills.push({ signal, group: options.group === true });
+    return true;
+  }
+  exit(status: { exitCode: number | null; signal?: string | null }): void {
+    this.stdout.end();
+    this.stderr.end();
+    this.settle!.resolve({ exitCode: status.exitCode, signal: status.signal ?? null });
+  }
+  fail(error: unknown): void {
+    this.stdout.end();
+    this.stderr.end();
+    this.settle!.reject(error);
+  }
+}
+
+/** The guest agent of a FakeVm: ready at once unless told otherwise; powerOff() powers the VM off. */
+export class FakeAgent implements CliAgent {
+  readonly commands: FakeCommand[] = [];
+  readyTimeouts: number[] = [];
+  powerOffs = 0;
+  /** When set (before the next macrotask after run() started), ready() waits for it. */
+  readyGate: Promise<void> | undefined;
+  /** When false, powerOff() does nothing (a guest that does not go down). */
+  powersOff = true;
+  private spawned: (command: FakeCommand) => void = () => {};
+  /** Resolves with the first command the CLI starts. */
+  readonly started = new Promise<FakeCommand>((resolve) => (this.spawned = resolve));
+
+  constructor(private readonly vm: FakeVm) {}
+
+  async ready(timeoutMs: number): Promise<void> {
+    this.readyTimeouts.push(timeoutMs);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    await this.readyGate;
+  }
+  spawn(argv: readonly string[], options: { timeoutMs?: number }): FakeCommand {
+    const command = new FakeCommand(argv, options);
+    this.commands.push(command);
+    this.spawned(command);
+    return command;
+  }
+  async powerOff(): Promise<void> {
+    this.powerOffs++;
+    if (this.powersOff) this.vm.finish({ kind: 'poweroff', status: 0 });
   }
 }
 
