@@ -1028,10 +1028,13 @@ static void usage(FILE *to)
 {
 	fprintf(to,
 		"usage: hype-agent [--port N | --unix PATH] [--max-connections N] [-v]\n"
+		"       hype-agent --connect CID:PORT\n"
 		"  --port N             listen on AF_VSOCK port N (any CID; default %u)\n"
 		"  --unix PATH          listen on a Unix socket instead (tests on the host)\n"
 		"  --max-connections N  connections served at once (default %d; more are closed at once)\n"
 		"  -v, --verbose        report each connection's errors on stderr\n"
+		"  --connect CID:PORT   no agent: connect to AF_VSOCK CID:PORT (the host is CID 2), copy stdin to\n"
+		"                       the connection (then shut down its sending side) and the connection to stdout\n"
 		"Protocol version %u: guest/agent/PROTOCOL.md\n",
 		DEFAULT_PORT, DEFAULT_MAX_CONNECTIONS, PROTOCOL_VERSION);
 }
@@ -1045,6 +1048,67 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 	if (errno != 0 || *end != 0 || v > max) return -1;
 	*out = v;
 	return 0;
+}
+
+/*
+ * --connect CID:PORT: a guest-side client for vsock, as `nc` is for TCP (busybox's nc has no vsock):
+ * stdin goes to the connection and EOF becomes a shutdown of its sending side; what the peer sends goes
+ * to stdout until it closes. Exit 0, or 1 with a message.
+ */
+static int connect_main(const char *target)
+{
+	unsigned long cid, port;
+	const char *colon = strchr(target, ':');
+	char cid_text[16];
+	if (colon == NULL || (size_t)(colon - target) >= sizeof cid_text) goto bad;
+	memcpy(cid_text, target, (size_t)(colon - target));
+	cid_text[colon - target] = 0;
+	if (parse_uint(cid_text, 0xffffffffu, &cid) < 0 || parse_uint(colon + 1, 0xffffffffu, &port) < 0) goto bad;
+
+	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		fprintf(stderr, "hype-agent: --connect: socket(AF_VSOCK): %s\n", strerror(errno));
+		return 1;
+	}
+	struct sockaddr_vm addr = { .svm_family = AF_VSOCK, .svm_cid = (unsigned)cid, .svm_port = (unsigned)port };
+	if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+		fprintf(stderr, "hype-agent: --connect %s: %s\n", target, strerror(errno));
+		return 1;
+	}
+	static uint8_t buf[64 * 1024];
+	int stdin_open = 1;
+	for (;;) {
+		struct pollfd fds[2] = { { .fd = fd, .events = POLLIN }, { .fd = 0, .events = stdin_open ? POLLIN : 0 } };
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR) continue;
+			fprintf(stderr, "hype-agent: --connect: poll: %s\n", strerror(errno));
+			return 1;
+		}
+		if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t n = read(fd, buf, sizeof buf);
+			if (n < 0 && errno == EINTR) continue;
+			if (n < 0) {
+				fprintf(stderr, "hype-agent: --connect: read: %s\n", strerror(errno));
+				return 1;
+			}
+			if (n == 0) return 0;
+			if (write_all(1, buf, (size_t)n) < 0) return 1;
+		}
+		if (stdin_open && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+			ssize_t n = read(0, buf, sizeof buf);
+			if (n < 0 && errno == EINTR) continue;
+			if (n <= 0) {
+				stdin_open = 0;
+				shutdown(fd, SHUT_WR);
+			} else if (write_all(fd, buf, (size_t)n) < 0) {
+				fprintf(stderr, "hype-agent: --connect: write: %s\n", strerror(errno));
+				return 1;
+			}
+		}
+	}
+bad:
+	fprintf(stderr, "hype-agent: --connect needs CID:PORT, e.g. 2:5000 (CID 2 is the host)\n");
+	return 2;
 }
 
 int main(int argc, char **argv)
@@ -1064,6 +1128,12 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			unix_path = argv[i];
+		} else if (strcmp(a, "--connect") == 0) {
+			if (++i >= argc) {
+				fprintf(stderr, "hype-agent: --connect needs CID:PORT, e.g. 2:5000 (CID 2 is the host)\n");
+				return 2;
+			}
+			return connect_main(argv[i]);
 		} else if (strcmp(a, "--max-connections") == 0) {
 			if (++i >= argc || parse_uint(argv[i], 65536, &max_connections) < 0 || max_connections == 0) {
 				fprintf(stderr, "hype-agent: --max-connections needs a number in 1..65536\n");

@@ -13,8 +13,15 @@ export const CONSOLE_END = 'HYPE-CONSOLE-END';
 export const CONSOLE_READY = 'HYPE-CONSOLE-READY';
 export const CONSOLE_ECHO_PREFIX = 'HYPE-CONSOLE-ECHO ';
 
-/** Test names understood by `hype.test=` (plus the groups `blk` and `all`; `ddread` is a benchmark, not in `all`). */
-export const GUEST_TESTS = ['boot', 'console', 'blk.vda', 'blk.vdb', 'blk.vdc', 'smp', 'rng', 'ddread'] as const;
+/**
+ * Test names understood by `hype.test=` (plus the groups `blk` and `all`). Not in `all`: `agent`, which
+ * waits for the host's half (run through the guest agent) to write its verdict to AGENT_VERDICT_PATH, and
+ * `ddread`, a benchmark.
+ */
+export const GUEST_TESTS = ['boot', 'console', 'blk.vda', 'blk.vdb', 'blk.vdc', 'smp', 'rng', 'agent', 'ddread'] as const;
+
+/** Where the host's half of the `agent` check writes `pass <details>` or `fail <reason>` (through the agent). */
+export const AGENT_VERDICT_PATH = '/run/hype-agent-checks';
 export type GuestTestName = (typeof GUEST_TESTS)[number];
 
 /** The text the console test writes to /dev/hvc0 between BEGIN and END (64 lines, 4672 bytes). */

@@ -8,6 +8,7 @@ import {
   consoleTestTranscript,
   DEFAULT_BUSYBOX,
   guestTestCmdline,
+  AGENT_VERDICT_PATH,
   GUEST_TESTS,
   guestPath,
   parseGuestTestOutput,
@@ -111,5 +112,10 @@ describe('guestTestCmdline', () => {
     const runner = readFileSync(guestPath('rootfs/usr/lib/hype/run-tests'), 'utf8');
     const cases = [...runner.matchAll(/^\t\t([a-z.]+)\) test_/gm)].map((m) => m[1]);
     expect(cases).toEqual([...GUEST_TESTS]);
+  });
+
+  it('the agent check waits for the verdict where the host writes it', () => {
+    const runner = readFileSync(guestPath('rootfs/usr/lib/hype/run-tests'), 'utf8');
+    expect(/^AGENT_DONE_FILE=(\S+)$/m.exec(runner)?.[1]).toBe(AGENT_VERDICT_PATH);
   });
 });

@@ -23,6 +23,8 @@ export { checkKvmDevice, kvmDevicePath, DEFAULT_KVM_DEVICE } from './kvm-device.
 export { EscapeFilter, ESCAPE_BYTE, ESCAPE_HELP, type EscapeAction, type EscapeResult } from './escape.js';
 export { ConsoleBridge, type ConsoleInput, type ConsoleBridgeOptions } from './console-bridge.js';
 export {
+  CommandExitCode,
+  COMMAND_EXIT_CODE_HELP,
   ExitCode,
   EXIT_CODE_HELP,
   SIGNAL_EXIT_CODES,
@@ -33,7 +35,8 @@ export {
   type VmOutcome,
 } from './exit-codes.js';
 export { runCli, isInputError, type CliIo, type OutputStream } from './run-cli.js';
-export type { CliVm, CreateVm, CreateVmOptions, DefaultGuest, DefaultGuestFiles } from './ports.js';
+export type { CliAgent, CliVm, CreateVm, CreateVmOptions, DefaultGuest, DefaultGuestFiles, GuestCommand } from './ports.js';
+export { runGuestCommand, ConsoleTail, statusExitCode, commandFailure, AGENT_READY_TIMEOUT_MS } from './run-command.js';
 export { packagedDefaultGuest } from './default-guest.js';
 export { defaultCreateVm, fromVmExit } from './vm-adapter.js';
 export { parseSizeBytes, formatSize } from './size.js';

@@ -365,7 +365,6 @@ async function createCliVm(
 }
 
 async function runVm(config: CliVmConfig, kvmDevice: string, logLevel: LogLevel, io: CliIo, timings: boolean): Promise<number> {
-  let vm: CliVm;
   let atLineStart = true;
   const consoleOutput = (bytes: Uint8Array): boolean => {
     if (bytes.length === 0) return true;
@@ -387,7 +386,7 @@ async function runVm(config: CliVmConfig, kvmDevice: string, logLevel: LogLevel,
     removeDrainListeners();
     return created;
   }
-  vm = created;
+  const vm = created;
 
   let stopCause: StopCause | undefined;
   let giveUp: (outcome: VmOutcome) => void = () => {};

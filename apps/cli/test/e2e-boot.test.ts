@@ -6,7 +6,8 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { BIN, ensureBuiltBin, runHype } from './bin-process.js';
 import { MiB, workdir } from './helpers.js';
 
@@ -70,6 +71,28 @@ describe.skipIf(!hasKvm)('hype run (KVM): default guest, disks, console script',
     const after = readFileSync(disk);
     expect(after.subarray(4096, 4096 + GUEST_TEXT.length).toString('latin1')).toBe(GUEST_TEXT);
     expect(after.subarray(0, DISK_TEXT.length).toString('latin1')).toBe(DISK_TEXT);
+  }, 600_000);
+
+  it("hype run -- CMD: the command's stdout and stderr apart, stdin piped in, its exit status passed through", async () => {
+    const result = await runHype(['run', '--', 'sh', '-c', 'echo out; echo err >&2; read line; echo "in: $line"; exit 7'], {
+      input: 'from the host\n',
+      timeout: 600_000,
+    });
+    expect(result.stdout, `stderr:\n${result.stderr}`).toBe('out\nin: from the host\n');
+    expect(result.stderr).toBe('err\n');
+    expect(result.code).toBe(7);
+  }, 600_000);
+
+  it("the README's library example (examples/exec.mjs) boots the default guest and runs a command", async () => {
+    const example = fileURLToPath(new URL('../../../examples/exec.mjs', import.meta.url));
+    const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      execFile(process.execPath, [example], { timeout: 600_000 }, (error, stdout, stderr) => {
+        if (error && typeof error.code !== 'number') reject(error);
+        else resolve({ code: error ? (error.code as number) : 0, stdout, stderr });
+      });
+    });
+    expect(result.stdout, result.stderr).toMatch(/^Linux 6\.1\.\d+ \(exit 3\)\n$/);
+    expect(result.code).toBe(0);
   }, 600_000);
 
   it('SIGTERM stops a running guest: exit 143', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { decideExit, EXIT_CODE_HELP, ExitCode, type VmOutcome } from '../src/exit-codes.js';
+import { COMMAND_EXIT_CODE_HELP, CommandExitCode, decideExit, EXIT_CODE_HELP, ExitCode, type VmOutcome } from '../src/exit-codes.js';
 
 describe('decideExit', () => {
   it.each<[VmOutcome, Parameters<typeof decideExit>[1], number, string | undefined]>([
@@ -40,6 +40,10 @@ describe('decideExit', () => {
     const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
     for (const code of new Set(Object.values(ExitCode))) {
       expect(EXIT_CODE_HELP).toMatch(new RegExp(`(^ +|/)${code}(/|\\s)`, 'm'));
+      expect(readme).toMatch(new RegExp(`\\| \`${code}\` \\|`));
+    }
+    for (const code of Object.values(CommandExitCode)) {
+      expect(COMMAND_EXIT_CODE_HELP).toMatch(new RegExp(`^ +${code} `, 'm'));
       expect(readme).toMatch(new RegExp(`\\| \`${code}\` \\|`));
     }
   });

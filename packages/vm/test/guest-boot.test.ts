@@ -2,8 +2,9 @@
  * Guest tests (ring 3): boot hype's default guest kernel with the test initrd on /dev/kvm and run the
  * guest-side checks (guest/rootfs/usr/lib/hype/run-tests) in as few boots as possible:
  *   1. virtio console on hvc0, three virtio-blk disks, two virtio-rng devices (EntropyDevice, and one
- *      defined in this file), 2 vCPUs: boot, console, blk (vda ext4 rw, vdb read-only, vdc raw), smp,
- *      rng; the host then verifies the disk images byte for byte.
+ *      defined in this file), virtio-vsock with the guest agent, 2 vCPUs: boot, console, blk (vda ext4
+ *      rw, vdb read-only, vdc raw), smp, rng, agent (the host drives the agent meanwhile:
+ *      helpers/agent-checks.ts); the host then verifies the disk images byte for byte.
  *   2. the 8250 console (ttyS0), 1 vCPU: boot only, so the serial path carries a whole boot too.
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -25,8 +26,11 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceId, type ActivationContext, type SplitQueue, type VirtioDevice } from '@hype/virtio';
 import { openDiskDevice, type DiskSpec } from '@hype/virtio-blk/node';
+import { DEFAULT_AGENT_PORT } from '@hype/guest-agent';
 import { EntropyDevice } from '@hype/virtio-rng';
-import { createVm, describeExit, type TimingEvent, type VmConfig, type VmExit } from '@hype/vm';
+import { VsockDevice } from '@hype/virtio-vsock';
+import { createVm, describeExit, type Machine, type TimingEvent, type VmConfig, type VmExit } from '@hype/vm';
+import { runAgentChecks, type AgentCheckReport } from './helpers/agent-checks.js';
 
 const hasKvm = existsSync('/dev/kvm');
 if (!hasKvm) console.warn('[hype] /dev/kvm absent on this host: skipping KVM guest tests in packages/vm/test/guest-boot.test.ts');
@@ -40,7 +44,11 @@ interface BootResult {
   seconds: number;
 }
 
-async function boot(config: VmConfig, onOutput?: (output: string, send: (text: string) => void) => void): Promise<BootResult> {
+async function boot(
+  config: VmConfig,
+  onOutput?: (output: string, send: (text: string) => void) => void,
+  onCreated?: (vm: Machine) => void,
+): Promise<BootResult> {
   const started = performance.now();
   let output = '';
   const timings: TimingEvent[] = [];
@@ -53,6 +61,7 @@ async function boot(config: VmConfig, onOutput?: (output: string, send: (text: s
     onTiming: (t) => timings.push(t),
   });
   const timer = setTimeout(() => vm.stop(`no poweroff within ${BOOT_TIMEOUT_MS / 1000} s`), BOOT_TIMEOUT_MS);
+  onCreated?.(vm);
   try {
     const exit = await vm.run();
     return { exit, output, timings, seconds: (performance.now() - started) / 1000 };
@@ -143,18 +152,21 @@ describe.skipIf(!hasKvm)('the default guest on hype', () => {
       ];
       const devices: VirtioDevice[] = [];
       for (const [index, spec] of diskList.entries()) devices.push(await openDiskDevice(spec, index));
-      devices.push(new EntropyDevice(), new CountingRng());
+      const vsock = new VsockDevice();
+      devices.push(new EntropyDevice(), new CountingRng(), vsock);
       const echoLine = `hello from the host ${Date.now()}`;
       let answered = false;
+      let agentChecks: Promise<AgentCheckReport> | undefined;
       const r = await boot(
         {
           kernel: kernel.vmlinux,
           initrd,
-          cmdline: guestTestCmdline(['all'], { cpus: 2 }),
+          cmdline: guestTestCmdline(['all', 'agent'], { cpus: 2 }),
           memMiB: 256,
           cpus: 2,
           devices,
           console: 'hvc',
+          agent: () => vsock.connect(DEFAULT_AGENT_PORT),
         },
         (output, send) => {
           if (!answered && output.includes(CONSOLE_READY)) {
@@ -162,15 +174,22 @@ describe.skipIf(!hasKvm)('the default guest on hype', () => {
             send(`${echoLine}\n`);
           }
         },
+        (vm) => {
+          agentChecks = runAgentChecks(vm, vsock, dir);
+          agentChecks.catch(() => {}); // awaited below, after the VM ended
+        },
       );
       console.log(`[hype] guest boot: ${timeToInit(r)}; whole run ${r.seconds.toFixed(1)} s`);
+      const agentReport = await agentChecks!;
+      console.log(`[hype] agent checks (ms per step): ${JSON.stringify(agentReport.steps)}`);
       const report = parseGuestTestOutput(r.output);
       const failed = report.results.filter((t) => t.status === 'FAIL');
       expect(failed, `${r.output}\n${report.dmesg.join('\n')}`).toEqual([]);
       expect(r.exit, describeExit(r.exit)).toEqual({ kind: 'poweroff', status: 0 });
       expect(report.done).toEqual({ pass: report.results.length, fail: 0 });
       const names = report.results.map((t) => t.name);
-      for (const name of ['boot', 'console', 'blk.vda', 'blk.vdb', 'blk.vdc', 'smp']) expect(names).toContain(name);
+      for (const name of ['boot', 'console', 'blk.vda', 'blk.vdb', 'blk.vdc', 'smp', 'agent']) expect(names).toContain(name);
+      expect(resultFields(report.results.find((t) => t.name === 'agent')!).agents, 'hype-agent still running').not.toBe('0');
       // Both entropy devices reached /dev/hwrng: the counting one by its pattern, EntropyDevice by its spread.
       const rngs = report.results.filter((t) => t.name.startsWith('rng.')).map((t) => resultFields(t));
       expect(rngs.map((f) => f.bytes), r.output).toEqual(['4096', '4096']);
