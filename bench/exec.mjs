@@ -104,6 +104,7 @@ function hostRead(bytes) {
 
 // The guest console goes nowhere, but its end is kept for error messages.
 let consoleTail = '';
+const consoleDecoder = new TextDecoder();
 const decoder = new TextDecoder();
 const tail = () => (consoleTail.trim() ? `\nguest console (end):\n${consoleTail.trimEnd()}` : '');
 const logger = {
@@ -150,7 +151,7 @@ const vm = await createVm(
   { kernel, initrd, memMiB: MEM_MIB, cpus: 1, console: 'hvc', devices: [vsock], agent: () => vsock.connect(DEFAULT_AGENT_PORT) },
   {
     consoleOutput: (bytes) => {
-      consoleTail = `${consoleTail}${decoder.decode(bytes, { stream: true })}`.slice(-4000);
+      consoleTail = `${consoleTail}${consoleDecoder.decode(bytes, { stream: true })}`.slice(-4000);
     },
     kvmDevice: process.env.HYPE_KVM_DEVICE || undefined,
     logger,
@@ -159,7 +160,7 @@ const vm = await createVm(
 const t0 = performance.now();
 let vmExit;
 let vmFailure;
-// A VMM failure (run() rejects) is reported once the measurements stop, from the finally below.
+// A VMM failure (run() rejects) is reported once the VM is released, after the finally below.
 const running = vm.run().then(
   (exit) => (vmExit = exit),
   (error) => (vmFailure = error),
