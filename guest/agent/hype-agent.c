@@ -1065,6 +1065,8 @@ static int connect_main(const char *target)
 	cid_text[colon - target] = 0;
 	if (parse_uint(cid_text, 0xffffffffu, &cid) < 0 || parse_uint(colon + 1, 0xffffffffu, &port) < 0) goto bad;
 
+	/* A closed stdout or connection is a write error with a message, not death by SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
 	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		fprintf(stderr, "hype-agent: --connect: socket(AF_VSOCK): %s\n", strerror(errno));
@@ -1078,7 +1080,8 @@ static int connect_main(const char *target)
 	static uint8_t buf[64 * 1024];
 	int stdin_open = 1;
 	for (;;) {
-		struct pollfd fds[2] = { { .fd = fd, .events = POLLIN }, { .fd = 0, .events = stdin_open ? POLLIN : 0 } };
+		/* fd -1 once stdin ended: poll would keep reporting its POLLHUP and the loop would spin. */
+		struct pollfd fds[2] = { { .fd = fd, .events = POLLIN }, { .fd = stdin_open ? 0 : -1, .events = POLLIN } };
 		if (poll(fds, 2, -1) < 0) {
 			if (errno == EINTR) continue;
 			fprintf(stderr, "hype-agent: --connect: poll: %s\n", strerror(errno));
@@ -1092,10 +1095,13 @@ static int connect_main(const char *target)
 				return 1;
 			}
 			if (n == 0) return 0;
-			if (write_all(1, buf, (size_t)n) < 0) return 1;
+			if (write_all(1, buf, (size_t)n) < 0) {
+				fprintf(stderr, "hype-agent: --connect: write to stdout: %s\n", strerror(errno));
+				return 1;
+			}
 		}
-		if (stdin_open && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-			ssize_t n = read(0, buf, sizeof buf);
+		if (stdin_open && (fds[1].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
+			ssize_t n = (fds[1].revents & POLLNVAL) ? 0 : read(0, buf, sizeof buf);
 			if (n < 0 && errno == EINTR) continue;
 			if (n <= 0) {
 				stdin_open = 0;

@@ -201,13 +201,15 @@ function flagsToOptions(flags: RawRunFlags): LabelledOptions {
 
 /** The command after `--` (and its --timeout), or undefined for an interactive console. */
 function parseGuestCommand(argv: readonly string[], operands: string[], timeout: string | undefined): GuestCommandSpec | undefined {
-  if (operands.length > 0 && !argv.includes('--')) {
+  // Operands are exactly what follows the first `--` (commander would also take a stray word before it).
+  const separator = argv.indexOf('--');
+  if (operands.length > 0 && (separator < 0 || argv.length - separator - 1 !== operands.length)) {
     throw new UsageError(
       `unexpected argument '${operands[0]}': options are --name VALUE (e.g. --kernel ${operands[0]}), and a command for the guest goes after --: hype run -- ${operands.join(' ')}`,
     );
   }
   if (operands.length === 0) {
-    if (argv.includes('--')) throw new UsageError("nothing after --: give the command to run in the guest, e.g. hype run -- uname -a");
+    if (separator >= 0) throw new UsageError("nothing after --: give the command to run in the guest, e.g. hype run -- uname -a");
     if (timeout !== undefined) throw new UsageError('--timeout: only with a command (hype run --timeout 60 -- CMD ...)');
     return undefined;
   }

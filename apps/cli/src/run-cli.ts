@@ -1,6 +1,6 @@
+import { lstatSync, unlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import type { DiskSpec } from '@hype/virtio-blk/node';
 import { DEFAULT_MEM_MIB } from '@hype/vm';
 import { chooseAccel, writableDiskDirs, type Accel, type AccelChoice } from './accel.js';
 import { parseArgs, type ParsedArgs } from './args.js';
@@ -45,6 +45,8 @@ export interface CliIo {
   totalMemBytes?: number;
   /** How long to wait for the VM to stop after stop() before giving up on it (default 5000 ms). */
   stopTimeoutMs?: number;
+  /** With a command: how long the guest gets to power off after it (default 30 000 ms). */
+  powerOffTimeoutMs?: number;
   /**
    * Opens the KVM device and asks KVM_GET_API_VERSION; returns the one-line problem or undefined. Asked
    * after access(2) found the device usable; without it, only access(2) is checked.
@@ -180,9 +182,15 @@ async function run(parsed: RunParsed, io: CliIo, argv: readonly string[]): Promi
       printError(io, `--vsock ${vsock}: the nested rig's VM is not reachable from this host; use --vsock where /dev/kvm works`);
       return ExitCode.usage;
     }
+    const writable = (options.disks ?? []).flatMap((d) => (d.kind === 'file' && !d.readOnly ? [resolve(d.path)] : []));
+    const awkward = writable.find((path) => /[\s,:]/.test(path));
+    if (awkward !== undefined) {
+      printError(io, `--disk ${awkward}: the nested rig cannot share a path with spaces, commas or colons; move or link the file`);
+      return ExitCode.usage;
+    }
     printError(io, where.notice);
-    if (guestCommand !== undefined) return { commandExit: await runNested(io.nested!, argv, options.disks ?? [], io, true) };
-    return runNested(io.nested!, argv, options.disks ?? [], io, false);
+    const code = await runNested(io.nested!, argv, writable, io, guestCommand !== undefined);
+    return guestCommand !== undefined ? { commandExit: code } : code;
   }
 
   // A command's run prints nothing of the console unless the VM fails, so the kernel may be quiet.
@@ -198,10 +206,28 @@ async function run(parsed: RunParsed, io: CliIo, argv: readonly string[]): Promi
     ...(guestCommand !== undefined ? { agent: true } : {}),
     ...(vsock !== undefined ? { vsockSocket: resolve(vsock) } : {}),
   };
-  if (guestCommand !== undefined) {
-    return runCommandVm(config, guestCommand, kvmDevice, logLevel, io, timings);
+  // The bridge removes its socket when the VM ends; this covers hype giving up on a VM that did not end,
+  // and an abrupt exit.
+  const removeSocket = config.vsockSocket !== undefined ? removeSocketFile(config.vsockSocket) : () => {};
+  const unregister = config.vsockSocket !== undefined ? io.registerCleanup?.(removeSocket) : undefined;
+  try {
+    if (guestCommand !== undefined) return await runCommandVm(config, guestCommand, kvmDevice, logLevel, io, timings);
+    return await runVm(config, kvmDevice, logLevel, io, timings);
+  } finally {
+    removeSocket();
+    unregister?.();
   }
-  return runVm(config, kvmDevice, logLevel, io, timings);
+}
+
+/** A cleanup that removes the Unix socket at `path` if one is still there (never another kind of file). */
+function removeSocketFile(path: string): () => void {
+  return () => {
+    try {
+      if (lstatSync(path).isSocket()) unlinkSync(path);
+    } catch {
+      // already gone
+    }
+  };
 }
 
 /** Prepended to the kernel command line of `hype run -- CMD` (a user's --cmdline comes after it and wins). */
@@ -220,13 +246,7 @@ async function chooseWhereToRun(accel: Accel, kvmDevice: string, fs: HostFs, io:
  * The same command again inside the nested rig, with --accel kvm; the default guest was built here
  * already, so the inner hype finds it in the cache. Writable disk files are shared read-write.
  */
-async function runNested(rig: NestedRig, argv: readonly string[], disks: readonly DiskSpec[], io: CliIo, command: boolean): Promise<number> {
-  const writable = disks.flatMap((d) => (d.kind === 'file' && !d.readOnly ? [resolve(d.path)] : []));
-  const awkward = writable.find((path) => /[\s,:]/.test(path));
-  if (awkward !== undefined) {
-    printError(io, `--disk ${awkward}: the nested rig cannot share a path with spaces, commas or colons; move or link the file`);
-    return ExitCode.usage;
-  }
+async function runNested(rig: NestedRig, argv: readonly string[], writable: readonly string[], io: CliIo, command: boolean): Promise<number> {
   // Ctrl-C without a terminal reaches the rig too (same process group): wait for its exit status.
   const unsubscribes = STOP_SIGNALS.map((signal) => io.onSignal(signal, () => {}));
   try {
@@ -327,6 +347,8 @@ async function runCommandVm(
       stderr: io.stderr as CommandOutputStream,
       report: (message) => printError(io, message),
       onSignal: io.onSignal,
+      ...(io.stopTimeoutMs !== undefined ? { stopTimeoutMs: io.stopTimeoutMs } : {}),
+      ...(io.powerOffTimeoutMs !== undefined ? { powerOffTimeoutMs: io.powerOffTimeoutMs } : {}),
     },
     tail,
   );

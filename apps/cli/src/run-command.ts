@@ -13,7 +13,10 @@ export const CONSOLE_TAIL_BYTES = 16 * 1024;
 /** The bytes a stream wants and the way to wait for it to take more (a Node Writable's shape). */
 export interface CommandOutput {
   write(bytes: Uint8Array): unknown;
-  once?(event: 'drain', listener: () => void): unknown;
+  once?(event: 'drain' | 'close' | 'error', listener: () => void): unknown;
+  removeListener?(event: 'drain' | 'close' | 'error', listener: () => void): unknown;
+  /** True once the stream is gone (e.g. `| head` exited: EPIPE). */
+  readonly destroyed?: boolean;
 }
 
 /** The process's stdin as a command needs it. */
@@ -33,6 +36,10 @@ export interface CommandRunIo {
   /** hype's own messages (one line each, without the `hype: ` prefix). */
   report(message: string): void;
   onSignal(signal: StopSignal, handler: () => void): () => void;
+  /** How long a stopped VM may take to end before hype gives up on it (default 5000 ms). */
+  stopTimeoutMs?: number;
+  /** How long the guest gets to power off after CMD (default POWER_OFF_TIMEOUT_MS). */
+  powerOffTimeoutMs?: number;
 }
 
 /** Keeps the last `limit` bytes the guest wrote to its console. */
@@ -96,34 +103,55 @@ export async function runGuestCommand(vm: CliVm, spec: GuestCommandSpec, io: Com
   const agent = vm.agent;
   if (!agent) throw new Error('runGuestCommand: the VM was created without its agent');
   let outcome: VmOutcome | undefined;
-  const running = vm.run().then(
-    (o) => (outcome = o),
-    (error: unknown) => (outcome = { kind: 'internal-error', message: (error as Error)?.stack ?? String(error) }),
-  );
+  let giveUp: () => void = () => {};
+  const gaveUp = new Promise<void>((resolve) => (giveUp = resolve));
+  // Settles when the VM has ended, or when hype gave up waiting for a stopped VM (then it counts as stopped).
+  const ended = Promise.race([
+    vm.run().then(
+      (o) => (outcome ??= o),
+      (error: unknown) => (outcome ??= { kind: 'internal-error', message: (error as Error)?.stack ?? String(error) }),
+    ),
+    gaveUp.then(() => (outcome ??= { kind: 'stopped' })),
+  ]);
+  let stopTimer: ReturnType<typeof setTimeout> | undefined;
+  const stop = () => {
+    if (stopTimer !== undefined) return giveUp(); // asked again while stopping: do not wait any longer
+    vm.stop();
+    const ms = io.stopTimeoutMs ?? 5000;
+    stopTimer = setTimeout(() => {
+      io.report(`the VM did not stop within ${ms} ms; exiting anyway`);
+      giveUp();
+    }, ms);
+    (stopTimer as { unref?: () => void }).unref?.();
+  };
 
   let child: GuestCommand | undefined;
   let signalled: StopSignal | undefined;
   const unsubscribes = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((signal) =>
     io.onSignal(signal, () => {
-      // The first signal goes to the command's process group (its status then says so); a second one,
-      // or one before the command started, stops the VM.
-      if (child !== undefined && signalled === undefined) {
+      // The first signal goes to the running command's process group (its status then says so); a
+      // second one, or one while there is no command to signal, stops the VM.
+      if (child !== undefined && signalled === undefined && child.kill(signal, { group: true })) {
         signalled = signal;
-        child.kill(signal, { group: true });
         return;
       }
       signalled ??= signal;
-      vm.stop();
+      stop();
     }),
   );
   try {
-    const result = await runCommand(agent, spec, io, running, (c) => (child = c));
+    const result = await runCommand(agent, spec, io, ended, (c) => (child = c));
     const endedUnderCommand = outcome !== undefined;
-    if (outcome === undefined && (result.kind === 'status' || result.agentUp === true)) await powerOff(agent, vm, running);
-    else if (outcome === undefined) vm.stop();
-    await running;
+    const stopping = stopTimer !== undefined; // a signal already asked the VM to stop
+    if (outcome === undefined && !stopping && (result.kind === 'status' || result.agentUp === true)) {
+      await powerOff(agent, ended, stop, io.powerOffTimeoutMs ?? POWER_OFF_TIMEOUT_MS);
+    } else if (outcome === undefined && !stopping) {
+      stop();
+    }
+    await ended;
     return finish(result, outcome!, endedUnderCommand, spec, io, tail, signalled);
   } finally {
+    if (stopTimer !== undefined) clearTimeout(stopTimer);
     for (const unsubscribe of unsubscribes) unsubscribe();
   }
 }
@@ -151,7 +179,9 @@ async function runCommand(
   const child = agent.spawn(spec.argv, spec.timeoutMs !== undefined ? { timeoutMs: spec.timeoutMs } : {});
   started(child);
   const stopInput = child.stdin ? pipeInput(io.stdin, child.stdin) : () => {};
-  const outputs = Promise.all([pipeOutput(child.stdout, io.stdout), pipeOutput(child.stderr, io.stderr)]);
+  // A reader that went away (`| head`): the command gets SIGPIPE, as in a shell pipeline.
+  const broken = () => child.kill('SIGPIPE', { group: true });
+  const outputs = Promise.all([pipeOutput(child.stdout, io.stdout, broken), pipeOutput(child.stderr, io.stderr, broken)]);
   try {
     const status = await child.exited;
     await outputs;
@@ -191,24 +221,57 @@ function pipeInput(input: CommandInput, stdin: NonNullable<GuestCommand['stdin']
   return stop;
 }
 
-async function pipeOutput(source: AsyncIterable<Uint8Array>, sink: CommandOutput): Promise<void> {
+/**
+ * The command's output into `sink`, waiting for 'drain' when it is full. When the sink is gone (closed,
+ * errored), `onBroken` runs once and the rest is read and dropped, so the command is never left blocked.
+ */
+async function pipeOutput(source: AsyncIterable<Uint8Array>, sink: CommandOutput, onBroken: () => void): Promise<void> {
+  let broken = false;
   for await (const chunk of source) {
-    if (sink.write(chunk) === false && sink.once) await new Promise<void>((resolve) => sink.once!('drain', resolve));
+    if (!broken && sink.destroyed === true) {
+      broken = true;
+      onBroken();
+    }
+    if (broken) continue;
+    if (sink.write(chunk) === false && sink.once) await writable(sink);
   }
 }
 
-/** `sync; poweroff -f` through the agent; the VM is stopped if it has not ended within POWER_OFF_TIMEOUT_MS. */
-async function powerOff(agent: CliAgent, vm: CliVm, running: Promise<unknown>): Promise<void> {
-  // The request's connection dies with the VM: its error is expected and says nothing.
-  agent.powerOff().catch(() => {});
+/** Resolves on 'drain', or when the stream closes or fails (then `destroyed` tells). */
+function writable(sink: CommandOutput): Promise<void> {
+  return new Promise((resolve) => {
+    const events = ['drain', 'close', 'error'] as const;
+    const done = () => {
+      for (const event of events) sink.removeListener?.(event, done);
+      resolve();
+    };
+    for (const event of events) sink.once!(event, done);
+  });
+}
+
+/**
+ * `sync; poweroff -f` through the agent; the VM is stopped if it has not ended within `timeoutMs`, or
+ * soon after the request failed while the VM still runs (no poweroff in the guest, the agent gone).
+ */
+async function powerOff(agent: CliAgent, ended: Promise<unknown>, stop: () => void, timeoutMs: number): Promise<void> {
+  let failedTimer: ReturnType<typeof setTimeout> | undefined;
+  // The request's connection dies with the VM, so a failure is expected; it only means something if
+  // the VM is still running a moment later.
+  agent.powerOff().catch(() => {
+    failedTimer = setTimeout(stop, POWER_OFF_FAILED_GRACE_MS);
+  });
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timedOut = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(true), POWER_OFF_TIMEOUT_MS);
+    timer = setTimeout(() => resolve(true), timeoutMs);
   });
-  const late = await Promise.race([running.then(() => false), timedOut]);
+  const late = await Promise.race([ended.then(() => false), timedOut]);
   clearTimeout(timer);
-  if (late) vm.stop();
+  if (failedTimer !== undefined) clearTimeout(failedTimer);
+  if (late) stop();
 }
+
+/** After the power-off request failed: how long the VM may still take to end by itself. */
+const POWER_OFF_FAILED_GRACE_MS = 2000;
 
 function finish(
   result: CommandResult,
@@ -242,7 +305,8 @@ function finish(
     if (decision.message) io.report(decision.message);
     if (decision.detail) io.report(decision.detail);
   }
-  if (result.showConsole) {
+  const vmFailed = endedUnderCommand && outcome.kind !== 'poweroff' && outcome.kind !== 'stopped' && outcome.kind !== 'halted';
+  if (result.showConsole || vmFailed) {
     const text = tail.text();
     if (text !== '') io.report(`the guest console's last lines:\n${text.replace(/\r/g, '').trimEnd()}`);
   }

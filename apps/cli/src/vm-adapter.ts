@@ -1,5 +1,5 @@
 import { DEFAULT_AGENT_PORT } from '@hype/guest-agent';
-import type { VirtioDevice } from '@hype/virtio';
+import { rateLimitedLogger, type VirtioDevice } from '@hype/virtio';
 import { openDiskDevice } from '@hype/virtio-blk/node';
 import { EntropyDevice } from '@hype/virtio-rng';
 import { VsockDevice } from '@hype/virtio-vsock';
@@ -53,7 +53,8 @@ export async function openDevices(config: CliVmConfig): Promise<VirtioDevice[]> 
 
 /** Serves --vsock PATH for the VM's vsock device; a socket path in use is the user's to fix. */
 async function startBridge(device: VsockDevice, path: string, logger: VmLogger): Promise<VsockUnixBridge> {
-  const bridge = new VsockUnixBridge(device, path, { log: logger });
+  // A guest can connect to unbound ports in a loop: one line each would flood stderr.
+  const bridge = new VsockUnixBridge(device, path, { log: rateLimitedLogger(logger) });
   try {
     await bridge.start();
   } catch (error) {
@@ -93,7 +94,7 @@ export const defaultCreateVm: CreateVm = async (config, options) => {
         },
         spawn: (argv, spawnOptions) => machine.spawn(argv, spawnOptions.timeoutMs !== undefined ? { timeoutMs: spawnOptions.timeoutMs } : {}),
         powerOff: async () => {
-          await machine.exec(['/bin/sh', '-c', 'sync; poweroff -f']);
+          await machine.exec(['/bin/sh', '-c', 'sync; poweroff -f'], { maxOutputBytes: 64 * 1024 });
         },
       }
     : undefined;

@@ -122,6 +122,10 @@ describe('--accel auto / nested: the same command again inside the rig', () => {
     const h = harness({ probeKvm: async () => '/dev/kvm not found', nested: new FakeRig(undefined, 0) });
     expect(await runCli(['run', '--kernel', w.kernel(), '--vsock', join(w.dir, 'v.sock'), '--', 'true'], h.io)).toBe(125);
     expect(h.stderr.text).toContain("the nested rig's VM is not reachable from this host");
+    const awkward = harness({ probeKvm: async () => '/dev/kvm not found', nested: new FakeRig(undefined, 0) });
+    const disk = w.file('a b.img', new Uint8Array(4096));
+    expect(await runCli(['run', '--kernel', w.kernel(), '--disk', disk, '--', 'true'], awkward.io)).toBe(125);
+    expect(awkward.stderr.text).toContain('cannot share a path with spaces');
   });
 
   it('auto without KVM and without QEMU: both reasons in one line, exit 2, no build', async () => {

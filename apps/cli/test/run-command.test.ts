@@ -160,16 +160,79 @@ describe('hype run -- CMD', () => {
     expect(vm.agent!.powerOffs).toBe(0);
   });
 
-  it('a guest that does not power off after the command is stopped (after the grace period)', async () => {
-    const { h, done } = start(['--', 'true']);
+  it('a guest that does not power off after the command is stopped after the grace period; the status still passes', async () => {
+    const w = workdir();
+    const h = harness({ tty: false, powerOffTimeoutMs: 30 });
+    const done = runCli(['run', '--kernel', w.kernel(), '--', 'true'], h.io);
     const { vm, cmd } = await command(h);
     vm.agent!.powersOff = false;
     cmd.exit({ exitCode: 3 });
-    // POWER_OFF_TIMEOUT_MS is 30 s; finish the VM as stop() would, from the test.
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(vm.agent!.powerOffs).toBe(1);
-    vm.finish({ kind: 'stopped' });
     expect(await done).toBe(3);
+    expect(vm.agent!.powerOffs).toBe(1);
+    expect(vm.stopCalls).toBe(1);
+  });
+
+  it('a signal while the guest powers off stops the VM at once (there is no command left to signal)', async () => {
+    const { h, done } = start(['--', 'true']);
+    const { vm, cmd } = await command(h);
+    vm.agent!.powersOff = false;
+    cmd.kill = () => false; // ended
+    cmd.exit({ exitCode: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    h.signals.send('SIGTERM');
+    expect(vm.stopCalls).toBe(1);
+    expect(await done).toBe(0);
+  });
+
+  it('a signal before the agent answered stops the VM: exit 130', async () => {
+    const { h, done } = start(['--', 'true']);
+    const vm = await h.vmStarted;
+    vm.agent!.readyGate = new Promise(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    h.signals.send('SIGINT');
+    expect(vm.stopCalls).toBe(1);
+    expect(await done).toBe(130);
+    expect(h.stderr.text).toBe('hype: stopped by SIGINT\n');
+  });
+
+  it('a VM that does not stop: hype gives up after stopTimeoutMs, or at once on a second signal', async () => {
+    for (const second of [false, true]) {
+      const w = workdir();
+      const h = harness({ tty: false, stopTimeoutMs: second ? 60_000 : 30 });
+      const done = runCli(['run', '--kernel', w.kernel(), '--', 'sleep', '9'], h.io);
+      const { vm, cmd } = await command(h);
+      vm.honoursStop = false;
+      h.signals.send('SIGTERM'); // to the command, which ignores it
+      h.signals.send('SIGTERM'); // stop the VM
+      if (second) h.signals.send('SIGTERM');
+      cmd.fail(new AgentError('connection-reset', 'hype-agent: reset'));
+      expect(await done).toBe(143);
+      if (!second) expect(h.stderr.text).toContain('the VM did not stop within 30 ms; exiting anyway');
+    }
+  });
+
+  it('stdout gone (| head exited): the command gets SIGPIPE and hype does not wait for drain', async () => {
+    const { h, done } = start(['--', 'yes']);
+    const { cmd } = await command(h);
+    Object.assign(h.stdout, { destroyed: true, write: () => false, once: () => {}, removeListener: () => {} });
+    cmd.stdout.push('y\n');
+    cmd.stdout.push('y\n');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(cmd.kills).toEqual([{ signal: 'SIGPIPE', group: true }]);
+    cmd.exit({ exitCode: null, signal: 'SIGPIPE' });
+    expect(await done).toBe(141);
+  });
+
+  it('the VM failing under the command: 125, how it ended, and the console', async () => {
+    const { h, done } = start(['--', 'sleep', '9']);
+    const { vm, cmd } = await command(h);
+    vm.guestWrites('Kernel panic - not syncing: Attempted to kill init!\n');
+    vm.finish({ kind: 'reboot' });
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    cmd.fail(new AgentError('connection-reset', 'hype-agent: the connection was reset'));
+    expect(await done).toBe(125);
+    expect(h.stderr.text).toContain('hype: guest rebooted (or panicked)');
+    expect(h.stderr.text).toContain("the guest console's last lines:\nKernel panic - not syncing: Attempted to kill init!");
   });
 
   it("hype's own failures with a command are 125 (bad flags, bad files), not the interactive codes", async () => {
@@ -177,6 +240,9 @@ describe('hype run -- CMD', () => {
     expect(await runCli(['run', '--cpus', '99', '--', 'true'], h.io)).toBe(125);
     expect(await runCli(['run', '--kernel', '/nonexistent/vmlinux', '--', 'true'], harness().io)).toBe(125);
     expect(await runCli(['run', '--bogus', '--', 'true'], harness().io)).toBe(125);
+    const stray = harness();
+    expect(await runCli(['run', 'bzImage', '--', 'ls'], stray.io)).toBe(125);
+    expect(stray.stderr.text).toContain("unexpected argument 'bzImage'");
   });
 
   it('ConsoleTail keeps the last bytes only', () => {

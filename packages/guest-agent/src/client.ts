@@ -58,6 +58,9 @@ export interface ReadyOptions {
 }
 
 export const DEFAULT_READY_TIMEOUT_MS = 60_000;
+
+/** The errors ready() waits out. */
+const RETRYABLE: ReadonlySet<AgentError['kind']> = new Set(['no-agent', 'connection-reset', 'timeout']);
 export const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024;
 
@@ -96,7 +99,7 @@ export class AgentClient {
 
   /**
    * Waits until the agent answers: tries `hello()` again (20 ms apart, doubling to 500 ms) while the
-   * connection cannot be opened or is reset, as happens while the guest boots. Rejects with `timeout`
+   * connection cannot be opened, is reset, or HELLO_ACK is late, as happens while the guest boots. Rejects with `timeout`
    * after `timeoutMs` (default 60 000; the last attempt's error is the `cause`), with `no-agent` when
    * `signal` aborts (e.g. the VM ended), and at once for anything else (a protocol mismatch).
    */
@@ -117,7 +120,8 @@ export class AgentClient {
       try {
         return await this.hello({ timeoutMs: remaining });
       } catch (error) {
-        if (!(error instanceof AgentError) || (error.kind !== 'no-agent' && error.kind !== 'connection-reset')) throw error;
+        // Not up yet (refused, reset), or up but too slow to say HELLO_ACK in time (a loaded guest): try again.
+        if (!(error instanceof AgentError) || !RETRYABLE.has(error.kind)) throw error;
         last = error;
       }
       await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), signal);

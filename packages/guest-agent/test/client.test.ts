@@ -184,6 +184,19 @@ describe('AgentClient.ready', () => {
     expect(attempts).toBe(3);
   });
 
+  it('waits out an agent too slow to answer HELLO in time (a loaded guest)', async () => {
+    let attempts = 0;
+    const client = new AgentClient({
+      helloTimeoutMs: 30,
+      connect: () => {
+        attempts++;
+        return Promise.resolve(new FakeStream((frame, s) => frame.type === 'HELLO' && attempts > 1 && s.send(ACK)));
+      },
+    });
+    expect(await client.ready({ timeoutMs: 5000 })).toMatchObject({ agent: 'fake' });
+    expect(attempts).toBe(2);
+  });
+
   it('times out with the last attempt as the cause', async () => {
     const client = new AgentClient({ connect: () => Promise.reject(new Error('connection refused by the guest')) });
     const error = await rejection(client.ready({ timeoutMs: 120 }));

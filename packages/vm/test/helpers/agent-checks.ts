@@ -146,7 +146,7 @@ async function bridgeChecks(vm: Machine, vsock: VsockDevice, dir: string): Promi
     socket.destroy();
 
     const r = await vm.exec(['sh', '-c', 'echo ping | hype-agent --connect 2:5001']);
-    check(text(r.stdout) === 'unix got ping\n', `guest → ${path}_5001: ${text(r.stdout)}${text(r.stderr)}`);
+    check(r.exitCode === 0 && text(r.stdout) === 'unix got ping\n', `guest → ${path}_5001: exit ${r.exitCode}: ${text(r.stdout)}${text(r.stderr)}`);
   } finally {
     await bridge.close();
     await new Promise<void>((resolve) => server.close(() => resolve()));
