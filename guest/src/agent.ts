@@ -7,9 +7,10 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { hypeCacheDir } from './cache.js';
+import { memoized } from './memo.js';
 import { checkStaticX8664Elf } from './elf.js';
 import { guestPath } from './paths.js';
 
@@ -84,15 +85,19 @@ export function agentCacheKey(inputs: AgentCacheKeyInputs): string {
 
 /** The compiler's version line and the static C library's size and mtime (an update of either rebuilds the agent). */
 export function agentToolchain(cc = 'gcc'): string {
-  let version: string;
-  let libc: string;
-  try {
-    version = execFileSync(cc, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n')[0].trim();
-    libc = execFileSync(cc, ['-print-file-name=libc.a'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new Error(code === 'ENOENT' ? `${cc} not found: ${GCC_HINT}` : `${cc} --version failed: ${(error as Error).message}`);
-  }
+  const ask = () => {
+    try {
+      const version = execFileSync(cc, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n')[0].trim();
+      const libc = execFileSync(cc, ['-print-file-name=libc.a'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+      return { version, libc };
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new Error(code === 'ENOENT' ? `${cc} not found: ${GCC_HINT}` : `${cc} --version failed: ${(error as Error).message}`);
+    }
+  };
+  // Two compiler runs per `hype run` otherwise; the answers change only with the compiler binary.
+  const binary = findOnPath(cc);
+  const { version, libc } = binary === undefined ? ask() : memoized(`toolchain ${cc}`, [realpathSync(binary)], ask);
   let libcId = 'no libc.a';
   try {
     const st = statSync(libc);
@@ -129,4 +134,20 @@ export function ensureAgent(options: AgentBuildOptions = {}): AgentArtifact {
     rmSync(work, { recursive: true, force: true });
   }
   return { path, key, cached: false };
+}
+
+/** The file `command` runs as (a path as is; else the first executable of that name on PATH). */
+function findOnPath(command: string): string | undefined {
+  if (command.includes('/')) return existsSync(command) ? command : undefined;
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (dir === '') continue;
+    const candidate = join(dir, command);
+    try {
+      accessSync(candidate, constants.X_OK);
+      if (statSync(candidate).isFile()) return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
 }

@@ -4,6 +4,7 @@
  * newc cpio (a gunzip in the guest costs ~45 s on an emulating host, see packages/vm/README.md, host quirks).
  */
 import { execFileSync } from 'node:child_process';
+import { memoized } from './memo.js';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';
 import { join, posix, relative, sep } from 'node:path';
 import { AGENT_INITRD_PATH, ensureAgent } from './agent.js';
@@ -61,7 +62,8 @@ const DEVICE_NODES: CpioEntry[] = [
 
 /** Applet paths (`usr/bin/awk`, ...) from `busybox --list-full`. */
 export function busyboxApplets(busybox: string): string[] {
-  const out = execFileSync(busybox, ['--list-full'], { encoding: 'utf8' });
+  // The list changes only with the binary; running it on every `hype run` costs a process start.
+  const out = memoized(`busybox --list-full ${busybox}`, [busybox], () => execFileSync(busybox, ['--list-full'], { encoding: 'utf8' }));
   return out
     .split('\n')
     .map((l) => l.trim())

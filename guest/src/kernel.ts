@@ -10,7 +10,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { hypeCacheDir, kernelCacheEntry, kernelCacheKey, KERNEL_BUILD_DRIVER_VERSION } from './cache.js';
 import { parseKconfig, verifyKconfig, type KconfigValue } from './kconfig.js';
-import { findLinuxSource, isTestedLinuxVersion, LINUX_SOURCE_HINT, linuxVersionFromPath, TESTED_LINUX_VERSIONS, type LinuxSourceChoice } from './linux-source.js';
+import { dpkgQuery, findLinuxSource, isTestedLinuxVersion, LINUX_SOURCE_HINT, linuxVersionFromPath, TESTED_LINUX_VERSIONS, type DpkgQuery, type LinuxSourceChoice } from './linux-source.js';
 import { guestPath } from './paths.js';
 
 export const KERNEL_FRAGMENT_PATH = guestPath('kernel', 'hype.config');
@@ -91,15 +91,11 @@ function resolveSource(options: KernelBuildOptions): LinuxSourceChoice {
 }
 
 /** The Debian package version owning the tarball, else a size+mtime fingerprint of the file. */
-export function linuxSourceVersion(source: string): string {
-  try {
-    const owner = execFileSync('dpkg-query', ['-S', source], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    const pkg = owner.split(':')[0].trim();
-    const version = execFileSync('dpkg-query', ['-W', '-f=${Version}', pkg], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    if (pkg && version) return `${pkg}=${version}`;
-  } catch {
-    // Not owned by a Debian package (or no dpkg): fall through to the file fingerprint.
-  }
+export function linuxSourceVersion(source: string, query: DpkgQuery = dpkgQuery): string {
+  // Not owned by a Debian package (or no dpkg): the file's fingerprint instead.
+  const pkg = query(['-S', source])?.split(':')[0].trim();
+  const version = pkg ? query(['-W', '-f=${Version}', pkg])?.trim() : undefined;
+  if (pkg && version) return `${pkg}=${version}`;
   const st = statSync(source);
   return `file:${st.size}:${Math.floor(st.mtimeMs)}`;
 }

@@ -5,6 +5,7 @@
  * fragment (kernel/hype.config) is tested on 6.1.
  */
 import { execFileSync } from 'node:child_process';
+import { DPKG_STATUS_FILE, memoized } from './memo.js';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -72,11 +73,15 @@ export function linuxVersionFromPath(path: string): string {
 export type DpkgQuery = (args: string[]) => string | undefined;
 
 export const dpkgQuery: DpkgQuery = (args) => {
-  try {
-    return execFileSync('dpkg-query', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  } catch {
-    return undefined;
-  }
+  const run = () => {
+    try {
+      return execFileSync('dpkg-query', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    } catch {
+      return null; // JSON keeps null, not undefined
+    }
+  };
+  // Answers change only when dpkg's database does; dpkg-query -S alone takes ~200 ms.
+  return memoized(`dpkg-query ${JSON.stringify(args)}`, [DPKG_STATUS_FILE], run) ?? undefined;
 };
 
 /**
