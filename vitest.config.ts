@@ -17,6 +17,8 @@ export default defineConfig({
       '@hype/virtio-blk/node': fileURLToPath(new URL('./packages/virtio-blk/node/index.ts', import.meta.url)),
       '@hype/virtio-blk': src('virtio-blk'),
       '@hype/virtio-rng': src('virtio-rng'),
+      '@hype/virtio-net/node': fileURLToPath(new URL('./packages/virtio-net/node/index.ts', import.meta.url)),
+      '@hype/virtio-net': src('virtio-net'),
       '@hype/virtio-vsock/node': fileURLToPath(new URL('./packages/virtio-vsock/node/index.ts', import.meta.url)),
       '@hype/virtio-vsock': src('virtio-vsock'),
       '@hype/virtio/testing': fileURLToPath(new URL('./packages/virtio/src/testing/index.ts', import.meta.url)),
