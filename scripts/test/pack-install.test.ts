@@ -4,8 +4,9 @@
  * (dependency install scripts allowed for @hype/kvm-sys only, and no compiler on PATH) and with pnpm. Then,
  * in the installed project: every entry point imported as ESM and required as CJS, a consumer type-checked
  * under `nodenext` and `node10`, the addon loaded from the shipped prebuild, `hype --version` and `--help`
- * from the installed bin, and the default initrd built from the installed @hype/guest (whose rootfs lost
- * its executable bits in the tarball) with /init at 0755.
+ * from the installed bin, the default initrd built from the installed @hype/guest (whose rootfs lost
+ * its executable bits in the tarball) with /init at 0755, and (npm; with /dev/kvm or the nested rig) the
+ * installed `hype run -- uname -r` booting the default guest (its kernel cached by `pnpm test`).
  *
  * The third-party dependencies (commander, node-gyp-build, node-addon-api) are packed from the workspace's
  * node_modules, so nothing is fetched from a registry. HYPE_PACK_DIR=<dir> checks the tarballs
@@ -231,6 +232,15 @@ describe.skipIf(skipUnbuilt)('pack and install (slow: packs every package and in
       const modes = JSON.parse(ok(run(process.execPath, ['-e', INITRD_CHECK], project), 'building the initrd'));
       expect(modes).toMatchObject({ init: 0o755, poweroff: 0o755, reboot: 0o755, runTests: 0o755, profile: 0o644 });
     }, SLOW.timeout);
+
+    it('boots the default guest with the installed hype and runs a command in it (/dev/kvm, else the nested rig)', ({ skip }) => {
+      const canBoot = existsSync('/dev/kvm') || spawnSync('qemu-system-x86_64', ['--version']).status === 0;
+      if (!hasPrebuild || !canBoot || !existsSync('/bin/busybox')) skip();
+      const hype = join(project, 'node_modules', '.bin', 'hype');
+      const result = spawnSync(hype, ['run', '--', 'uname', '-r'], { cwd: project, env: cleanEnv(), encoding: 'utf8', timeout: 900_000 });
+      expect(result.stdout, `exit ${result.status}\n${result.stderr}`).toMatch(/^6\.1\.\d+\n$/);
+      expect(result.status).toBe(0);
+    }, 960_000);
 
     it('type-checks a consumer under moduleResolution nodenext (ESM and CJS) and node10', () => {
       const imports = packages
