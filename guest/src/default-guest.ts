@@ -1,8 +1,12 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ensureAgent } from './agent.js';
 import { hypeCacheDir } from './cache.js';
-import { buildInitrd } from './initrd.js';
+import { buildInitrd, DEFAULT_BUSYBOX } from './initrd.js';
+import { memoized } from './memo.js';
+import { guestPath } from './paths.js';
 import { ensureKernel, type KernelArtifacts, type KernelBuildOptions } from './kernel.js';
 
 export interface DefaultGuestFiles {
@@ -39,7 +43,42 @@ export async function ensureDefaultGuest(options: DefaultGuestOptions = {}): Pro
   return { kernel: artifacts.vmlinux, initrd, artifacts };
 }
 
+/**
+ * What the default initrd is made of: busybox, the agent binary, every file and directory of
+ * guest/rootfs, and the builder's own code. While none of them changed, the last initrd is reused
+ * without reading them (under emulation, reading and packing them took seconds of every start).
+ */
+function initrdInputs(): string[] {
+  const files = [DEFAULT_BUSYBOX, ensureAgent().path, fileURLToPath(import.meta.url)];
+  const walk = (dir: string) => {
+    files.push(dir);
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else files.push(path);
+    }
+  };
+  walk(guestPath('rootfs'));
+  return files;
+}
+
 function ensureInitrd(cacheDir: string, progress: (line: string) => void, reportCached: boolean): string {
+  let built = false;
+  const path = memoized(
+    `default initrd in ${cacheDir}`,
+    initrdInputs(),
+    () => {
+      built = true;
+      return buildInitrdFile(cacheDir, progress, reportCached);
+    },
+    cacheDir,
+    existsSync,
+  );
+  if (!built && reportCached) progress(`guest initrd: cached in ${path}`);
+  return path;
+}
+
+function buildInitrdFile(cacheDir: string, progress: (line: string) => void, reportCached: boolean): string {
   const archive = buildInitrd();
   const hash = createHash('sha256').update(archive).digest('hex').slice(0, 16);
   const path = join(cacheDir, `initrd-${hash}.cpio`);

@@ -39,14 +39,21 @@ function read(path: string): MemoFile {
  * `compute()`'s value for `key`, reused while the `files` are unchanged (all of them must exist: a
  * missing file disables the memo for this call). Values must survive JSON.
  */
-export function memoized<T>(key: string, files: readonly string[], compute: () => T, cacheDir = hypeCacheDir()): T {
+export function memoized<T>(
+  key: string,
+  files: readonly string[],
+  compute: () => T,
+  cacheDir = hypeCacheDir(),
+  /** A remembered value still usable? (e.g. the file it names still exists) */
+  valid: (value: T) => boolean = () => true,
+): T {
   const ids = files.map(identity);
   if (ids.some((id) => id === undefined)) return compute();
   const fingerprint = ids.join('|');
   const path = join(cacheDir, 'memo.json');
   const memo = read(path);
   const hit = memo[key];
-  if (hit !== undefined && hit.files === fingerprint) return hit.value as T;
+  if (hit !== undefined && hit.files === fingerprint && valid(hit.value as T)) return hit.value as T;
   const value = compute();
   try {
     delete memo[key];

@@ -74,6 +74,8 @@ export interface CliVmConfig extends Omit<VmConfig, 'devices' | 'agent'> {
   agent?: boolean;
   /** Attach a virtio-vsock device and serve Firecracker's hybrid vsock protocol on this Unix socket. */
   vsockSocket?: string;
+  /** The kernel file's bytes, read by the checks already (so the VM does not read the file again). */
+  kernelImage?: Uint8Array;
 }
 
 /**

@@ -168,9 +168,14 @@ async function run(parsed: RunParsed, io: CliIo, argv: readonly string[]): Promi
     return ExitCode.usage;
   }
 
-  let boot: { kernel: string; initrd?: string };
+  // kernelImage: the bytes the checks read, handed to the VM so the kernel file is read once.
+  let boot: { kernel: string; initrd?: string; kernelImage?: Uint8Array };
   if (options.kernel !== undefined) {
-    boot = { kernel: options.kernel, ...(options.initrd !== undefined ? { initrd: options.initrd } : {}) };
+    boot = {
+      kernel: options.kernel,
+      ...(options.initrd !== undefined ? { initrd: options.initrd } : {}),
+      ...(inputs.kernelImage ? { kernelImage: inputs.kernelImage } : {}),
+    };
   } else {
     const resolved = await defaultGuestBoot(io, fs, options.initrd, inputs.initrdBytes, bootCheck);
     if (typeof resolved === 'number') return resolved;
@@ -282,7 +287,7 @@ async function defaultGuestBoot(
   userInitrd: string | undefined,
   userInitrdBytes: number | undefined,
   bootCheck: BootCheckFn,
-): Promise<{ kernel: string; initrd: string } | number> {
+): Promise<{ kernel: string; initrd: string; kernelImage: Uint8Array } | number> {
   let files;
   try {
     files = await io.guest.ensure(progressPrinter(io));
@@ -308,7 +313,7 @@ async function defaultGuestBoot(
     printError(io, usersToFix ? problem.message : `internal error: the default guest: ${problem.message}`);
     return usersToFix ? ExitCode.usage : ExitCode.internal;
   }
-  return { kernel: files.kernel, initrd };
+  return { kernel: files.kernel, initrd, kernelImage: checked.kernelImage };
 }
 
 /**

@@ -65,14 +65,14 @@ async function startBridge(device: VsockDevice, path: string, logger: VmLogger):
 
 /** createVm from @hype/vm, driven as the CLI needs; its input errors become UsageErrors (exit 2). */
 export const defaultCreateVm: CreateVm = async (config, options) => {
-  const { disks: _disks, rng: _rng, agent: _agent, vsockSocket, ...vmConfig } = config;
+  const { disks: _disks, rng: _rng, agent: _agent, vsockSocket, kernelImage, ...vmConfig } = config;
   const devices = await openDevices(config);
   const vsock = devices.find((device): device is VsockDevice => device instanceof VsockDevice);
   let machine;
   try {
     machine = await createVm(
       { ...vmConfig, devices, ...(config.agent && vsock ? { agent: () => vsock.connect(DEFAULT_AGENT_PORT) } : {}) },
-      options,
+      { ...options, ...(kernelImage ? { kernelBytes: kernelImage } : {}) },
     );
   } catch (error) {
     if (error instanceof VmInputError) throw new UsageError(error.message, { cause: error });

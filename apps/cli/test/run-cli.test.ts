@@ -1,4 +1,4 @@
-import { constants, truncateSync } from 'node:fs';
+import { constants, readFileSync, truncateSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../src/run-cli.js';
 import { UsageError } from '../src/usage-error.js';
@@ -161,6 +161,7 @@ describe('runCli: running a VM', () => {
       disks: [{ kind: 'file', path: disk }, { kind: 'memory', sizeBytes: 16 * MiB, serial: 'scratch' }],
       rng: true,
       console: 'serial',
+      kernelImage: readFileSync(kernel), // read once, by the checks
     });
     expect(vm.options.kvmDevice).toBe('/dev/null');
     vm.finish({ kind: 'poweroff', status: 0 });
@@ -199,7 +200,7 @@ describe('runCli: running a VM', () => {
     const h = harness();
     const code = runCli(['run', '--kernel', kernel], h.io);
     const vm = await h.vmStarted;
-    expect(vm.config).toEqual({ kernel, memMiB: 256, cpus: 1, disks: [], rng: true, console: 'hvc' });
+    expect(vm.config).toEqual({ kernel, memMiB: 256, cpus: 1, disks: [], rng: true, console: 'hvc', kernelImage: readFileSync(kernel) });
     vm.finish({ kind: 'poweroff', status: 0 });
     expect(await code).toBe(0);
   });
@@ -399,7 +400,7 @@ describe('runCli: the default guest', () => {
     const h = harness({ guest });
     const code = runCli(['run', '--cpus', '2'], h.io);
     const vm = await h.vmStarted;
-    expect(vm.config).toEqual({ kernel, initrd, memMiB: 256, cpus: 2, disks: [], rng: true, console: 'hvc' });
+    expect(vm.config).toEqual({ kernel, initrd, memMiB: 256, cpus: 2, disks: [], rng: true, console: 'hvc', kernelImage: readFileSync(kernel) });
     vm.finish({ kind: 'poweroff', status: 0 });
     expect(await code).toBe(0);
     expect(h.stderr.text).toBe('hype: building the guest kernel (cached after the first time)\nhype: kernel built\n');

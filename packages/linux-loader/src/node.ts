@@ -73,14 +73,16 @@ export function readBootFile(path: string, what: 'kernel' | 'initrd'): Uint8Arra
 export interface LinuxBootFiles extends Omit<LinuxBootOptions, 'kernel' | 'kernelName' | 'initrd' | 'initrdName'> {
   kernelPath: string;
   initrdPath?: string;
+  /** The kernel file's bytes when the caller has read them already (they are not read again). */
+  kernelBytes?: Uint8Array;
 }
 
 /** `loadLinux` from files on disk, with Node's decompressors (gzip, lz4) for host-side unpacking. */
 export function loadLinuxFiles(mem: GuestMemory, opts: LinuxBootFiles): LinuxBootSetup {
-  const { kernelPath, initrdPath, decompressors, ...rest } = opts;
+  const { kernelPath, initrdPath, kernelBytes, decompressors, ...rest } = opts;
   return loadLinux(mem, {
     ...rest,
-    kernel: readBootFile(kernelPath, 'kernel'),
+    kernel: kernelBytes ?? readBootFile(kernelPath, 'kernel'),
     kernelName: kernelPath,
     initrd: initrdPath === undefined ? undefined : readBootFile(initrdPath, 'initrd'),
     initrdName: initrdPath,

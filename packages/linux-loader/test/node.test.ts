@@ -26,6 +26,16 @@ describe('loadLinuxFiles', () => {
     expect(ram[setup.initrd!.addr]).toBe(5);
   });
 
+  it('takes the kernel bytes a caller already read instead of reading the file (errors still name the path)', () => {
+    const ram = new Uint8Array(64 * MiB);
+    const setup = loadLinuxFiles(flatMemory(ram), { kernelPath: '/not/read/bzImage', kernelBytes: makeBzImage(), memBytes: ram.length });
+    expect(setup.kernel.mode).toBe('bzimage-unpacked');
+    const corrupt = makeBzImage().fill(0, 0x1f0, 0x210);
+    expect(() => loadLinuxFiles(flatMemory(ram), { kernelPath: '/not/read/bzImage', kernelBytes: corrupt, memBytes: ram.length })).toThrow(
+      'kernel /not/read/bzImage: not a bzImage',
+    );
+  });
+
   it('names a missing or unreadable file in a one-line error', () => {
     const mem = flatMemory(new Uint8Array(MiB));
     expect(() => loadLinuxFiles(mem, { kernelPath: join(dir, 'nope'), memBytes: MiB })).toThrow(`kernel ${join(dir, 'nope')}: no such file`);

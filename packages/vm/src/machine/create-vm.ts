@@ -44,6 +44,11 @@ export interface VmRuntimeOptions {
   hostQuirks?: HostQuirkMode;
   /** Boot-timing events (VM created, first KVM_RUN, guest markers on port 0xf5, exit). */
   onTiming?(event: TimingEvent): void;
+  /**
+   * The bytes of `config.kernel` when the caller has read them already (e.g. to check the kernel before
+   * building a VM), so the file is not read twice; a 17 MiB vmlinux over a slow file system costs.
+   */
+  kernelBytes?: Uint8Array;
 }
 
 /** What the build steps share: the config, the options, where undo steps go, how devices end the VM. */
@@ -219,7 +224,7 @@ function attachVirtioDevices({ config, options, logger, teardown }: BuildContext
 }
 
 /** Kernel, initrd, command line and the boot tables (ACPI describes the same machine as the MP table). */
-function loadKernel({ config, logger }: BuildContext, vm: Vm, slots: VirtioSlots, cmdline: string) {
+function loadKernel({ config, options, logger }: BuildContext, vm: Vm, slots: VirtioSlots, cmdline: string) {
   // Distribution kernels find virtio-mmio devices only through ACPI (their virtio_mmio lacks
   // VIRTIO_MMIO_CMDLINE_DEVICES) and power off through the S5 sleep register.
   const acpi = buildAcpiTables({
@@ -236,6 +241,7 @@ function loadKernel({ config, logger }: BuildContext, vm: Vm, slots: VirtioSlots
   try {
     boot = loadLinuxFiles(vm.memory, {
       kernelPath: config.kernel,
+      ...(options.kernelBytes ? { kernelBytes: options.kernelBytes } : {}),
       initrdPath: config.initrd,
       cmdline,
       memBytes: config.memMiB * MiB,
