@@ -1,7 +1,7 @@
 /**
  * Answers of slow host queries (dpkg-query walks dpkg's whole database, ~200 ms; `gcc --version`) kept in
  * `<cache>/memo.json` while the files they derive from are unchanged, so that `hype run` does not ask
- * them again at every start. A file's identity is its inode, size and mtime; an answer is reused only
+ * them again at every start. A file's identity is its size, mtime and ctime; an answer is reused only
  * when every file it names has the identity it had when the answer was computed. Nothing here is
  * required: without a writable cache the queries simply run.
  */
@@ -19,8 +19,11 @@ const MAX_ENTRIES = 64;
 
 function identity(path: string): string | undefined {
   try {
-    const st = statSync(path);
-    return `${path}@${st.ino}:${st.size}:${Math.floor(st.mtimeMs)}`;
+    // No inode: the nested rig sees this file system through 9p, which renumbers inodes, and should
+    // still find what the host remembered (its view of the cache is read-only). A replaced file has
+    // a new ctime.
+    const st = statSync(path, { bigint: true });
+    return `${path}@${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
   } catch {
     return undefined;
   }

@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { compareLinuxVersions, findLinuxSource, isTestedLinuxVersion, findLinuxSourceTarballs, linuxVersionFromPath, metapackageLinuxSource, type DpkgQuery } from '@hype/guest';
+import { compareLinuxVersions, findLinuxSource, isTestedLinuxVersion, findLinuxSourceTarballs, linuxSourceVersion, linuxVersionFromPath, metapackageLinuxSource, type DpkgQuery } from '@hype/guest';
 
 const scratch = mkdtempSync(join(tmpdir(), 'hype-linux-source-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -92,5 +92,30 @@ describe('findLinuxSource', () => {
     expect(linuxVersionFromPath('/usr/src/linux-source-6.1.tar.xz')).toBe('6.1');
     expect(linuxVersionFromPath('/x/linux-6.12.3.tar.gz')).toBe('6.12.3');
     expect(linuxVersionFromPath('/x/kernel.tar.xz')).toBe('unknown');
+  });
+});
+
+describe('linuxSourceVersion', () => {
+  it("asks dpkg for linux-source-<v>'s file list and version, never searches every package (-S)", () => {
+    const asked: string[][] = [];
+    const query: DpkgQuery = (args) => {
+      asked.push(args);
+      if (args[0] === '-L') return args[1] === 'linux-source-6.1' ? '/usr/src\n/usr/src/linux-source-6.1.tar.xz\n' : undefined;
+      if (args[0] === '-W') return '6.1.192-3';
+      return undefined;
+    };
+    expect(linuxSourceVersion('/usr/src/linux-source-6.1.tar.xz', query)).toBe('linux-source-6.1=6.1.192-3');
+    expect(asked.map((a) => a[0])).toEqual(['-L', '-W']);
+  });
+
+  it('fingerprints a tarball no package owns', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hype-src-'));
+    try {
+      const path = join(dir, 'linux-6.12.3.tar.xz');
+      writeFileSync(path, 'x');
+      expect(linuxSourceVersion(path, () => undefined)).toMatch(/^file:1:\d+$/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
