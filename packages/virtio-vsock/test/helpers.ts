@@ -1,3 +1,4 @@
+import { concat, sameBytes } from '../../../scripts/test/bytes.js';
 import { type BufSpec, FakeClock, type UsedElem, VirtioTestDriver, type VirtioTestDriverOptions, chainBuffersOf } from '@hype/virtio/testing';
 import {
   VMADDR_CID_HOST,
@@ -165,18 +166,4 @@ export function pattern(length: number, start = 0): Uint8Array {
   return out;
 }
 
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
-export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
+export { concat, sameBytes };
