@@ -181,6 +181,9 @@ async function run(parsed: RunParsed, io: CliIo, argv: readonly string[]): Promi
     if (typeof resolved === 'number') return resolved;
     boot = resolved;
   }
+  // From here the bytes live only in `boot` and then the VM config, which drops them once the VM is
+  // built: a 17 MiB vmlinux must not stay resident for the VM's lifetime.
+  inputs.kernelImage = undefined;
 
   if (where.kind === 'nested') {
     if (vsock !== undefined) {
@@ -211,6 +214,7 @@ async function run(parsed: RunParsed, io: CliIo, argv: readonly string[]): Promi
     ...(guestCommand !== undefined ? { agent: true } : {}),
     ...(vsock !== undefined ? { vsockSocket: resolve(vsock) } : {}),
   };
+  delete boot.kernelImage;
   // The bridge removes its socket when the VM ends; this covers hype giving up on a VM that did not end,
   // and an abrupt exit.
   const removeSocket = config.vsockSocket !== undefined ? removeSocketFile(config.vsockSocket) : () => {};
@@ -380,7 +384,9 @@ async function createCliVm(
           io.stderr.write(`hype-timing ${JSON.stringify(event)}\n`);
         }
       : undefined;
-    return await io.createVm(config, { ...console, kvmDevice, logger, ...(onTiming ? { onTiming } : {}) });
+    const vm = await io.createVm(config, { ...console, kvmDevice, logger, ...(onTiming ? { onTiming } : {}) });
+    delete config.kernelImage; // loaded into guest RAM; not needed again
+    return vm;
   } catch (error) {
     if (isInputError(error)) {
       printError(io, (error as Error).message);

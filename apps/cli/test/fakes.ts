@@ -249,7 +249,7 @@ export function harness(overrides: Partial<CliIo> & { tty?: boolean; kvmDevice?:
     started = resolve;
   });
   const createVm: CreateVm = async (config, options) => {
-    const vm = new FakeVm(config, options);
+    const vm = new FakeVm({ ...config }, options); // as given (the CLI drops the kernel bytes afterwards)
     vms.push(vm);
     const run = vm.run.bind(vm);
     vm.run = () => {

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { runCli } from '../src/run-cli.js';
 import { UsageError } from '../src/usage-error.js';
 import { FakeGuest, harness } from './fakes.js';
+import type { CliVmConfig } from '../src/ports.js';
 import { loaderCheckBoot } from '../src/boot-check.js';
 import type { BootCheck } from '../src/validate.js';
 import { elfKernel, fsDenying, MiB, workdir } from './helpers.js';
@@ -243,6 +244,25 @@ describe('runCli: running a VM', () => {
     expect(h.stdin.listenerCount('data')).toBe(0);
     expect(h.signals.count).toBe(0);
     expect(h.cleanups.size).toBe(0);
+  });
+
+  it('hands the kernel bytes the checks read to createVm, then lets go of them (not resident for the VM\'s life)', async () => {
+    const w = workdir();
+    const kernel = w.kernel();
+    const h = harness();
+    let given: CliVmConfig | undefined;
+    const createVm = h.io.createVm;
+    h.io.createVm = (config, options) => {
+      given = config;
+      expect(config.kernelImage).toEqual(readFileSync(kernel));
+      return createVm(config, options);
+    };
+    const code = runCli(['run', '--kernel', kernel], h.io);
+    const vm = await h.vmStarted;
+    expect(given).toBeDefined();
+    expect(given!.kernelImage).toBeUndefined();
+    vm.finish({ kind: 'poweroff', status: 0 });
+    expect(await code).toBe(0);
   });
 
   it('registers a terminal restore for abrupt exits, which restores raw mode', async () => {
