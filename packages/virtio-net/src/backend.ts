@@ -2,6 +2,8 @@
 // passt's socket, another VM, a user-space stack), and an in-memory implementation for tests and for
 // connecting two devices in one process.
 
+import { nextTurn } from '@hype/virtio';
+
 /**
  * Where a `VirtioNetDevice`'s frames go and come from. Frames are plain Ethernet frames (destination
  * MAC first, no virtio header, no FCS), one `Uint8Array` each; ownership moves with the frame (the
@@ -62,12 +64,6 @@ export class Listeners<A extends unknown[]> {
   clear(): void {
     this.list.length = 0;
   }
-}
-
-function defaultDefer(callback: () => void): void {
-  const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
-  if (immediate !== undefined) immediate(callback);
-  else setTimeout(callback, 0);
 }
 
 /** Frames one end of an in-memory link holds for its receiver by default. */
@@ -216,7 +212,7 @@ function checkCapacity(capacity: number): number {
  */
 export function createBackendPair(options: MemoryBackendOptions = {}): [MemoryBackend, MemoryBackend] {
   const capacity = checkCapacity(options.capacity ?? DEFAULT_MEMORY_BACKEND_CAPACITY);
-  const defer = options.defer ?? defaultDefer;
+  const defer = options.defer ?? nextTurn;
   const a = new MemoryBackend(capacity, defer);
   const b = new MemoryBackend(capacity, defer);
   a.peer = b;
@@ -226,5 +222,5 @@ export function createBackendPair(options: MemoryBackendOptions = {}): [MemoryBa
 
 /** A backend that sends every frame straight back to its own receiver (a cable plugged into itself). */
 export function createLoopbackBackend(options: MemoryBackendOptions = {}): MemoryBackend {
-  return new MemoryBackend(checkCapacity(options.capacity ?? DEFAULT_MEMORY_BACKEND_CAPACITY), options.defer ?? defaultDefer);
+  return new MemoryBackend(checkCapacity(options.capacity ?? DEFAULT_MEMORY_BACKEND_CAPACITY), options.defer ?? nextTurn);
 }

@@ -1,4 +1,6 @@
 import {
+  DeferredWork,
+  nextTurn,
   type ActivationContext,
   type DescriptorChain,
   type PoppedChain,
@@ -70,12 +72,6 @@ export interface VirtioNetDeviceOptions {
   readonly defer?: (callback: () => void) => void;
 }
 
-function defaultDefer(callback: () => void): void {
-  const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
-  if (immediate !== undefined) immediate(callback);
-  else setTimeout(callback, 0);
-}
-
 function checkInteger(name: string, value: number, min: number, max: number): number {
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new RangeError(`virtio-net: ${name} ${value} must be an integer in [${min}, ${max}]`);
@@ -134,8 +130,16 @@ export class VirtioNetDevice implements VirtioDevice {
   private mergeable = false;
   /** Bumped by every activation, reset and close: deferred turns of an older epoch do nothing. */
   private epoch = 0;
-  private rxScheduled = false;
-  private txScheduled = false;
+  private readonly rxTurn = new DeferredWork(
+    (callback) => this.defer(callback),
+    () => this.epoch,
+    () => this.safely('delivering frames to the guest', () => this.fillRx()),
+  );
+  private readonly txTurn = new DeferredWork(
+    (callback) => this.defer(callback),
+    () => this.epoch,
+    () => this.safely('transmitting guest frames', () => this.processTx()),
+  );
 
   /** Frames from the backend waiting for receive buffers (from `rxHead` on). */
   private rxQueue: Uint8Array[] = [];
@@ -202,7 +206,7 @@ export class VirtioNetDevice implements VirtioDevice {
     this.rxQueueBytes = checkInteger('rxQueueBytes', options.rxQueueBytes ?? Math.max(DEFAULT_RX_QUEUE_BYTES, this.maxFrameSize), this.maxFrameSize, 64 * 1024 * 1024);
     this.macBytes = options.mac === undefined ? randomMac() : parseMac(options.mac);
     this.name = `virtio-net ${formatMac(this.macBytes)}`;
-    this.defer = options.defer ?? defaultDefer;
+    this.defer = options.defer ?? nextTurn;
     this.ownLogger = options.logger === undefined ? undefined : rateLimitedLogger(options.logger);
     this.log = this.ownLogger ?? silentLogger;
 
@@ -347,8 +351,8 @@ export class VirtioNetDevice implements VirtioDevice {
     this.active = false;
     this.rxq = this.txq = undefined;
     this.mergeable = false;
-    this.rxScheduled = false;
-    this.txScheduled = false;
+    this.rxTurn.cancel();
+    this.txTurn.cancel();
     this.rxHeld = [];
     this.rxHeldCapacity = 0;
     this.rxHeldDescriptors = 0;
@@ -372,25 +376,11 @@ export class VirtioNetDevice implements VirtioDevice {
   }
 
   private scheduleRx(): void {
-    if (this.rxScheduled || !this.active) return;
-    this.rxScheduled = true;
-    const epoch = this.epoch;
-    this.defer(() => {
-      if (epoch !== this.epoch) return;
-      this.rxScheduled = false;
-      this.safely('delivering frames to the guest', () => this.fillRx());
-    });
+    if (this.active) this.rxTurn.schedule();
   }
 
   private scheduleTx(): void {
-    if (this.txScheduled || !this.active) return;
-    this.txScheduled = true;
-    const epoch = this.epoch;
-    this.defer(() => {
-      if (epoch !== this.epoch) return;
-      this.txScheduled = false;
-      this.safely('transmitting guest frames', () => this.processTx());
-    });
+    if (this.active) this.txTurn.schedule();
   }
 
   private writable(): void {

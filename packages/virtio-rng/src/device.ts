@@ -1,4 +1,6 @@
 import {
+  DeferredWork,
+  nextTurn,
   type ActivationContext,
   type DescriptorChain,
   DeviceId,
@@ -75,12 +77,6 @@ function defaultNow(): () => number {
   return () => Date.now();
 }
 
-function defaultDefer(callback: () => void): void {
-  const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
-  if (immediate !== undefined) immediate(callback);
-  else setTimeout(callback, 0);
-}
-
 /**
  * The virtio entropy device (virtio 1.2 §5.4, device ID 4): one request queue, no feature bits, no
  * configuration space. Each chain the driver posts gets random bytes in its device-writable buffers, at
@@ -119,7 +115,11 @@ export class EntropyDevice implements VirtioDevice {
   /** The one chain popped and waiting for tokens. */
   private held: DescriptorChain | undefined;
   private timer: { handle: unknown } | undefined;
-  private continueScheduled = false;
+  private readonly continueTurn = new DeferredWork(
+    (callback) => this.defer(callback),
+    () => this.epoch,
+    () => this.safely('serving requests', () => this.serve()),
+  );
   private warnedReadable = false;
   private delivered = 0;
 
@@ -139,7 +139,7 @@ export class EntropyDevice implements VirtioDevice {
     }
     this.setTimer = options.setTimer ?? ((callback, ms) => setTimeout(callback, ms));
     this.clearTimer = options.clearTimer ?? ((handle) => clearTimeout(handle as ReturnType<typeof setTimeout>));
-    this.defer = options.defer ?? defaultDefer;
+    this.defer = options.defer ?? nextTurn;
   }
 
   /** Random bytes handed to the guest so far (across resets). */
@@ -193,7 +193,7 @@ export class EntropyDevice implements VirtioDevice {
     this.epoch++;
     this.queue = undefined;
     this.held = undefined;
-    this.continueScheduled = false;
+    this.continueTurn.cancel();
     this.warnedReadable = false;
     if (this.timer !== undefined) {
       const { handle } = this.timer;
@@ -281,14 +281,7 @@ export class EntropyDevice implements VirtioDevice {
   }
 
   private scheduleContinue(): void {
-    if (this.continueScheduled) return;
-    this.continueScheduled = true;
-    const epoch = this.epoch;
-    this.defer(() => {
-      if (epoch !== this.epoch) return;
-      this.continueScheduled = false;
-      this.safely('serving requests', () => this.serve());
-    });
+    this.continueTurn.schedule();
   }
 
   private scheduleRefill(delayMs: number): void {

@@ -1,4 +1,6 @@
 import {
+  DeferredWork,
+  nextTurn,
   type ActivationContext,
   type DescriptorChain,
   type SplitQueue,
@@ -104,12 +106,6 @@ export interface VsockDeviceOptions {
   readonly defer?: (callback: () => void) => void;
 }
 
-function defaultDefer(callback: () => void): void {
-  const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
-  if (immediate !== undefined) immediate(callback);
-  else setTimeout(callback, 0);
-}
-
 function checkInteger(name: string, value: number, min: number, max: number): number {
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new RangeError(`virtio-vsock: ${name} ${value} must be an integer in [${min}, ${max}]`);
@@ -196,8 +192,16 @@ export class VsockDevice implements VirtioDevice {
   private rstQueue: number[] = [];
   private rstHead = 0;
   private txBlocked = false;
-  private rxScheduled = false;
-  private txScheduled = false;
+  private readonly rxTurn = new DeferredWork(
+    (callback) => this.defer(callback),
+    () => this.epoch,
+    () => this.safely('sending packets to the guest', () => this.fillRx()),
+  );
+  private readonly txTurn = new DeferredWork(
+    (callback) => this.defer(callback),
+    () => this.epoch,
+    () => this.safely('processing guest packets', () => this.processTx()),
+  );
   private eventPending = false;
 
   private readonly hdrIn = new Uint8Array(VSOCK_HDR.SIZE);
@@ -242,7 +246,7 @@ export class VsockDevice implements VirtioDevice {
     this.closeTimeoutMs = checkInteger('closeTimeoutMs', options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS, 1, MAX_TIMER_MS);
     this.setTimer = options.setTimer ?? ((callback, ms) => setTimeout(callback, ms));
     this.clearTimer = options.clearTimer ?? ((handle) => clearTimeout(handle as ReturnType<typeof setTimeout>));
-    this.defer = options.defer ?? defaultDefer;
+    this.defer = options.defer ?? nextTurn;
 
     this.owner = {
       bufAlloc: this.bufAlloc,
@@ -433,8 +437,8 @@ export class VsockDevice implements VirtioDevice {
     this.active = false;
     this.rxq = this.txq = this.evq = undefined;
     this.txBlocked = false;
-    this.rxScheduled = false;
-    this.txScheduled = false;
+    this.rxTurn.cancel();
+    this.txTurn.cancel();
     this.eventPending = false;
     this.clearRstQueue();
   }
@@ -497,25 +501,11 @@ export class VsockDevice implements VirtioDevice {
   }
 
   private scheduleRx(): void {
-    if (this.rxScheduled || !this.active) return;
-    this.rxScheduled = true;
-    const epoch = this.epoch;
-    this.defer(() => {
-      if (epoch !== this.epoch) return;
-      this.rxScheduled = false;
-      this.safely('sending packets to the guest', () => this.fillRx());
-    });
+    if (this.active) this.rxTurn.schedule();
   }
 
   private scheduleTx(): void {
-    if (this.txScheduled || !this.active) return;
-    this.txScheduled = true;
-    const epoch = this.epoch;
-    this.defer(() => {
-      if (epoch !== this.epoch) return;
-      this.txScheduled = false;
-      this.safely('processing guest packets', () => this.processTx());
-    });
+    if (this.active) this.txTurn.schedule();
   }
 
   // ---- tx: guest → host ----------------------------------------------------------------------------

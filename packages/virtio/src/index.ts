@@ -9,3 +9,4 @@ export * from './queue.js';
 export * from './device.js';
 export * from './mmio.js';
 export * from './console.js';
+export * from './turn.js';
