@@ -76,7 +76,13 @@ export function busyboxApplets(busybox: string): string[] {
  * (`pnpm pack`) and some checkouts drop executable bits, and an `/init` without one cannot be started.
  * A script added to rootfs/ that starts with `#!` belongs here (test/initrd-modes.test.ts checks that).
  */
-export const ROOTFS_EXECUTABLES: readonly string[] = ['init', 'sbin/poweroff', 'sbin/reboot', 'usr/lib/hype/run-tests'];
+export const ROOTFS_EXECUTABLES: readonly string[] = [
+  'init',
+  'sbin/poweroff',
+  'sbin/reboot',
+  'usr/lib/hype/run-tests',
+  'usr/share/udhcpc/default.script',
+];
 
 /**
  * The files under `root` (default: guest/rootfs) as initrd members, with modes from `executables`

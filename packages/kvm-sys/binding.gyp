@@ -9,6 +9,7 @@
         "native/syscalls.cc",
         "native/mapping.cc",
         "native/fd_watcher.cc",
+        "native/tun.cc",
         "native/vcpu_thread.cc",
         "native/pio_loop.cc",
         "native/layout.cc",

@@ -8,4 +8,6 @@ export default defineConfig({
   clean: true,
   shims: true,
   target: 'node20',
+  // An optional dependency (the TAP backend's native addon), imported on first use: never bundled.
+  external: ['@hype/kvm-sys'],
 });

@@ -73,6 +73,11 @@ for m in $(cat /modules.list); do
   insmod "/modules/$m" 2>/tmp/insmod.err || grep -q 'File exists' /tmp/insmod.err ||
     { cat /tmp/insmod.err; [ "$m" = kvm-amd.ko ] && { dmesg | tail -n 20; }; fail "insmod $m failed"; }
 done
+# A network for tests on L1 (nothing leaves it: L1 has no NIC): loopback, TAP devices (tun), and a dummy
+# interface with a default route, without which passt (hype run --net user) refuses to start.
+ip link set lo up
+{ ip link add hype-ext type dummy && ip addr add 10.200.0.1/24 dev hype-ext && ip link set hype-ext up &&
+  ip route add default via 10.200.0.254 dev hype-ext; } || log "no dummy interface: --net user cannot start here"
 mkdir -p /rig /lower /upper /newroot
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 rig /rig || fail "mount rig share failed"
 ( n=0; while :; do n=$((n + 1)); echo $n >/rig/heartbeat; sleep 2; done ) </dev/null >/dev/null 2>&1 &
@@ -166,7 +171,7 @@ prepare_l1() {
     chmod +x "$tree/init"
     [ -f "$KDIR/lib/modules/$KVER/modules.dep" ] || depmod -b "$KDIR" "$KVER"
     : >"$tree/modules.list"
-    for mod in virtio_pci 9pnet_virtio 9p overlay kvm_amd; do
+    for mod in virtio_pci 9pnet_virtio 9p overlay kvm_amd tun dummy; do
       modprobe -d "$KDIR" -S "$KVER" --show-depends "$mod" | awk '$1 == "insmod" {print $2}' |
         while read -r ko; do
           name=$(basename "$ko")

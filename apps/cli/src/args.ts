@@ -13,6 +13,7 @@ import {
   parseRng,
   type LabelledOptions,
 } from './options.js';
+import { parseMac, parseNetSpec, parsePublish } from './net-options.js';
 import { UsageError } from './usage-error.js';
 
 export const VERSION: string = packageJson.version;
@@ -57,6 +58,19 @@ Disks (--disk, repeatable; the first is /dev/vda, the next /dev/vdb, ...):
   mem:SIZE[,serial=ID]    an empty disk in host memory, e.g. mem:64M
   https://URL[,serial=ID] a read-only image fetched with HTTP range requests
 
+Network (--net, repeatable; eth0, eth1, ... in the guest, configured by DHCP):
+  user          rootless user-mode networking through passt (apt-get install
+                passt): DHCP gives 10.0.2.15/24, outbound TCP/UDP and DNS work
+                as on the host, and 10.0.2.2 is the host's loopback (a server
+                on the host's 127.0.0.1:8000 is http://10.0.2.2:8000 in the
+                guest). --publish 8080:80 makes the guest's port 80 the host's
+                port 8080 (HOST:GUEST, [ADDR:]HOST:GUEST, PORT, /udp).
+  tap=NAME      the TAP device NAME (needs CAP_NET_ADMIN, or create it first:
+                ip tuntap add dev NAME mode tap user $USER); no DHCP server
+                unless the host runs one (hype.dhcp=off in --cmdline skips it)
+  none          no network (the default)
+  ,mac=MAC      after user or tap=NAME: that interface's MAC (--mac: the first's)
+
 Sizes: a bare number is MiB; suffixes K, M, G, T are binary (1G = 1024M).
 
 With no --kernel, hype boots its default guest (a small Linux with a busybox
@@ -100,6 +114,9 @@ interface RawRunFlags {
   accel?: string;
   timeout?: string;
   vsock?: string;
+  net?: string[];
+  mac?: string;
+  publish?: string[];
 }
 
 function buildProgram(onRun: (flags: RawRunFlags, operands: string[]) => void, onGuestBuild: () => void, output: (s: string) => void): Command {
@@ -132,6 +149,15 @@ function buildProgram(onRun: (flags: RawRunFlags, operands: string[]) => void, o
     )
     .option('--console <kind>', 'guest console: hvc (virtio-console) or serial (8250 UART) (default: hvc)')
     .option('--rng <on|off>', 'a virtio-rng entropy device, the guest\'s /dev/hwrng (default: on)')
+    .addOption(
+      new Option('--net <kind>', 'a network interface: user (rootless, through passt), tap=NAME[,mac=MAC], none; repeatable (default: none)')
+        .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]),
+    )
+    .option('--mac <mac>', 'the first network interface\'s MAC address (default: random 52:54:00:xx:xx:xx)')
+    .addOption(
+      new Option('--publish <ports>', 'with --net user: forward a host port to the guest, [ADDR:]HOST:GUEST[/udp], e.g. 8080:80; repeatable')
+        .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]),
+    )
     .option('--config <file>', 'read options from a JSON file; flags override it')
     .option(
       '--accel <kind>',
@@ -195,6 +221,18 @@ function flagsToOptions(flags: RawRunFlags): LabelledOptions {
   if (flags.rng !== undefined) {
     options.rng = parseRng(flags.rng, '--rng');
     origins.rng = '--rng';
+  }
+  if (flags.net !== undefined) {
+    options.nets = flags.net.map((spec) => parseNetSpec(spec, '--net'));
+    origins.nets = '--net';
+  }
+  if (flags.mac !== undefined) {
+    options.mac = parseMac(flags.mac, '--mac');
+    origins.mac = '--mac';
+  }
+  if (flags.publish !== undefined) {
+    options.publish = flags.publish.map((spec) => parsePublish(spec, '--publish'));
+    origins.publish = '--publish';
   }
   return result;
 }

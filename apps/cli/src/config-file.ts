@@ -10,10 +10,11 @@ import {
   parseRng,
   type LabelledOptions,
 } from './options.js';
+import { parseMac, parseNetSpec, parsePublish } from './net-options.js';
 import { UsageError } from './usage-error.js';
 
 /** The keys a `--config` JSON file may have; each takes the same values as the flag of the same name. */
-export const CONFIG_KEYS = ['kernel', 'initrd', 'cmdline', 'mem', 'cpus', 'disks', 'console', 'rng'] as const;
+export const CONFIG_KEYS = ['kernel', 'initrd', 'cmdline', 'mem', 'cpus', 'disks', 'console', 'rng', 'net', 'mac', 'publish'] as const;
 
 /** Likely mistakes, for "did you mean". A Map: a key such as `__proto__` or `constructor` must not find Object.prototype's. */
 const KEY_SUGGESTIONS = new Map<string, string>([
@@ -26,6 +27,9 @@ const KEY_SUGGESTIONS = new Map<string, string>([
   ['kernelCmdline', 'cmdline'],
   ['bzImage', 'kernel'],
   ['initramfs', 'initrd'],
+  ['nets', 'net'],
+  ['network', 'net'],
+  ['ports', 'publish'],
 ]);
 
 function errnoText(error: unknown): string {
@@ -105,6 +109,22 @@ export function configFromJson(json: unknown, name: string, baseDir: string): La
   if (config.rng !== undefined) {
     options.rng = parseRng(config.rng, label('rng'));
     origins.rng = label('rng');
+  }
+  // "net": "user" or ["user", "tap=tap0"]; "publish": "8080:80" or a list.
+  const list = (value: unknown) => (Array.isArray(value) ? value : [value]);
+  if (config.net !== undefined) {
+    options.nets = list(config.net).map((spec, index) => parseNetSpec(spec, Array.isArray(config.net) ? `${name}: net[${index}]` : label('net')));
+    origins.nets = label('net');
+  }
+  if (config.mac !== undefined) {
+    options.mac = parseMac(config.mac, label('mac'));
+    origins.mac = label('mac');
+  }
+  if (config.publish !== undefined) {
+    options.publish = list(config.publish).map((spec, index) =>
+      parsePublish(spec, Array.isArray(config.publish) ? `${name}: publish[${index}]` : label('publish')),
+    );
+    origins.publish = label('publish');
   }
   return result;
 }

@@ -2,7 +2,9 @@ import { constants as bufferConstants } from 'node:buffer';
 import { totalmem } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import type { DiskSpec } from '@hype/virtio-blk/node';
+import type { PortForward } from '@hype/virtio-net/node';
 import { MAX_CPUS, type ConsoleKind } from '@hype/vm';
+import type { NetSpec } from './net-options.js';
 import { formatSize, MiB, parseSizeBytes } from './size.js';
 import { UsageError } from './usage-error.js';
 
@@ -20,6 +22,12 @@ export interface RunOptions {
   console?: ConsoleKind;
   /** Attach a virtio-rng entropy device (default true). */
   rng?: boolean;
+  /** Network interfaces (--net, repeatable; default none). */
+  nets?: NetSpec[];
+  /** The first interface's MAC (--mac). */
+  mac?: string;
+  /** Host ports forwarded to the guest through the user-mode network (--publish, repeatable). */
+  publish?: PortForward[];
 }
 
 export type RunOptionKey = keyof RunOptions;
@@ -37,6 +45,9 @@ export interface OptionOrigins {
   disks?: string[];
   console?: string;
   rng?: string;
+  nets?: string;
+  mac?: string;
+  publish?: string;
 }
 
 export interface LabelledOptions {

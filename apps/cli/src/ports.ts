@@ -1,6 +1,7 @@
 import type { DiskSpec } from '@hype/virtio-blk/node';
 import type { VmConfig } from '@hype/vm';
 import type { VmOutcome } from './exit-codes.js';
+import type { CliNic } from './net-options.js';
 
 /** A VM as the CLI drives it. `defaultCreateVm` (vm-adapter.ts) builds one with @hype/vm. */
 export interface CliVm {
@@ -70,6 +71,8 @@ export interface CliVmConfig extends Omit<VmConfig, 'devices' | 'agent'> {
   disks: DiskSpec[];
   /** Attach a virtio-rng entropy device after the disks. */
   rng: boolean;
+  /** Network interfaces after the entropy device: eth0, eth1, ... */
+  nics: CliNic[];
   /** Attach a virtio-vsock device and connect to the guest agent through it (vm.agent). */
   agent?: boolean;
   /** Attach a virtio-vsock device and serve Firecracker's hybrid vsock protocol on this Unix socket. */

@@ -9,6 +9,7 @@ import { ConsoleBridge, type ConsoleInput } from './console-bridge.js';
 import { CommandExitCode, decideExit, ExitCode, SIGNAL_EXIT_CODES, type StopCause, type StopSignal, type VmOutcome } from './exit-codes.js';
 import { nodeFs, type HostFs } from './host-fs.js';
 import { checkKvmDevice, kvmDevicePath } from './kvm-device.js';
+import { resolveNics } from './net-options.js';
 import { mergeOptions } from './options.js';
 import type { CliVm, CliVmConfig, CreateVm, DefaultGuest, NestedRig, TimingEventLike } from './ports.js';
 import { ConsoleTail, runGuestCommand, type CommandInput } from './run-command.js';
@@ -129,8 +130,9 @@ async function run(parsed: RunParsed, io: CliIo, argv: readonly string[]): Promi
   const file = configFile === undefined ? undefined : await loadConfigFile(configFile, io.readTextFile ?? ((p) => readFile(p, 'utf8')));
   const { options, origins } = mergeOptions(file, flags);
 
+  const nics = resolveNics(options.nets, options.mac, options.publish, origins);
   const warnings: string[] = [];
-  const inputs = await checkInputs(options, origins, fs, warnings);
+  const inputs = await checkInputs(options, origins, fs, warnings, nics.length);
   for (const warning of warnings) printError(io, `warning: ${warning}`);
   if (inputs.errors.length > 0) {
     for (const error of inputs.errors) printError(io, error);
@@ -190,6 +192,10 @@ async function run(parsed: RunParsed, io: CliIo, argv: readonly string[]): Promi
       printError(io, `--vsock ${vsock}: the nested rig's VM is not reachable from this host; use --vsock where /dev/kvm works`);
       return ExitCode.usage;
     }
+    if (nics.length > 0) {
+      printError(io, `${origins.nets ?? '--net'}: the nested rig's VM has no network to share (its host is emulated, with no interface); use --net where /dev/kvm works`);
+      return ExitCode.usage;
+    }
     const writable = (options.disks ?? []).flatMap((d) => (d.kind === 'file' && !d.readOnly ? [resolve(d.path)] : []));
     const awkward = writable.find((path) => /[\s,:]/.test(path));
     if (awkward !== undefined) {
@@ -210,6 +216,7 @@ async function run(parsed: RunParsed, io: CliIo, argv: readonly string[]): Promi
     cpus,
     disks: options.disks ?? [],
     rng: options.rng ?? true,
+    nics,
     console: options.console ?? 'hvc',
     ...(guestCommand !== undefined ? { agent: true } : {}),
     ...(vsock !== undefined ? { vsockSocket: resolve(vsock) } : {}),

@@ -126,6 +126,7 @@ export async function checkInputs(
   origins: OptionOrigins,
   fs: HostFs,
   warnings: string[] = [],
+  nicCount = 0,
 ): Promise<InputCheck> {
   const result: InputCheck = { errors: [] };
   if (options.kernel !== undefined) {
@@ -144,6 +145,7 @@ export async function checkInputs(
   const taken = [
     ...((options.console ?? 'hvc') === 'hvc' ? ['the virtio console'] : []),
     ...((options.rng ?? true) ? ['the entropy device (--rng off frees it)'] : []),
+    ...(nicCount > 0 ? [`${nicCount} network interface${nicCount > 1 ? 's' : ''}`] : []),
   ];
   const maxDisks = MAX_VIRTIO_DEVICES - taken.length;
   if (disks.length > maxDisks) {

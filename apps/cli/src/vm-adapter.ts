@@ -1,11 +1,14 @@
 import { DEFAULT_AGENT_PORT } from '@hype/guest-agent';
 import { rateLimitedLogger, type VirtioDevice } from '@hype/virtio';
 import { openDiskDevice } from '@hype/virtio-blk/node';
+import { VirtioNetDevice } from '@hype/virtio-net';
+import { openTapBackend, startPasst } from '@hype/virtio-net/node';
 import { EntropyDevice } from '@hype/virtio-rng';
 import { VsockDevice } from '@hype/virtio-vsock';
 import { VsockUnixBridge } from '@hype/virtio-vsock/node';
 import { createVm, describeExit, formatInternalError, probeKvmDevice, VmInputError, type VmExit } from '@hype/vm';
 import type { VmOutcome } from './exit-codes.js';
+import type { CliNic } from './net-options.js';
 import type { CliAgent, CliVmConfig, CreateVm, VmLogger } from './ports.js';
 import { UsageError } from './usage-error.js';
 
@@ -29,10 +32,10 @@ export function fromVmExit(exit: VmExit): VmOutcome {
 
 /**
  * The devices `hype run` attaches after the console: the disks in order (vda, vdb, ...), the entropy
- * device unless --rng off, then a vsock device for a command (-- CMD) or --vsock. A disk that does not
+ * device unless --rng off, the network interfaces, then a vsock device for a command (-- CMD) or --vsock. A disk that does not
  * open is the user's to fix (UsageError); what was opened already is closed again.
  */
-export async function openDevices(config: CliVmConfig): Promise<VirtioDevice[]> {
+export async function openDevices(config: CliVmConfig, logger: VmLogger): Promise<VirtioDevice[]> {
   const devices: VirtioDevice[] = [];
   try {
     for (const [index, disk] of config.disks.entries()) {
@@ -47,8 +50,32 @@ export async function openDevices(config: CliVmConfig): Promise<VirtioDevice[]> 
     throw error;
   }
   if (config.rng) devices.push(new EntropyDevice());
+  try {
+    for (const nic of config.nics) devices.push(await openNic(nic, logger));
+  } catch (error) {
+    for (const device of devices) await device.close?.();
+    throw error;
+  }
   if (config.agent || config.vsockSocket !== undefined) devices.push(new VsockDevice());
   return devices;
+}
+
+/**
+ * One network interface: passt for `user` (its failure to start is the user's to fix: passt missing, a
+ * published port taken, no host interface), the TAP device for `tap=NAME` (a missing privilege, likewise).
+ */
+async function openNic(nic: CliNic, logger: VmLogger): Promise<VirtioNetDevice> {
+  const mac = nic.mac !== undefined ? { mac: nic.mac } : {};
+  if (nic.kind === 'user') {
+    const backend = await startPasst({ publish: nic.publish, log: (line) => logger.warn(line) }).catch((error: unknown) => {
+      throw new UsageError(`--net user: ${(error as Error).message}`, { cause: error });
+    });
+    return new VirtioNetDevice({ backend, ...mac });
+  }
+  const backend = await openTapBackend(nic.name).catch((error: unknown) => {
+    throw new UsageError(`--net tap=${nic.name}: ${(error as Error).message}`, { cause: error });
+  });
+  return new VirtioNetDevice({ backend, ...mac });
 }
 
 /** Serves --vsock PATH for the VM's vsock device; a socket path in use is the user's to fix. */
@@ -65,8 +92,8 @@ async function startBridge(device: VsockDevice, path: string, logger: VmLogger):
 
 /** createVm from @hype/vm, driven as the CLI needs; its input errors become UsageErrors (exit 2). */
 export const defaultCreateVm: CreateVm = async (config, options) => {
-  const { disks: _disks, rng: _rng, agent: _agent, vsockSocket, kernelImage, ...vmConfig } = config;
-  const devices = await openDevices(config);
+  const { disks: _disks, rng: _rng, nics: _nics, agent: _agent, vsockSocket, kernelImage, ...vmConfig } = config;
+  const devices = await openDevices(config, options.logger);
   const vsock = devices.find((device): device is VsockDevice => device instanceof VsockDevice);
   let machine;
   try {

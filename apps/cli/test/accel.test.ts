@@ -126,6 +126,11 @@ describe('--accel auto / nested: the same command again inside the rig', () => {
     const disk = w.file('a b.img', new Uint8Array(4096));
     expect(await runCli(['run', '--kernel', w.kernel(), '--disk', disk, '--', 'true'], awkward.io)).toBe(125);
     expect(awkward.stderr.text).toContain('cannot share a path with spaces');
+    const net = harness({ probeKvm: async () => '/dev/kvm not found', nested: new FakeRig(undefined, 0) });
+    expect(await runCli(['run', '--kernel', w.kernel(), '--net', 'user', '--', 'true'], net.io)).toBe(125);
+    expect(net.stderr.text).toBe(
+      "hype: --net: the nested rig's VM has no network to share (its host is emulated, with no interface); use --net where /dev/kvm works\n",
+    );
   });
 
   it('auto without KVM and without QEMU: both reasons in one line, exit 2, no build', async () => {

@@ -81,9 +81,14 @@ export interface HypeProcessOptions extends SpawnOptions {
 
 /** Runs `node dist/bin.js ...args` and collects its output and exit status. */
 export function runHype(args: string[], options: HypeProcessOptions = {}): Promise<HypeResult> {
+  return runProgram(process.execPath, [BIN, ...args], options);
+}
+
+/** Runs a program (e.g. a wrapper that runs hype) and collects its output and exit status. */
+export function runProgram(file: string, args: string[], options: HypeProcessOptions = {}): Promise<HypeResult> {
   const { onStdout, input, ...spawnOptions } = options;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], ...spawnOptions });
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], ...spawnOptions });
     let stdout = '';
     let stderr = '';
     child.stdout!.setEncoding('latin1').on('data', (chunk: string) => {

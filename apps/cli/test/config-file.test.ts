@@ -138,7 +138,7 @@ describe('config file errors', () => {
     ['x', 'vm.json: the config must be a JSON object like {"kernel": "bzImage", "mem": "512M"}'],
     [{ disk: ['a'] }, 'vm.json: unknown key "disk"; did you mean "disks"?'],
     [{ memory: 512 }, 'vm.json: unknown key "memory"; did you mean "mem"?'],
-    [{ foo: 1 }, 'vm.json: unknown key "foo"; the keys are kernel, initrd, cmdline, mem, cpus, disks, console, rng'],
+    [{ foo: 1 }, 'vm.json: unknown key "foo"; the keys are kernel, initrd, cmdline, mem, cpus, disks, console, rng, net, mac, publish'],
     [{ kernel: 5 }, 'vm.json: kernel 5: must be a file path'],
     [{ initrd: '' }, 'vm.json: initrd "": must be a file path'],
     [{ cmdline: ['a'] }, 'vm.json: cmdline ["a"]: must be a string'],

@@ -8,11 +8,15 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { BIN, ensureBuiltBin, runHype } from './bin-process.js';
+import { BIN, ensureBuiltBin, runHype, runProgram } from './bin-process.js';
 import { MiB, workdir } from './helpers.js';
 
 const hasKvm = existsSync('/dev/kvm');
 if (!hasKvm) console.warn('[hype] /dev/kvm absent on this host: skipping KVM tests in apps/cli/test/e2e-boot.test.ts');
+
+/** A TAP device can be made in a new network namespace: root (CI, the rig's L1) and the tun driver. */
+const canMakeTap = process.getuid?.() === 0 && existsSync('/dev/net/tun');
+const TAP_WRAPPER = fileURLToPath(new URL('./fixtures/tap-netns.mjs', import.meta.url));
 
 const DISK_TEXT = 'hype-e2e-disk-v1';
 const GUEST_TEXT = 'written-by-the-guest';
@@ -73,12 +77,42 @@ describe.skipIf(!hasKvm)('hype run (KVM): default guest, disks, console script',
     expect(after.subarray(0, DISK_TEXT.length).toString('latin1')).toBe(DISK_TEXT);
   }, 600_000);
 
-  it("hype run -- CMD: the command's stdout and stderr apart, stdin piped in, its exit status passed through", async () => {
-    const result = await runHype(['run', '--', 'sh', '-c', 'echo out; echo err >&2; read line; echo "in: $line"; exit 7'], {
-      input: 'from the host\n',
-      timeout: 600_000,
-    });
-    expect(result.stdout, `stderr:\n${result.stderr}`).toBe('out\nin: from the host\n');
+  it("hype run -- CMD: the command's stdout and stderr apart, stdin piped in, its exit status passed through; --net tap in a network namespace", async () => {
+    const stdio = 'echo out; echo err >&2; read line; echo "in: $line"';
+    if (!canMakeTap) {
+      console.warn('[hype] not root or no /dev/net/tun: the TAP checks of apps/cli/test/e2e-boot.test.ts are left out');
+      const result = await runHype(['run', '--', 'sh', '-c', `${stdio}; exit 7`], { input: 'from the host\n', timeout: 600_000 });
+      expect(result.stdout, `stderr:\n${result.stderr}`).toBe('out\nin: from the host\n');
+      expect(result.stderr).toBe('err\n');
+      expect(result.code).toBe(7);
+      return;
+    }
+    // The same boot checks a TAP network (fixtures/tap-netns.mjs: the host side at 10.1.0.1 in a new
+    // network namespace): ping and a download from the guest, then the host pings the guest and fetches
+    // from its httpd while the guest waits on /host-done.
+    const net = [
+      'ip addr add 10.1.0.2/24 dev eth0',
+      'ping -c 2 -W 5 10.1.0.1 >/dev/null && echo ping-ok',
+      'echo "down $(wget -q -O - http://10.1.0.1:8000/blob | sha256sum | cut -d" " -f1)"',
+      'mkdir -p /tmp/www && head -c 4194304 /dev/urandom >/tmp/www/blob && httpd -p 9000 -h /tmp/www',
+      'echo "served $(sha256sum </tmp/www/blob | cut -d" " -f1)"',
+      'echo "host $(wget -q -O - http://10.1.0.1:8000/host-done)"',
+    ].join('; ');
+    const reportPath = join(workdir().dir, 'tap-report.json');
+    const result = await runProgram(
+      'unshare',
+      ['--net', '--', process.execPath, TAP_WRAPPER, reportPath, BIN, 'run', '--net', 'tap=hype-tap0', '--cmdline', 'hype.dhcp=off', '--', 'sh', '-c', `${stdio}; ${net}; exit 7`],
+      { input: 'from the host\n', timeout: 600_000 },
+    );
+    const report = JSON.parse(readFileSync(reportPath, 'utf8')) as { blobSha256: string; fetchedSha256: string; pings: number; errors: string[] };
+    const lines = result.stdout.split('\n');
+    expect(lines.slice(0, 3), `stderr:\n${result.stderr}`).toEqual(['out', 'in: from the host', 'ping-ok']);
+    expect(lines[3]).toBe(`down ${report.blobSha256}`);
+    const served = /^served ([0-9a-f]{64})$/.exec(lines[4] ?? '')?.[1];
+    expect(served, result.stdout).toBeDefined();
+    expect(lines.slice(5), JSON.stringify(report)).toEqual([`host ping-ok ${served}`, '']);
+    expect(report.errors).toEqual([]);
+    expect(report.fetchedSha256).toBe(served);
     expect(result.stderr).toBe('err\n');
     expect(result.code).toBe(7);
   }, 600_000);

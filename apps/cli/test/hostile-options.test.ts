@@ -12,7 +12,7 @@ import { MAX_VIRTIO_DEVICES } from '@hype/vm';
 import { harness } from './fakes.js';
 import { workdir } from './helpers.js';
 
-const KEYS = 'the keys are kernel, initrd, cmdline, mem, cpus, disks, console, rng';
+const KEYS = 'the keys are kernel, initrd, cmdline, mem, cpus, disks, console, rng, net, mac, publish';
 
 function usageMessage(argv: string[]): string {
   const result = parseArgs(argv);

@@ -161,6 +161,7 @@ describe('runCli: running a VM', () => {
       cpus: 2,
       disks: [{ kind: 'file', path: disk }, { kind: 'memory', sizeBytes: 16 * MiB, serial: 'scratch' }],
       rng: true,
+      nics: [],
       console: 'serial',
       kernelImage: readFileSync(kernel), // read once, by the checks
     });
@@ -195,13 +196,30 @@ describe('runCli: running a VM', () => {
     expect(await code).toBe(0);
   });
 
+  it('--net, --mac and --publish become the NICs of the VM config; --publish without a user network is exit 2', async () => {
+    const w = workdir();
+    const kernel = w.kernel();
+    const h = harness();
+    const code = runCli(['run', '--kernel', kernel, '--net', 'user', '--net', 'tap=t0', '--mac', '52:54:00:00:00:01', '--publish', '8080:80'], h.io);
+    const vm = await h.vmStarted;
+    expect(vm.config.nics).toEqual([
+      { kind: 'user', mac: '52:54:00:00:00:01', publish: [{ protocol: 'tcp', hostPort: 8080, guestPort: 80 }] },
+      { kind: 'tap', name: 't0' },
+    ]);
+    vm.finish({ kind: 'poweroff', status: 0 });
+    expect(await code).toBe(0);
+    const bad = harness();
+    expect(await runCli(['run', '--kernel', kernel, '--net', 'tap=t0', '--publish', '8080:80'], bad.io)).toBe(2);
+    expect(bad.stderr.text).toBe('hype: --publish: forwards ports through user-mode networking; add --net user\n');
+  });
+
   it('defaults: 256 MiB, 1 vCPU, no disks, an entropy device, hvc console, no initrd', async () => {
     const w = workdir();
     const kernel = w.kernel();
     const h = harness();
     const code = runCli(['run', '--kernel', kernel], h.io);
     const vm = await h.vmStarted;
-    expect(vm.config).toEqual({ kernel, memMiB: 256, cpus: 1, disks: [], rng: true, console: 'hvc', kernelImage: readFileSync(kernel) });
+    expect(vm.config).toEqual({ kernel, memMiB: 256, cpus: 1, disks: [], rng: true, nics: [], console: 'hvc', kernelImage: readFileSync(kernel) });
     vm.finish({ kind: 'poweroff', status: 0 });
     expect(await code).toBe(0);
   });
@@ -420,7 +438,7 @@ describe('runCli: the default guest', () => {
     const h = harness({ guest });
     const code = runCli(['run', '--cpus', '2'], h.io);
     const vm = await h.vmStarted;
-    expect(vm.config).toEqual({ kernel, initrd, memMiB: 256, cpus: 2, disks: [], rng: true, console: 'hvc', kernelImage: readFileSync(kernel) });
+    expect(vm.config).toEqual({ kernel, initrd, memMiB: 256, cpus: 2, disks: [], rng: true, nics: [], console: 'hvc', kernelImage: readFileSync(kernel) });
     vm.finish({ kind: 'poweroff', status: 0 });
     expect(await code).toBe(0);
     expect(h.stderr.text).toBe('hype: building the guest kernel (cached after the first time)\nhype: kernel built\n');

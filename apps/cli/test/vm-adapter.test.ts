@@ -1,5 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { InternalErrorReport, VcpuRegs, VcpuSegment, VcpuSregs, VmExit } from '@hype/vm';
@@ -58,25 +59,46 @@ describe('fromVmExit: @hype/vm exit reasons -> exit codes', () => {
 });
 
 describe('openDevices: the disks in order, then the entropy device; a disk that does not open is a UsageError', () => {
-  const base = { kernel: 'k', memMiB: 64, cpus: 1, console: 'hvc' as const };
+  const base = { kernel: 'k', memMiB: 64, cpus: 1, console: 'hvc' as const, nics: [] };
+  const logger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
 
   it('disks first (vda, vdb), EntropyDevice last unless --rng off', async () => {
-    const devices = await openDevices({ ...base, disks: [{ kind: 'memory', sizeBytes: 1 << 20 }, { kind: 'memory', sizeBytes: 2 << 20 }], rng: true });
+    const devices = await openDevices({ ...base, disks: [{ kind: 'memory', sizeBytes: 1 << 20 }, { kind: 'memory', sizeBytes: 2 << 20 }], rng: true }, logger);
     expect(devices.map((d) => d.constructor.name)).toEqual(['VirtioBlkDevice', 'VirtioBlkDevice', 'EntropyDevice']);
     expect(devices.map((d) => d.name)).toEqual(['virtio-blk hype-disk-0', 'virtio-blk hype-disk-1', 'virtio-rng']);
     for (const device of devices) await device.close?.();
-    expect(await openDevices({ ...base, disks: [], rng: false })).toEqual([]);
+    expect(await openDevices({ ...base, disks: [], rng: false }, logger)).toEqual([]);
   });
 
   it('a disk that does not open: one UsageError naming it, with the cause', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hype-adapter-'));
     try {
-      const error = await openDevices({ ...base, disks: [{ kind: 'memory', sizeBytes: 1 << 20 }, { kind: 'file', path: join(dir, 'missing.img') }], rng: true }).catch((e: unknown) => e);
+      const error = await openDevices({ ...base, disks: [{ kind: 'memory', sizeBytes: 1 << 20 }, { kind: 'file', path: join(dir, 'missing.img') }], rng: true }, logger).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(UsageError);
       expect((error as Error).message).toBe(`disk ${join(dir, 'missing.img')}: no such file (create the image first, e.g. with mke2fs or truncate)`);
       expect((error as Error).cause).toBeInstanceOf(Error);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('openDevices: network interfaces after the entropy device, each failure a UsageError naming --net', () => {
+  const base = { kernel: 'k', memMiB: 64, cpus: 1, console: 'hvc' as const, disks: [], rng: true };
+  const logger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
+
+  it('a user network whose published port is taken: a UsageError naming --net user, the entropy device closed again', async () => {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const error = await openDevices({ ...base, nics: [{ kind: 'user', publish: [{ protocol: 'tcp', hostPort: port, guestPort: 80 }] }] }, logger).catch(
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(UsageError);
+      expect((error as Error).message).toBe(`--net user: passt: host tcp port ${port} is in use; choose another host port`);
+    } finally {
+      server.close();
     }
   });
 });

@@ -8,6 +8,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSyscalls(env, exports);
   InitMapping(env, exports);
   InitFdWatcher(env, exports);
+  InitTun(env, exports);
   InitVcpuThread(env, exports);
   InitPioLoop(env, exports);
   InitLayout(env, exports);

@@ -68,6 +68,7 @@ void InitErrors(Napi::Env env, Napi::Object exports);
 void InitLayout(Napi::Env env, Napi::Object exports);
 void InitMapping(Napi::Env env, Napi::Object exports);
 void InitFdWatcher(Napi::Env env, Napi::Object exports);
+void InitTun(Napi::Env env, Napi::Object exports);
 void InitVcpuThread(Napi::Env env, Napi::Object exports);
 void InitPioLoop(Napi::Env env, Napi::Object exports);
 

@@ -96,6 +96,12 @@ export interface NativeAddon {
   /** The counter (bigint, reset to 0), or -errno (number; -EAGAIN when it was 0). */
   eventfdRead(fd: number): bigint | number;
   eventfdWrite(fd: number, value: number | bigint): number;
+  /** TUNSETIFF on an open `/dev/net/tun` fd: attaches it to the TUN/TAP interface `name` (created when it
+   * does not exist; "" or a `%d` template lets the kernel number it) with `flags` (`ifr_flags`, 16 bits:
+   * `TunFlag.TAP | TunFlag.NO_PI`, ...). Returns the interface's name as the kernel set it, or -errno
+   * (number). `name`: at most `IFNAMSIZ - 1` (15) bytes of UTF-8, no NUL. The `struct ifreq` is filled by
+   * the C compiler from <linux/if.h>. */
+  tunSetIff(fd: number, name: string, flags: number): string | number;
   errnoName(errno: number): string;
   errnoMessage(errno: number): string;
   Mapping: NativeMappingConstructor;

@@ -111,6 +111,15 @@ const cases: Record<string, Case[]> = {
     { arg: 'fd', call: (v) => `native.eventfdWrite(${v}, 1)`, values: badFd },
     { arg: 'value', call: (v) => `native.eventfdWrite(efd, ${v})`, values: badUint64 },
   ],
+  tunSetIff: [
+    { arg: 'fd', call: (v) => `native.tunSetIff(${v}, "tap0", 2)`, values: badFd },
+    {
+      arg: 'name',
+      call: (v) => `native.tunSetIff(efd, ${v}, 2)`,
+      values: ['undefined', 'null', '5', 'Buffer.from("tap0")', '"tap\\0x"', '"a".repeat(16)', '"\u00e9".repeat(8)'],
+    },
+    { arg: 'flags', call: (v) => `native.tunSetIff(efd, "tap0", ${v})`, values: ['"x"', 'undefined', 'null', '-1', 'NaN', '2 ** 16', '1.5', '1n'] },
+  ],
   errnoName: [{ arg: 'errno', call: (v) => `native.errnoName(${v})`, values: badErrno }],
   errnoMessage: [{ arg: 'errno', call: (v) => `native.errnoMessage(${v})`, values: badErrno }],
   Mapping: [
@@ -249,9 +258,10 @@ describe('native argument checks', () => {
       'Object.keys(native.layout(1, "extra arguments are ignored")).length > 0',
       'new native.Mapping(BigInt(page)).size',
       'new native.Mapping(page, undefined).size',
+      'native.tunSetIff(efd, "", 0xffff)',
     ]);
     expect(outcomes.map((o) => o.returned ?? `${o.error}: ${o.message}`)).toEqual([
-      '-25', '-25', '-25', '-25', '-25', '-25', '-25', '-25', 'EINVAL', 'true', '4096', '4096',
+      '-25', '-25', '-25', '-25', '-25', '-25', '-25', '-25', 'EINVAL', 'true', '4096', '4096', '-25',
     ]);
     expect(after).toEqual(noSideEffects);
   });

@@ -6,3 +6,24 @@ export {
   type StreamBackendOptions,
   connectStreamBackend,
 } from './stream-backend.js';
+export {
+  PASST_DEFAULT_ADDRESS,
+  PASST_DEFAULT_GATEWAY,
+  PASST_DEFAULT_PREFIX_LENGTH,
+  PasstBackend,
+  type PasstOptions,
+  type PortForward,
+  passtArguments,
+  passtPortSpec,
+  startPasst,
+} from './passt.js';
+export {
+  DEFAULT_TAP_FRAMES_PER_WAKEUP,
+  TAP_DEVICE_PATH,
+  TAP_MAX_FRAME,
+  TapBackend,
+  type TapBackendOptions,
+  TapError,
+  checkTapName,
+  openTapBackend,
+} from './tap-backend.js';

@@ -4,10 +4,13 @@
  *   1. virtio console on hvc0, three virtio-blk disks, two virtio-rng devices (EntropyDevice, and one
  *      defined in this file), virtio-vsock with the guest agent, 2 vCPUs: boot, console, blk (vda ext4
  *      rw, vdb read-only, vdc raw), smp, rng, agent (the host drives the agent meanwhile:
- *      helpers/agent-checks.ts); the host then verifies the disk images byte for byte.
+ *      helpers/agent-checks.ts), virtio-net through passt (DHCP, a download from the host's loopback,
+ *      a published port: helpers/net-checks.ts, through the agent); the host then verifies the disk
+ *      images byte for byte.
  *   2. the 8250 console (ttyS0), 1 vCPU: boot only, so the serial path carries a whole boot too.
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -27,6 +30,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceId, type ActivationContext, type SplitQueue, type VirtioDevice } from '@hype/virtio';
 import { openDiskDevice, type DiskSpec } from '@hype/virtio-blk/node';
 import { DEFAULT_AGENT_PORT } from '@hype/guest-agent';
+import { VirtioNetDevice } from '@hype/virtio-net';
+import { startPasst } from '@hype/virtio-net/node';
 import { EntropyDevice } from '@hype/virtio-rng';
 import { VsockDevice } from '@hype/virtio-vsock';
 import { createVm, describeExit, type Machine, type TimingEvent, type VmConfig, type VmExit } from '@hype/vm';
@@ -110,6 +115,15 @@ class CountingRng implements VirtioDevice {
 }
 
 /** 16 bytes, as hex, that count up by one (mod 256) from whatever the first is. */
+/** A TCP port nothing listens on right now (for a published port). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
 function isCountingRun(hex: string): boolean {
   const bytes = hex.match(/../g)?.map((b) => parseInt(b, 16)) ?? [];
   return bytes.length === 16 && bytes.every((b, i) => i === 0 || b === ((bytes[i - 1] + 1) & 0xff));
@@ -153,7 +167,10 @@ describe.skipIf(!hasKvm)('the default guest on hype', () => {
       const devices: VirtioDevice[] = [];
       for (const [index, spec] of diskList.entries()) devices.push(await openDiskDevice(spec, index));
       const vsock = new VsockDevice();
-      devices.push(new EntropyDevice(), new CountingRng(), vsock);
+      // User-mode networking through passt, with the guest's port 8080 published on a free host port.
+      const hostPort = await freePort();
+      const nic = new VirtioNetDevice({ backend: await startPasst({ publish: [{ protocol: 'tcp', hostPort, guestPort: 8080, hostAddress: '127.0.0.1' }] }) });
+      devices.push(new EntropyDevice(), new CountingRng(), nic, vsock);
       const echoLine = `hello from the host ${Date.now()}`;
       let answered = false;
       let agentChecks: Promise<AgentCheckReport> | undefined;
@@ -175,7 +192,7 @@ describe.skipIf(!hasKvm)('the default guest on hype', () => {
           }
         },
         (vm) => {
-          agentChecks = runAgentChecks(vm, vsock, dir);
+          agentChecks = runAgentChecks(vm, vsock, dir, { hostPort, guestPort: 8080 });
           agentChecks.catch(() => {}); // awaited below, after the VM ended
         },
       );

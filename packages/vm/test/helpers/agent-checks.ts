@@ -13,6 +13,7 @@ import { DEFAULT_AGENT_PORT, encodeFrame, FrameDecoder, type AgentError, type Fr
 import type { VsockDevice } from '@hype/virtio-vsock';
 import { VsockUnixBridge } from '@hype/virtio-vsock/node';
 import type { Machine } from '@hype/vm';
+import { runNetChecks, type NetCheckOptions } from './net-checks.js';
 
 const MiB = 1024 * 1024;
 const text = (bytes: Uint8Array) => Buffer.from(bytes).toString('utf8');
@@ -35,7 +36,7 @@ export interface AgentCheckReport {
 }
 
 /** Runs the checks and writes the verdict (`pass ...` or `fail ...`) for the guest; rejects with the first failure. */
-export async function runAgentChecks(vm: Machine, vsock: VsockDevice, dir: string): Promise<AgentCheckReport> {
+export async function runAgentChecks(vm: Machine, vsock: VsockDevice, dir: string, net?: NetCheckOptions): Promise<AgentCheckReport> {
   const steps: Record<string, number> = {};
   const step = async <T>(name: string, body: () => Promise<T>): Promise<T> => {
     const started = performance.now();
@@ -115,7 +116,10 @@ export async function runAgentChecks(vm: Machine, vsock: VsockDevice, dir: strin
 
     await step('bridge', () => bridgeChecks(vm, vsock, dir));
 
-    const details = `execs=100 parallel=10 stdout=16MiB stdin=1MiB file=8MiB`;
+    // The network checks go through the agent too, so they join this boot's verdict.
+    const netSummary = net ? await step('net', () => runNetChecks(vm, net)) : undefined;
+
+    const details = `execs=100 parallel=10 stdout=16MiB stdin=1MiB file=8MiB${netSummary ? ` ${netSummary.replace(/ /g, '_')}` : ''}`;
     await vm.writeFile(AGENT_VERDICT_PATH, `pass ${details}\n`);
     return { details, steps };
   } catch (error) {

@@ -65,6 +65,26 @@ hype_start_agent() {
 	/usr/sbin/hype-agent </dev/null &
 }
 
+# hype_start_network: loopback up, then every Ethernet interface (virtio-net: eth0, eth1, ...) up and
+# configured by DHCP (busybox udhcpc with /usr/share/udhcpc/default.script), all at once. Each client
+# asks 3 times a second apart, then goes on in the background, so a network without a DHCP server (a
+# TAP device) delays the boot by 3 s; `hype.dhcp=off` on the kernel command line skips DHCP (the
+# interfaces still come up, for static addresses). udhcpc's own messages go to /run/udhcpc.IFACE.log.
+hype_start_network() {
+	[ -d /sys/class/net ] || return 0
+	ip link set lo up 2>/dev/null
+	dhcp=$(hype_cmdline_value hype.dhcp) || dhcp=on
+	for path in /sys/class/net/*; do
+		iface=${path##*/}
+		# ARPHRD_ETHER (1): skip lo and anything that is not an Ethernet device.
+		[ "$(cat "$path/type" 2>/dev/null)" = 1 ] || continue
+		ip link set "$iface" up
+		[ "$dhcp" = off ] && continue
+		udhcpc -i "$iface" -b -t 3 -T 1 -A 5 -p "/run/udhcpc.$iface.pid" >"/run/udhcpc.$iface.log" 2>&1 &
+	done
+	wait
+}
+
 hype_banner() {
 	echo
 	echo "hype guest: Linux $(uname -r) $(uname -m), $(nproc) CPU(s), $(awk '/^MemTotal/ { print int($2 / 1024) }' /proc/meminfo) MiB"
