@@ -81,7 +81,7 @@ export const ROOTFS_EXECUTABLES: readonly string[] = [
   'sbin/poweroff',
   'sbin/reboot',
   'usr/lib/hype/run-tests',
-  'usr/share/udhcpc/default.script',
+  'etc/udhcpc/default.script',
 ];
 
 /**

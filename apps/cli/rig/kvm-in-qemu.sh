@@ -107,7 +107,11 @@ log "/dev/kvm ready; $(dmesg | grep -iE 'kvm|svm' | tr '\n' ' ')"
 stty -onlcr 2>/dev/null
 # A background job of a non-interactive shell is not a process group leader, so setsid runs in place
 # and `wait` gets the command's status; cttyhack gives it /dev/ttyS0 as controlling tty (^C works).
-( exec setsid cttyhack chroot /newroot /bin/bash /run/kvm-in-qemu/cmd.sh ) &
+# The new root is moved onto / first, as switch_root does, and the command chroots into it: a plain
+# chroot into a directory would leave the command "chrooted" for the kernel, which then refuses it user
+# namespaces (unshare(CLONE_NEWUSER): EPERM), and passt needs one. This shell keeps the initramfs as its
+# root (its root directory is below the moved mount), so it still finds busybox and /rig afterwards.
+( cd /newroot && mount --move . / && exec setsid cttyhack chroot . /bin/bash /run/kvm-in-qemu/cmd.sh ) &
 wait $!
 status=$?
 log "command exited with status $status"

@@ -192,10 +192,17 @@ async function run(parsed: RunParsed, io: CliIo, argv: readonly string[]): Promi
       printError(io, `--vsock ${vsock}: the nested rig's VM is not reachable from this host; use --vsock where /dev/kvm works`);
       return ExitCode.usage;
     }
-    if (nics.length > 0) {
-      printError(io, `${origins.nets ?? '--net'}: the nested rig's VM has no network to share (its host is emulated, with no interface); use --net where /dev/kvm works`);
+    // The rig's L1 has no network interface of its own: a user network there reaches L1 and nothing else.
+    const tap = nics.find((nic) => nic.kind === 'tap');
+    if (tap !== undefined) {
+      printError(io, `${origins.nets ?? '--net'} tap=${tap.name}: the nested rig's VM cannot reach this host's TAP devices; use --net tap where /dev/kvm works`);
       return ExitCode.usage;
     }
+    if (nics.some((nic) => nic.kind === 'user' && nic.publish.length > 0)) {
+      printError(io, `${origins.publish ?? '--publish'}: ports of the nested rig's VM cannot be published on this host; use --publish where /dev/kvm works`);
+      return ExitCode.usage;
+    }
+    if (nics.length > 0) printError(io, 'warning: --net user nested: the guest gets a network inside the rig only (DHCP, the rig\'s loopback at 10.0.2.2), nothing beyond it');
     const writable = (options.disks ?? []).flatMap((d) => (d.kind === 'file' && !d.readOnly ? [resolve(d.path)] : []));
     const awkward = writable.find((path) => /[\s,:]/.test(path));
     if (awkward !== undefined) {

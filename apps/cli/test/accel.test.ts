@@ -126,11 +126,17 @@ describe('--accel auto / nested: the same command again inside the rig', () => {
     const disk = w.file('a b.img', new Uint8Array(4096));
     expect(await runCli(['run', '--kernel', w.kernel(), '--disk', disk, '--', 'true'], awkward.io)).toBe(125);
     expect(awkward.stderr.text).toContain('cannot share a path with spaces');
-    const net = harness({ probeKvm: async () => '/dev/kvm not found', nested: new FakeRig(undefined, 0) });
-    expect(await runCli(['run', '--kernel', w.kernel(), '--net', 'user', '--', 'true'], net.io)).toBe(125);
-    expect(net.stderr.text).toBe(
-      "hype: --net: the nested rig's VM has no network to share (its host is emulated, with no interface); use --net where /dev/kvm works\n",
-    );
+    const tap = harness({ probeKvm: async () => '/dev/kvm not found', nested: new FakeRig(undefined, 0) });
+    expect(await runCli(['run', '--kernel', w.kernel(), '--net', 'tap=t0', '--', 'true'], tap.io)).toBe(125);
+    expect(tap.stderr.text).toBe("hype: --net tap=t0: the nested rig's VM cannot reach this host's TAP devices; use --net tap where /dev/kvm works\n");
+    const publish = harness({ probeKvm: async () => '/dev/kvm not found', nested: new FakeRig(undefined, 0) });
+    expect(await runCli(['run', '--kernel', w.kernel(), '--net', 'user', '--publish', '8080:80', '--', 'true'], publish.io)).toBe(125);
+    expect(publish.stderr.text).toContain("--publish: ports of the nested rig's VM cannot be published on this host");
+    const rig = new FakeRig(undefined, 0);
+    const user = harness({ probeKvm: async () => '/dev/kvm not found', nested: rig });
+    expect(await runCli(['run', '--kernel', w.kernel(), '--net', 'user', '--', 'true'], user.io)).toBe(0);
+    expect(user.stderr.text).toContain('warning: --net user nested: the guest gets a network inside the rig only');
+    expect(rig.runs[0].args).toEqual(['run', '--kernel', w.kernel(), '--net', 'user', '--accel', 'kvm', '--', 'true']);
   });
 
   it('auto without KVM and without QEMU: both reasons in one line, exit 2, no build', async () => {

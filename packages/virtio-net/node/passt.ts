@@ -14,6 +14,11 @@ export const PASST_DEFAULT_ADDRESS = '10.0.2.15';
 export const PASST_DEFAULT_PREFIX_LENGTH = 24;
 /** The gateway: TCP and UDP to it reach the host's loopback (passt's gateway mapping). */
 export const PASST_DEFAULT_GATEWAY = '10.0.2.2';
+/**
+ * The MAC passt answers with (`--mac-addr`; QEMU's user-mode gateway uses the same): set, not taken from
+ * the host's interface, so the backend knows the source of every frame passt sends (for `StreamResync`).
+ */
+export const PASST_MAC = '52:55:0a:00:02:02';
 
 /** A port forwarded from the host to the guest (`hype run --publish HOST:GUEST[/udp]`). */
 export interface PortForward {
@@ -59,6 +64,7 @@ export class PasstBackend extends StreamBackend {
     private readonly child: ChildProcess,
     private readonly exited: Promise<void>,
     options: StreamBackendOptions,
+    private readonly log?: (line: string) => void,
   ) {
     super(socket, options);
   }
@@ -69,6 +75,8 @@ export class PasstBackend extends StreamBackend {
   }
 
   override async close(): Promise<void> {
+    const { count, skippedBytes } = this.resyncs;
+    if (count > 0) this.log?.(`passt: the stream lost its framing ${count} time(s) and was resynchronised (${skippedBytes} bytes skipped)`);
     await super.close();
     const timer = setTimeout(() => this.child.kill('SIGKILL'), 1000);
     this.child.kill('SIGTERM');
@@ -111,7 +119,7 @@ export function passtPortSpec(forwards: readonly PortForward[], protocol: 'tcp' 
 /** The command line for passt serving one guest over an inherited socket (fd 3). */
 export function passtArguments(options: PasstOptions, pidFile: string): string[] {
   const publish = options.publish ?? [];
-  const args = ['--foreground', '--quiet', '--fd', '3', '--pid', pidFile];
+  const args = ['--foreground', '--quiet', '--fd', '3', '--pid', pidFile, '--mac-addr', PASST_MAC];
   args.push('--address', options.address ?? PASST_DEFAULT_ADDRESS);
   args.push('--netmask', String(options.prefixLength ?? PASST_DEFAULT_PREFIX_LENGTH));
   args.push('--gateway', options.gateway ?? PASST_DEFAULT_GATEWAY);
@@ -250,7 +258,9 @@ export async function startPasst(options: PasstOptions = {}): Promise<PasstBacke
     }
     started = true;
     for (const line of stderr.split('\n').filter((l) => l !== '')) options.log?.(`passt: ${line}`);
-    return new PasstBackend(ours, child, exited, options);
+    // Debian 12's passt can break the framing when it falls behind (StreamResync): recover by its MAC.
+    const sourceMac = Uint8Array.from(PASST_MAC.split(':').map((byte) => parseInt(byte, 16)));
+    return new PasstBackend(ours, child, exited, { ...options, resync: { sourceMac } }, options.log);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,10 +1,12 @@
 import { type Socket, createConnection } from 'node:net';
 import { Listeners, type NetBackend } from '../src/backend.js';
-import { STREAM_LENGTH_BYTES, STREAM_MAX_FRAME, StreamFrameDecoder } from '../src/stream-framing.js';
+import { STREAM_LENGTH_BYTES, STREAM_MAX_FRAME, StreamFrameDecoder, type StreamResync } from '../src/stream-framing.js';
 
 export interface StreamBackendOptions {
   /** Longest frame accepted from the peer; a longer length prefix closes the connection. Default STREAM_MAX_FRAME (65553). */
   readonly maxFrame?: number;
+  /** Recover the framing when the peer breaks it (see `StreamResync`); lengths are then never fatal. */
+  readonly resync?: StreamResync;
 }
 
 /**
@@ -45,7 +47,7 @@ export class StreamBackend implements NetBackend {
     readonly socket: Socket,
     options: StreamBackendOptions = {},
   ) {
-    this.decoder = new StreamFrameDecoder(options.maxFrame ?? STREAM_MAX_FRAME);
+    this.decoder = new StreamFrameDecoder(options.maxFrame ?? STREAM_MAX_FRAME, options.resync);
     this.closedPromise = new Promise((resolve) => {
       socket.once('close', () => {
         this.closedFlag = true;
@@ -73,6 +75,11 @@ export class StreamBackend implements NetBackend {
   /** The connection is gone (closed by either side, or failed). */
   get closed(): boolean {
     return this.closedFlag || this.socket.destroyed;
+  }
+
+  /** Times the framing was lost and found again (with `resync`), and the bytes skipped. */
+  get resyncs(): { count: number; skippedBytes: number } {
+    return { count: this.decoder.resyncs, skippedBytes: this.decoder.skippedBytes };
   }
 
   /** Bytes received and not yet decoded into frames (at most about one socket chunk while paused). */

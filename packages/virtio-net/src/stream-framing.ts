@@ -30,6 +30,23 @@ export class StreamFrameError extends Error {
 }
 
 /**
+ * How a decoder recognises a frame start when its peer may break the framing: every frame the peer sends
+ * carries `sourceMac` as its Ethernet source. Debian 12's passt (0.0~git20230309) can drop the rest of a
+ * frame its non-blocking `sendmsg` wrote only in part (the reader fell behind and the socket buffer
+ * filled), and then goes on with the next frame: the stream loses its framing. With this, a length prefix
+ * is taken only when a plausible length (at least an Ethernet header, at most `maxFrame`) is followed by
+ * a frame whose source is `sourceMac`; otherwise the decoder skips bytes until one is (each skip run is
+ * counted in `resyncs`). The frame that was cut short reaches the guest damaged; its checksums fail there
+ * and TCP sends it again.
+ */
+export interface StreamResync {
+  readonly sourceMac: Uint8Array;
+}
+
+/** Bytes that must have arrived before a length prefix is checked: the prefix and both MAC addresses. */
+const RESYNC_PEEK = STREAM_LENGTH_BYTES + 12;
+
+/**
  * Incremental decoder of the stream framing: `push` chunks as they arrive (kept by reference, not
  * copied), `next()` takes the next complete frame. What it holds: the chunks pushed and not yet consumed,
  * plus one partial frame of at most `maxFrame` bytes (allocated when its length prefix arrives, so a
@@ -45,12 +62,23 @@ export class StreamFrameDecoder {
   private frame: Uint8Array | undefined;
   private frameHave = 0;
   private failed: StreamFrameError | undefined;
+  private readonly resync: StreamResync | undefined;
+  private readonly peekBytes = new Uint8Array(RESYNC_PEEK);
+  private skipping = false;
+  /** Times the decoder lost the framing and skipped bytes to find it again (with `resync` only). */
+  resyncs = 0;
+  /** Bytes skipped doing so. */
+  skippedBytes = 0;
 
-  constructor(maxFrame: number = STREAM_MAX_FRAME) {
+  constructor(maxFrame: number = STREAM_MAX_FRAME, resync?: StreamResync) {
     if (!Number.isInteger(maxFrame) || maxFrame < 1 || maxFrame > 0xffff_ffff) {
       throw new RangeError(`virtio-net stream: maxFrame ${maxFrame} must be an integer in [1, 2^32 - 1]`);
     }
+    if (resync !== undefined && (!(resync.sourceMac instanceof Uint8Array) || resync.sourceMac.length !== 6)) {
+      throw new RangeError('virtio-net stream: resync.sourceMac must be 6 bytes');
+    }
     this.maxFrame = maxFrame;
+    this.resync = resync;
   }
 
   /** Bytes pushed and not yet taken into a frame (the partial frame's bytes are not counted). */
@@ -76,6 +104,7 @@ export class StreamFrameDecoder {
   next(): Uint8Array | undefined {
     if (this.failed !== undefined) throw this.failed;
     for (;;) {
+      if (this.frame === undefined && this.resync !== undefined && !this.atFrameStart()) return undefined;
       if (this.frame === undefined) {
         this.lengthHave += this.take(this.lengthBytes.subarray(this.lengthHave));
         if (this.lengthHave < STREAM_LENGTH_BYTES) return undefined;
@@ -96,6 +125,42 @@ export class StreamFrameDecoder {
       const done = this.frame;
       this.frame = undefined;
       return done;
+    }
+  }
+
+  /**
+   * With `resync`: true once the buffered bytes start with a frame from the peer (skipping bytes that do
+   * not); false while fewer than RESYNC_PEEK bytes are there to tell.
+   */
+  private atFrameStart(): boolean {
+    const mac = this.resync!.sourceMac;
+    for (;;) {
+      if (this.buffered < RESYNC_PEEK) return false;
+      this.peek(this.peekBytes);
+      const length = new DataView(this.peekBytes.buffer).getUint32(0, false);
+      let ok = length >= 14 && length <= this.maxFrame;
+      for (let i = 0; ok && i < 6; i++) ok = this.peekBytes[STREAM_LENGTH_BYTES + 6 + i] === mac[i];
+      if (ok) {
+        this.skipping = false;
+        return true;
+      }
+      if (!this.skipping) this.resyncs++;
+      this.skipping = true;
+      this.skippedBytes++;
+      this.take(this.peekBytes.subarray(0, 1));
+    }
+  }
+
+  /** Copy the first dest.length buffered bytes into `dest` without consuming them (the caller checked there are enough). */
+  private peek(dest: Uint8Array): void {
+    let done = 0;
+    let offset = this.chunkOffset;
+    for (let i = 0; done < dest.length && i < this.chunks.length; i++) {
+      const chunk = this.chunks[i];
+      const n = Math.min(dest.length - done, chunk.length - offset);
+      dest.set(chunk.subarray(offset, offset + n), done);
+      done += n;
+      offset = 0;
     }
   }
 

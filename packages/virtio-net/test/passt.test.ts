@@ -42,7 +42,7 @@ describe('passt command line', () => {
       '/x/pid',
     );
     expect(args).toEqual([
-      '--foreground', '--quiet', '--fd', '3', '--pid', '/x/pid',
+      '--foreground', '--quiet', '--fd', '3', '--pid', '/x/pid', '--mac-addr', '52:55:0a:00:02:02',
       '--address', '10.0.2.15', '--netmask', '24', '--gateway', '10.0.2.2',
       '--dns', '10.0.2.3',
       '--tcp-ports', '8080:80,127.0.0.1/2222:22', '--udp-ports', '5353:53',
@@ -115,6 +115,7 @@ describe.skipIf(!havePasst() || !haveDefaultRoute())('the real passt', () => {
       backend.send(arpRequest());
     });
     expect([...reply.subarray(0, 6)]).toEqual(MAC_GUEST); // to the guest
+    expect([...reply.subarray(6, 12)]).toEqual([0x52, 0x55, 0x0a, 0x00, 0x02, 0x02]); // from PASST_MAC (--mac-addr)
     expect([...reply.subarray(28, 32)]).toEqual([10, 0, 2, 2]); // the gateway's address is the sender
     expect([...reply.subarray(38, 42)]).toEqual([10, 0, 2, 15]);
     await backend.close();

@@ -197,7 +197,10 @@ describe.skipIf(!hasKvm)('the default guest on hype', () => {
         },
       );
       console.log(`[hype] guest boot: ${timeToInit(r)}; whole run ${r.seconds.toFixed(1)} s`);
-      const agentReport = await agentChecks!;
+      // A failed host half shows the guest's side too (the console says why the guest went away).
+      const agentReport = await agentChecks!.catch((error: unknown) => {
+        throw new Error(`${(error as Error).message}\nguest console:\n${r.output.slice(-6000)}`, { cause: error });
+      });
       console.log(`[hype] agent checks (ms per step): ${JSON.stringify(agentReport.steps)}`);
       const report = parseGuestTestOutput(r.output);
       const failed = report.results.filter((t) => t.status === 'FAIL');

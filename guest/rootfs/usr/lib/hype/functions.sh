@@ -66,7 +66,7 @@ hype_start_agent() {
 }
 
 # hype_start_network: loopback up, then every Ethernet interface (virtio-net: eth0, eth1, ...) up and
-# configured by DHCP (busybox udhcpc with /usr/share/udhcpc/default.script), all at once. Each client
+# configured by DHCP (busybox udhcpc with /etc/udhcpc/default.script), all at once. Each client
 # asks 3 times a second apart, then goes on in the background, so a network without a DHCP server (a
 # TAP device) delays the boot by 3 s; `hype.dhcp=off` on the kernel command line skips DHCP (the
 # interfaces still come up, for static addresses). udhcpc's own messages go to /run/udhcpc.IFACE.log.
@@ -80,7 +80,7 @@ hype_start_network() {
 		[ "$(cat "$path/type" 2>/dev/null)" = 1 ] || continue
 		ip link set "$iface" up
 		[ "$dhcp" = off ] && continue
-		udhcpc -i "$iface" -b -t 3 -T 1 -A 5 -p "/run/udhcpc.$iface.pid" >"/run/udhcpc.$iface.log" 2>&1 &
+		udhcpc -i "$iface" -s /etc/udhcpc/default.script -b -t 3 -T 1 -A 5 -p "/run/udhcpc.$iface.pid" >"/run/udhcpc.$iface.log" 2>&1 &
 	done
 	wait
 }
