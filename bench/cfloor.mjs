@@ -180,6 +180,13 @@ async function prepare(kind) {
   process.stderr.write(`cfloor: ${kind}: command line: ${cmdline}\n`);
   const e = warmC.exitsToInit;
   if (e) process.stderr.write(`cfloor: ${kind}: the C VMM's exits to /init: ${e.all} (port I/O ${e.pio}, of which UART ${e.uart}; MMIO ${e.mmio}, of which virtio notify ${e.virtioNotify})\n`);
+  const h = warm.exitsToInit;
+  if (h) {
+    process.stderr.write(
+      `cfloor: ${kind}: hype's exits to /init: ${h.all} (port I/O ${h.pio}, of which ${h.mirrored} reads answered on the vCPU thread ` +
+        `from the read mirror and ${h.uart} UART exits to JS; MMIO ${h.mmio})\n`,
+    );
+  }
   // The same guest, the same messages (numbers aside): say where they differ.
   const hypeLines = new Set(consoleLines(warm.stdout));
   const onlyC = consoleLines(warmC.stdout).filter((l) => !hypeLines.has(l));
@@ -235,6 +242,7 @@ for (const side of sides) {
     hype: hs,
     cfloor: cs,
     cfloorExits: side.c.map((r) => ({ toInit: r.exitsToInit, toEnd: r.exitsToEnd })),
+    hypeExits: side.hype.map((r) => ({ toInit: r.exitsToInit, toEnd: r.exitsToEnd })),
   };
 }
 

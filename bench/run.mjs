@@ -21,7 +21,7 @@ import { formatTable } from './lib/table.mjs';
 const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
 const ROOT = join(BENCH_DIR, '..');
 /** Every benchmark, in report order: bench/<name>.mjs. */
-const BENCHMARKS = ['handoff', 'blk', 'hostile', 'boot', 'memory', 'ddread', 'exec', 'cfloor'];
+const BENCHMARKS = ['handoff', 'blk', 'hostile', 'boot', 'memory', 'ddread', 'exec', 'cfloor', 'net'];
 
 const requested = process.argv.slice(2);
 for (const name of requested) {

@@ -9,8 +9,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const KVM_BENCHMARKS = ['handoff', 'boot', 'memory', 'ddread', 'exec', 'cfloor'];
-const ALL = ['handoff', 'blk', 'hostile', 'boot', 'memory', 'ddread', 'exec', 'cfloor'];
+const KVM_BENCHMARKS = ['handoff', 'boot', 'memory', 'ddread', 'exec', 'cfloor', 'net'];
+const ALL = ['handoff', 'blk', 'hostile', 'boot', 'memory', 'ddread', 'exec', 'cfloor', 'net'];
 
 const requested = process.argv.slice(2);
 const selected = requested.length > 0 ? requested : ALL;

@@ -36,7 +36,7 @@ function resultOf(script: string, env: Record<string, string>) {
   return results[0];
 }
 
-describe.each(['boot.mjs', 'memory.mjs', 'ddread.mjs'])('%s without KVM', (script) => {
+describe.each(['boot.mjs', 'memory.mjs', 'ddread.mjs', 'net.mjs'])('%s without KVM', (script) => {
   it('reports itself skipped, naming the missing device, and exits 0', () => {
     const result = resultOf(script, { HYPE_KVM_DEVICE: join(tmp, 'no-kvm-here') });
     expect(result).toMatchObject({ bench: script.replace('.mjs', ''), status: 'skipped', reason: `needs ${join(tmp, 'no-kvm-here')} (absent on this host)` });
