@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "kvm_abi.h"
+#include "pio_read_mirror.h"
 
 namespace hype {
 
@@ -73,6 +74,15 @@ void InitLayout(Napi::Env env, Napi::Object exports) {
   exports.Set("layout", Napi::Function::New(env, Layout, "layout"));
   exports.Set("ioctls", Napi::Function::New(env, Ioctls, "ioctls"));
   exports.Set("constants", Napi::Function::New(env, Constants, "constants"));
+  // The read mirror's layout as the C++ code uses it (src/pio-read-mirror.ts is compared with it).
+  Napi::Object mirror = Napi::Object::New(env);
+  mirror.Set("entries", Napi::Number::New(env, pio_read_mirror::kEntries));
+  mirror.Set("entryBytes", Napi::Number::New(env, pio_read_mirror::kEntryBytes));
+  mirror.Set("size", Napi::Number::New(env, pio_read_mirror::kSize));
+  mirror.Set("validBit", Napi::Number::New(env, pio_read_mirror::kValid));
+  mirror.Set("portShift", Napi::Number::New(env, pio_read_mirror::kPortShift));
+  mirror.Set("valueMask", Napi::Number::New(env, pio_read_mirror::kValueMask));
+  exports.Set("pioReadMirrorLayout", mirror);
 }
 
 }  // namespace hype

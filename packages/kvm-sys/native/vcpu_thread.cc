@@ -10,6 +10,11 @@
 // An exit already handed to JS is still completed before the thread ends, and the thread's last
 // KVM_RUN (with immediate_exit) lets KVM finish that instruction. join() (used by close and at environment
 // teardown) additionally abandons a pending exit and waits for the thread to end.
+//
+// Mirrored reads (options.pioReadMirror, see pio_read_mirror.h): a 1-byte, non-string IN from a port
+// the table holds a valid value for is answered here (the value goes into kvm_run's data area, which
+// KVM_RUN consumes on re-entry) and the thread re-enters KVM_RUN at once: no event, no JS. Only reads the
+// device model published as side-effect free take this path; everything else still goes to JS.
 #include <linux/kvm.h>
 #include <pthread.h>
 #include <signal.h>
@@ -25,6 +30,7 @@
 #include <mutex>
 
 #include "mapping.h"
+#include "pio_read_mirror.h"
 
 namespace hype {
 
@@ -55,14 +61,17 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
                            InstanceAccessor<&VcpuThread::GetTid>("tid"),
                            InstanceAccessor<&VcpuThread::GetRunning>("running"),
                            InstanceAccessor<&VcpuThread::GetExitPending>("exitPending"),
+                           InstanceAccessor<&VcpuThread::GetPioMirrorHits>("pioMirrorHits"),
                        });
   }
 
-  // new VcpuThread(vcpuFd, runMapping, onExit, onStop, { spinNs = 0, simulate = false })
+  // new VcpuThread(vcpuFd, runMapping, onExit, onStop, { spinNs = 0, simulate = false, pioReadMirror })
   //   onExit(): an exit is in kvm_run; call resume() when it is complete (possibly later, asynchronously).
   //   onStop(errno): the thread ended (0 = stopped on request, else KVM_RUN's errno).
   //   simulate: KVM_RUN is replaced by a stand-in (see SimulatedRun) so the threading can be tested
   //   without /dev/kvm.
+  //   pioReadMirror: a Mapping of at least pio_read_mirror::kSize bytes holding the read mirror (shared by
+  //   any number of threads); kept mapped while the thread runs.
   explicit VcpuThread(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<VcpuThread>(info), context_(info.Env(), "HypeVcpuThread") {
     Napi::Env env = info.Env();
@@ -91,6 +100,16 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
     }
     fd_ = *fd;
     run_ = static_cast<kvm_run*>(run_state_->addr);
+    if (!mirror_value_.IsEmpty()) {
+      Mapping* mirror = Mapping::FromValue(mirror_value_.Value(), fn, "options.pioReadMirror");
+      if (mirror == nullptr) return;
+      mirror_state_ = mirror->state();
+      if (!mirror_state_ || mirror_state_->unmapped || mirror_state_->size < pio_read_mirror::kSize) {
+        Napi::Error::New(env, "VcpuThread: the pioReadMirror mapping is closed or too small").ThrowAsJavaScriptException();
+        return;
+      }
+      mirror_ = static_cast<const uint32_t*>(mirror_state_->addr);
+    }
     run_ref_ = Napi::Persistent(info[1].As<Napi::Object>());
     on_exit_ = Napi::Persistent(*on_exit);
     on_stop_ = Napi::Persistent(*on_stop);
@@ -136,6 +155,15 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
       if (!flag) return false;
       simulate_ = *flag;
     }
+    Napi::Value mirror = options.Get("pioReadMirror");
+    if (env_.IsExceptionPending()) return false;
+    if (!mirror.IsUndefined()) {
+      if (!mirror.IsObject()) {
+        ThrowTypeError(mirror, fn, "options.pioReadMirror", "must be a Mapping created by @hype/kvm-sys or undefined");
+        return false;
+      }
+      mirror_value_ = Napi::Persistent(mirror.As<Napi::Object>());  // checked once all options are read
+    }
     return true;
   }
 
@@ -153,9 +181,16 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
   // Stand-in for KVM_RUN with the same contract for what the thread relies on: EINTR when
   // immediate_exit is set or the kick signal arrives; otherwise an exit. kvm_run.padding1[0] = 1 makes
   // it block like a guest that never exits; else it reports a 1-byte OUT to port 0x10 whose data byte
-  // counts the exits.
+  // counts the exits. kvm_run.padding1[1] = N > 0: before each OUT, N 1-byte INs from port 0x11, and the
+  // OUT's data byte is the value the last IN read (consumed at the next "KVM_RUN", as KVM does).
   int SimulatedRun() {
     volatile kvm_run* run = run_;
+    uint8_t* page = reinterpret_cast<uint8_t*>(run_);
+    const uint64_t data_offset = 0x100 + offsetof(kvm_run, s);
+    if (simulated_in_pending_) {
+      simulated_last_in_ = page[data_offset];
+      simulated_in_pending_ = false;
+    }
     for (;;) {
       if (run->immediate_exit) {
         errno = EINTR;
@@ -165,15 +200,24 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
       timespec ts = {0, 1000000};
       if (nanosleep(&ts, nullptr) < 0) return -1;  // EINTR from the kick signal
     }
-    uint8_t* page = reinterpret_cast<uint8_t*>(run_);
-    const uint64_t data_offset = 0x100 + offsetof(kvm_run, s);
+    const uint8_t ins = run->padding1[1];
     run->exit_reason = KVM_EXIT_IO;
-    run->io.direction = KVM_EXIT_IO_OUT;
     run->io.size = 1;
-    run->io.port = 0x10;
     run->io.count = 1;
     run->io.data_offset = data_offset;
-    page[data_offset] = static_cast<uint8_t>(++simulated_exits_);
+    if (simulated_ins_done_ < ins) {
+      simulated_ins_done_++;
+      run->io.direction = KVM_EXIT_IO_IN;
+      run->io.port = 0x11;
+      page[data_offset] = 0xff;
+      simulated_in_pending_ = true;
+      return 0;
+    }
+    simulated_ins_done_ = 0;
+    run->io.direction = KVM_EXIT_IO_OUT;
+    run->io.port = 0x10;
+    ++simulated_exits_;
+    page[data_offset] = ins > 0 ? simulated_last_in_ : static_cast<uint8_t>(simulated_exits_);
     return 0;
   }
 
@@ -202,6 +246,10 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
         err = e;
         break;
       }
+      if (mirror_ != nullptr && AnswerFromMirror()) {
+        pio_mirror_hits_.fetch_add(1, std::memory_order_relaxed);
+        continue;  // re-enter KVM_RUN (after the stop check at the top): no JS round trip
+      }
       resumed_.store(false, std::memory_order_relaxed);
       if (!Post(EventKind::Exit, generation, 0)) break;  // environment shutting down
       WaitForResume();
@@ -209,6 +257,21 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
     }
     Post(EventKind::Stopped, generation, err);
     napi_release_threadsafe_function(tsfn_, napi_tsfn_release);
+  }
+
+  // A 1-byte, non-string IN from a port with a valid mirror entry: writes the value into kvm_run's data
+  // area and returns true. kvm_run is read through volatile (KVM writes it; the data offset is checked
+  // against the mapping all the same).
+  bool AnswerFromMirror() {
+    volatile kvm_run* run = run_;
+    if (run->exit_reason != KVM_EXIT_IO) return false;
+    if (run->io.direction != KVM_EXIT_IO_IN || run->io.size != 1 || run->io.count != 1) return false;
+    const uint64_t data_offset = run->io.data_offset;
+    if (data_offset >= run_state_->size) return false;
+    const int value = pio_read_mirror::Lookup(mirror_, run->io.port);
+    if (value < 0) return false;
+    reinterpret_cast<volatile uint8_t*>(run_)[data_offset] = static_cast<uint8_t>(value);
+    return true;
   }
 
   // Out of KVM_RUN on a kick from probe(): this thread owns the vCPU, so its state can be read here
@@ -286,6 +349,7 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
     exit_pending_ = false;
     generation_++;
     run_state_->pins--;
+    if (mirror_state_) mirror_state_->pins--;
   }
 
   Napi::Value Start(const Napi::CallbackInfo& info) {
@@ -296,6 +360,10 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
     }
     if (run_state_->unmapped) {
       Napi::Error::New(env, "the kvm_run mapping is closed").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (mirror_state_ && mirror_state_->unmapped) {
+      Napi::Error::New(env, "the pioReadMirror mapping is closed").ThrowAsJavaScriptException();
       return env.Undefined();
     }
     stop_requested_ = false;
@@ -325,6 +393,7 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
       return env.Undefined();
     }
     run_state_->pins++;
+    if (mirror_state_) mirror_state_->pins++;
     thread_alive_ = true;
     return env.Undefined();
   }
@@ -421,6 +490,11 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
     return Napi::Boolean::New(info.Env(), exit_pending_);
   }
 
+  // IN exits answered from the read mirror by this object's threads so far (never reset).
+  Napi::Value GetPioMirrorHits(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(pio_mirror_hits_.load(std::memory_order_relaxed)));
+  }
+
   Napi::Env env_ = Napi::Env(nullptr);
   int fd_ = -1;
   std::shared_ptr<MappingState> run_state_;
@@ -432,6 +506,13 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
   int64_t spin_ns_ = 0;
   bool simulate_ = false;
   uint64_t simulated_exits_ = 0;
+  uint8_t simulated_ins_done_ = 0;
+  uint8_t simulated_last_in_ = 0;
+  bool simulated_in_pending_ = false;
+  Napi::ObjectReference mirror_value_;  // options.pioReadMirror: keeps the Mapping alive
+  std::shared_ptr<MappingState> mirror_state_;
+  const uint32_t* mirror_ = nullptr;
+  std::atomic<uint64_t> pio_mirror_hits_{0};
 
   napi_threadsafe_function tsfn_ = nullptr;
   pthread_t thread_{};

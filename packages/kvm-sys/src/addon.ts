@@ -48,6 +48,11 @@ export interface VcpuThreadOptions {
   /** Replace KVM_RUN by an in-process stand-in (tests of the threading without /dev/kvm); vcpuFd may then
    * be -1. */
   simulate?: boolean;
+  /** The port-I/O read mirror (an anonymous Mapping of at least `pioReadMirrorLayout.size` bytes, laid
+   * out as `pioReadMirrorLayout` says; any number of threads may share one): a 1-byte, non-string IN from
+   * a port it holds a valid entry for is answered on the vCPU thread, without calling onExit. The mapping
+   * cannot be closed while the thread runs. */
+  pioReadMirror?: NativeMapping;
 }
 
 export interface NativeVcpuThread {
@@ -69,6 +74,8 @@ export interface NativeVcpuThread {
   readonly probeResult: { count: number; mpState: number; rflags: number; errno: number };
   /** The thread's kernel task id (0 when not running). */
   readonly tid: number;
+  /** IN exits this object's threads answered from the pioReadMirror so far. */
+  readonly pioMirrorHits: number;
 }
 
 export interface NativeVcpuThreadConstructor {
@@ -116,6 +123,8 @@ export interface NativeAddon {
   ioctls(): Record<string, number>;
   /** The KVM_* constant macros. */
   constants(): Record<string, number>;
+  /** The read mirror's layout as the native code uses it (`pioReadMirrorLayout` must equal it). */
+  readonly pioReadMirrorLayout: Record<string, number>;
   readonly pageSize: number;
   /** The real-time signal that kicks vCPU threads out of KVM_RUN (SIGRTMIN+6). */
   readonly kickSignal: number;

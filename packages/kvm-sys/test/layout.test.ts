@@ -1,7 +1,7 @@
 // The TypeScript struct layouts, ioctl numbers and constants against what the C compiler computed from
 // <linux/kvm.h> when the addon was built. Needs no /dev/kvm.
 import { describe, expect, it } from 'vitest';
-import { addon, constantsByMacroName, ioctlName, ioctls, layouts } from '../src/index.js';
+import { addon, constantsByMacroName, ioctlName, ioctls, layouts, pioReadMirrorLayout, pioReadMirrorWord } from '../src/index.js';
 
 describe('struct layouts match <linux/kvm.h>', () => {
   const native = addon().layout();
@@ -39,5 +39,16 @@ describe('ioctl numbers match the KVM_* macros', () => {
 describe('constants match the KVM_* macros', () => {
   it('every constant, under its macro name', () => {
     expect(constantsByMacroName()).toEqual(addon().constants());
+  });
+});
+
+describe('the port-I/O read mirror layout matches native/pio_read_mirror.h', () => {
+  it('every number', () => {
+    expect({ ...pioReadMirrorLayout }).toEqual(addon().pioReadMirrorLayout);
+  });
+
+  it('packs valid bit, port and value into one word', () => {
+    expect(pioReadMirrorWord(0x3fd, 0x60) >>> 0).toBe(0x8003_fd60);
+    expect(pioReadMirrorWord(0xffff, 0x1ff) >>> 0).toBe(0x80ff_ffff);
   });
 });

@@ -4,17 +4,20 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { createRequire } from 'node:module';
-import { addon, layouts, packageRoot, type NativeMapping, type NativeVcpuThread } from '../src/index.js';
+import {
+  addon, layouts, packageRoot, pioReadMirrorLayout, pioReadMirrorWord, type NativeMapping, type NativeVcpuThread,
+} from '../src/index.js';
 
 const native = addon();
 const { kvm_run } = layouts;
 
 /** A simulated vCPU; `block` makes its "KVM_RUN" wait for a kick, like a guest that never exits. */
-function simulatedVcpu(options: { block?: boolean; spinNs?: number } = {}) {
+function simulatedVcpu(options: { block?: boolean; spinNs?: number; ins?: number; pioReadMirror?: NativeMapping } = {}) {
   const run: NativeMapping = new native.Mapping(native.pageSize);
   const page = new Uint8Array(run.buffer!);
   const view = new DataView(run.buffer!);
   page[kvm_run.padding1] = options.block ? 1 : 0;
+  page[kvm_run.padding1 + 1] = options.ins ?? 0; // simulated INs from port 0x11 before each OUT
   const events: string[] = [];
   let onExit: (thread: NativeVcpuThread) => void = (t) => t.resume();
   let stopped: (errno: number) => void = () => {};
@@ -27,7 +30,7 @@ function simulatedVcpu(options: { block?: boolean; spinNs?: number } = {}) {
       events.push(`stop:${errno}`);
       stopped(errno);
     },
-    { simulate: true, spinNs: options.spinNs ?? 0 },
+    { simulate: true, spinNs: options.spinNs ?? 0, ...(options.pioReadMirror ? { pioReadMirror: options.pioReadMirror } : {}) },
   );
   return {
     run,
@@ -147,6 +150,78 @@ describe('VcpuThread (simulated KVM_RUN)', () => {
     expect(await again).toBe(5);
     vcpu.run.close();
     expect(() => vcpu.thread.start()).toThrow(/kvm_run mapping is closed/);
+  });
+});
+
+describe('VcpuThread: reads answered from the pioReadMirror', () => {
+  const IN_PORT = 0x11;
+  const newMirror = () => {
+    const mapping: NativeMapping = new native.Mapping(native.pageSize);
+    return { mapping, words: new Int32Array(mapping.buffer!, 0, pioReadMirrorLayout.entries) };
+  };
+  const ioOf = (vcpu: ReturnType<typeof simulatedVcpu>) => {
+    const dataOffset = Number(vcpu.view.getBigUint64(kvm_run.io_data_offset, true));
+    return { direction: vcpu.page[kvm_run.io_direction], port: vcpu.view.getUint16(kvm_run.io_port, true), dataOffset };
+  };
+
+  it('answers INs from a valid entry on the vCPU thread, and hands the others to JS', async () => {
+    const mirror = newMirror();
+    const vcpu = simulatedVcpu({ ins: 3, pioReadMirror: mirror.mapping });
+    // Entries for other ports, one invalid entry for the port itself: none of them answers.
+    Atomics.store(mirror.words, 0, pioReadMirrorWord(0x3fd, 0x60));
+    Atomics.store(mirror.words, 5, pioReadMirrorWord(IN_PORT, 0x77) & ~pioReadMirrorLayout.validBit);
+    const outs: number[] = [];
+    let jsIns = 0;
+    vcpu.setOnExit((thread) => {
+      const io = ioOf(vcpu);
+      if (io.direction === 0) {
+        expect(io.port).toBe(IN_PORT);
+        jsIns++;
+        vcpu.page[io.dataOffset] = 0x42; // JS's answer
+      } else {
+        outs.push(vcpu.page[io.dataOffset]);
+        // After two OUTs with JS answering, publish a value; after four, take it away again.
+        if (outs.length === 2) Atomics.store(mirror.words, 15, pioReadMirrorWord(IN_PORT, 0x5a));
+        if (outs.length === 4) Atomics.store(mirror.words, 15, 0);
+        if (outs.length === 5) thread.stop();
+      }
+      thread.resume();
+    });
+    vcpu.thread.start();
+    expect(await vcpu.stopped).toBe(0);
+    expect(outs).toEqual([0x42, 0x42, 0x5a, 0x5a, 0x42]);
+    expect(jsIns).toBe(9); // OUTs 1, 2 and 5 had their 3 INs answered by JS
+    expect(vcpu.thread.pioMirrorHits).toBe(6); // OUTs 3 and 4
+    vcpu.run.close();
+    mirror.mapping.close();
+  });
+
+  it('is shared by several threads, kept mapped while they run, and checked', async () => {
+    const mirror = newMirror();
+    Atomics.store(mirror.words, 0, pioReadMirrorWord(IN_PORT, 0x33));
+    const vcpus = [0, 1].map(() => simulatedVcpu({ ins: 4, pioReadMirror: mirror.mapping }));
+    for (const vcpu of vcpus) {
+      let outs = 0;
+      vcpu.setOnExit((thread) => {
+        const io = ioOf(vcpu);
+        expect(io.direction).toBe(1); // every IN was answered natively
+        expect(vcpu.page[io.dataOffset]).toBe(0x33);
+        if (++outs === 100) thread.stop();
+        thread.resume();
+      });
+      vcpu.thread.start();
+    }
+    expect(() => mirror.mapping.close()).toThrow(/in use by a running vCPU thread/);
+    for (const vcpu of vcpus) expect(await vcpu.stopped).toBe(0);
+    for (const vcpu of vcpus) expect(vcpu.thread.pioMirrorHits).toBe(400);
+    for (const vcpu of vcpus) vcpu.run.close();
+    mirror.mapping.close();
+    const run: NativeMapping = new native.Mapping(native.pageSize);
+    const make = (pioReadMirror: unknown) => new native.VcpuThread(-1, run, () => {}, () => {}, { simulate: true, pioReadMirror } as never);
+    expect(() => make(mirror.mapping)).toThrow(/pioReadMirror mapping is closed or too small/);
+    expect(() => make({})).toThrow(TypeError);
+    expect(() => make(7)).toThrow(/options.pioReadMirror must be/);
+    run.close();
   });
 });
 

@@ -3,6 +3,7 @@ export { Vm } from './vm.js';
 export type { IoEventFd, IoEventFdOptions, IrqFd, IrqFdOptions, MemoryRegion, MemoryRegionOptions } from './vm.js';
 export { Vcpu } from './vcpu.js';
 export type { ExitAction, ExitHandler, StartOptions, VcpuStopReason } from './vcpu.js';
+export { PioReadMirror } from './pio-read-mirror.js';
 export { KvmRun } from './kvm-run.js';
 export type { InternalErrorExit, IoExit, MmioExit, SystemEventExit } from './kvm-run.js';
 export { EventFd } from './eventfd.js';

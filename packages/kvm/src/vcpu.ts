@@ -1,6 +1,7 @@
 import { addon, ioctls, layout, type NativeMapping, type NativeVcpuThread } from '@hype/kvm-sys';
 import { closedError, ioctl, KvmError } from './errors.js';
 import { KvmRun } from './kvm-run.js';
+import type { PioReadMirror } from './pio-read-mirror.js';
 import {
   decodeCpuid2, decodeFpu, decodeMsrs, decodeRegs, decodeSregs, decodeVcpuEvents, encodeCpuid2, encodeEnableCap,
   encodeFpu, encodeMsrs, encodeRegs, encodeSregs, encodeVcpuEvents,
@@ -18,6 +19,9 @@ export interface StartOptions {
    * simulated handoff on a 2-core host: spinning cut the round trip from ~8 µs to ~2 µs while a core was
    * idle, but raised it to 20-26 µs while other work kept both cores busy (bench/handoff.mjs). */
   spinNs?: number;
+  /** 1-byte port reads the vCPU thread answers itself from what device models published (see
+   * PioReadMirror); the handler sees only the other exits. */
+  pioReadMirror?: PioReadMirror;
 }
 
 /** Why a vCPU's run ended normally: stop() (or a handler's 'stop'), or close(). */
@@ -184,6 +188,7 @@ export class Vcpu implements Disposable {
       const thread = new (addon().VcpuThread)(fd, this.#runMapping, onExit, onStop, {
         spinNs: options.spinNs ?? 0,
         simulate: this.#simulateKvmRun,
+        ...(options.pioReadMirror ? { pioReadMirror: options.pioReadMirror.mapping } : {}),
       });
       thread.start();
       this.#thread = thread;
@@ -208,6 +213,11 @@ export class Vcpu implements Disposable {
   /** The last probe's result (`count` 0: none yet), or undefined when the vCPU was never started. */
   get probeResult(): { count: number; mpState: number; rflags: number; errno: number } | undefined {
     return this.#thread?.probeResult;
+  }
+
+  /** Port reads the vCPU thread answered from the pioReadMirror in the last (or current) run. */
+  get pioMirrorHits(): number {
+    return this.#thread?.pioMirrorHits ?? 0;
   }
 
   /** The kernel task id of the running vCPU thread (0 when not running), e.g. for /proc/self/task/<tid>/stat. */

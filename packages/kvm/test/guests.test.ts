@@ -3,7 +3,7 @@
 // its bytes. Guest CPL0 code is emulated on PVM hosts, so the guests stay a few instructions long.
 import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { KvmCap, KvmError, KvmExit, Kvm, type KvmRun, type Vcpu, type Vm } from '../src/index.js';
+import { KvmCap, KvmError, KvmExit, Kvm, PioReadMirror, type KvmRun, type Vcpu, type Vm } from '../src/index.js';
 
 const hasKvm = existsSync('/dev/kvm');
 if (!hasKvm) console.warn('[hype] /dev/kvm absent on this host: skipping KVM tests in packages/kvm/test/guests.test.ts');
@@ -126,6 +126,59 @@ describe.skipIf(!hasKvm)('KVM guests', () => {
     expect(regs.rbx & 0xffffn).toBe(0xbeefn);
     expect(regs.rdx & 0xffffn).toBe(0x3f8n);
     expect(vm.memory.view(0x9000, 1)).toBeUndefined(); // MMIO, not RAM
+  });
+
+  it('real mode: 1-byte INs from a port in the PioReadMirror are answered on the vCPU thread; other accesses exit', async () => {
+    const kvm = track(Kvm.open());
+    const vm = track(createVm(kvm));
+    const ram = vm.addMemory({ guestPhysAddr: 0, size: 0x8000 });
+    // prettier-ignore
+    ram.bytes.set([
+      0xba, 0xfd, 0x03, //       mov dx, 0x3fd
+      0xb9, 0x64, 0x00, //       mov cx, 100
+      0x31, 0xdb, //             xor bx, bx
+      0xec, //             l:    in al, dx           ; mirrored: 0x03, 100 times, no exit
+      0x00, 0xc3, //             add bl, al
+      0xe2, 0xfb, //             loop l
+      0xba, 0xf8, 0x03, //       mov dx, 0x3f8
+      0x88, 0xd8, //             mov al, bl
+      0xee, //                   out dx, al          -> IO out 0x3f8: 100 * 3 = 0x12c -> 0x2c; host publishes 0x07
+      0xba, 0xfd, 0x03, //       mov dx, 0x3fd
+      0xec, //                   in al, dx           ; mirrored: 0x07
+      0x88, 0xc3, //             mov bl, al
+      0xed, //                   in ax, dx           <- 2 bytes: not mirrored, host answers 0xbeef
+      0xf4, //                   hlt
+    ], CODE);
+    const vcpu = vm.createVcpu(0);
+    enterRealMode(vcpu, CODE);
+    const mirror = track(new PioReadMirror());
+    mirror.set(0x3fd, 0x03);
+    mirror.set(0x3f8, undefined);
+
+    const seen: Seen = [];
+    await vcpu.start(
+      (run) => {
+        seen.push(describeExit(run));
+        if (run.exitReason === KvmExit.IO) {
+          const io = run.io;
+          if (io.direction === 'out') {
+            expect(io.data[0]).toBe(0x2c);
+            expect(vcpu.pioMirrorHits).toBe(100);
+            mirror.set(0x3fd, 0x07);
+          } else io.data.set([0xef, 0xbe]);
+          return;
+        }
+        return 'stop';
+      },
+      { pioReadMirror: mirror },
+    );
+
+    expect(seen).toEqual(['io out 0x3f8 1', 'io in 0x3fd 2', 'HLT']);
+    expect(vcpu.pioMirrorHits).toBe(101);
+    const regs = vcpu.getRegs();
+    expect(regs.rip).toBe(BigInt(CODE + 0x1b));
+    expect(regs.rbx & 0xffn).toBe(0x07n);
+    expect(regs.rax & 0xffffn).toBe(0xbeefn);
   });
 
   it('64-bit long mode (GDT and page tables built here): out, in, MMIO and 64-bit registers', async () => {

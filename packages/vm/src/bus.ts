@@ -11,6 +11,17 @@ export interface BusDevice {
   write(offset: number, data: Uint8Array): void;
 }
 
+/**
+ * Where a device publishes the values of its register reads that have no side effect, so that they can
+ * be answered without reaching the device (`PioReadMirror` of @hype/kvm answers them on the vCPU
+ * threads). The device calls `publish` for a register whenever what a read of it returns changes, and
+ * before the change can be seen by the guest; `undefined` while a read of it has a side effect.
+ */
+export interface ReadMirror {
+  /** `offset` as in BusDevice (from the device's base); `value` what a 1-byte read there returns now. */
+  publish(offset: number, value: number | undefined): void;
+}
+
 export type BusKind = 'pio' | 'mmio';
 
 /** Largest address + 1 of each address space (ports are 16-bit; MMIO guest-physical below 2^52). */

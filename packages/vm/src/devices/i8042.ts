@@ -1,4 +1,4 @@
-import type { BusDevice } from '../bus.js';
+import type { BusDevice, ReadMirror } from '../bus.js';
 
 export const I8042_DATA_PORT = 0x60;
 export const I8042_COMMAND_PORT = 0x64;
@@ -57,6 +57,8 @@ export interface I8042Options {
   onReset(): void;
   /** Drives IRQ 1 (keyboard) or IRQ 12 (aux) lines; called only when a level changes. */
   setIrq?(irq: number, level: boolean): void;
+  /** Receives the status register (port 0x64, offset 0), whose read never has a side effect, after every change. */
+  statusMirror?: ReadMirror;
 }
 
 /**
@@ -96,7 +98,7 @@ export class I8042 {
   readonly command: BusDevice = {
     read: (_offset, data) => {
       data.fill(0xff);
-      data[0] = this.status | (this.out !== undefined ? STR_OBF : 0) | (this.out !== undefined && this.outIsAux ? STR_AUXDATA : 0);
+      data[0] = this.statusRegister();
     },
     write: (_offset, data) => {
       this.writeCommand(data[0]);
@@ -104,7 +106,14 @@ export class I8042 {
     },
   };
 
-  constructor(private readonly opts: I8042Options) {}
+  constructor(private readonly opts: I8042Options) {
+    this.opts.statusMirror?.publish(0, this.statusRegister());
+  }
+
+  /** Port 0x64 as read (no side effect). */
+  private statusRegister(): number {
+    return this.status | (this.out !== undefined ? STR_OBF : 0) | (this.out !== undefined && this.outIsAux ? STR_AUXDATA : 0);
+  }
 
   private readData(): number {
     if (this.out === undefined) return this.lastOut; // a real 8042 returns the stale latch
@@ -194,7 +203,10 @@ export class I8042 {
     }
   }
 
+  /** Ends every state change (all of them come through the data and command ports): publishes the
+   * status register to the mirror, then drives the interrupt lines. */
   private updateIrqs(): void {
+    this.opts.statusMirror?.publish(0, this.statusRegister());
     const full = this.out !== undefined;
     const kbd = full && !this.outIsAux && (this.ctr & CTR_KBDINT) !== 0;
     const aux = full && this.outIsAux && (this.ctr & CTR_AUXINT) !== 0;

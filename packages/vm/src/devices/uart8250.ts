@@ -1,4 +1,4 @@
-import type { BusDevice } from '../bus.js';
+import type { BusDevice, ReadMirror } from '../bus.js';
 
 /** COM1, as Linux's 8250 driver expects it on a PC. */
 export const COM1_PORT = 0x3f8;
@@ -84,6 +84,11 @@ export interface UartOptions {
    * FIFO or left loopback), so the host can feed more input. May call `receive` synchronously.
    */
   onRxDrained?(): void;
+  /**
+   * Receives the value of every register whose read has no side effect, offsets 0-7, after every change
+   * (see the class comment); `undefined` for a register while reading it changes something.
+   */
+  mirror?: ReadMirror;
 }
 
 /**
@@ -93,6 +98,19 @@ export interface UartOptions {
  * register state after every access, with the 16550A priorities (line status > received data >
  * THR empty > modem status), the same model QEMU's serial.c uses. The modem inputs of an idle line
  * are CTS, DSR and DCD asserted; in loopback they follow the MCR outputs.
+ *
+ * The read mirror (`UartOptions.mirror`): after every change of state the model publishes, for each
+ * register, what a read returns if that read changes nothing (`sideEffectFreeRead`, the same code
+ * `read()` uses), and `undefined` otherwise: RBR (reading it pops the receive FIFO), IIR while it reports
+ * "THR empty" (the read clears that interrupt), LSR while an error bit is set (cleared by the read), MSR
+ * while a delta bit is set (likewise). Every path that changes state ends in `updateIrq()`, which
+ * publishes first and only then drives the interrupt line. So a vCPU that reads a published value reads
+ * what `read()` would have returned at some instant consistent with its own program order: its own
+ * accesses that change state exit to this model synchronously and are published before it resumes;
+ * another vCPU's change is published before that vCPU resumes (until then the read orders before the
+ * change); host-side changes (input arriving, the output draining) are published before the interrupt
+ * that announces them is raised. A stale value can only be one that was true a moment earlier, and the
+ * guest can only read it: nothing it does through the mirror reaches the model.
  */
 export class Uart8250 implements BusDevice {
   private ier = 0;
@@ -111,7 +129,9 @@ export class Uart8250 implements BusDevice {
   /** The host refused more output: THR stays full until transmitterReady(). */
   private txBlocked = false;
 
-  constructor(private readonly opts: UartOptions) {}
+  constructor(private readonly opts: UartOptions) {
+    this.publish();
+  }
 
   read(offset: number, data: Uint8Array): void {
     // Wider accesses reach consecutive registers, as on an 8-bit ISA device.
@@ -174,22 +194,47 @@ export class Uart8250 implements BusDevice {
     return this.fifoEnabled ? UART_FIFO_SIZE : 1;
   }
 
-  private readRegister(reg: number): number {
+  /**
+   * What reading `reg` returns when the read changes nothing, or undefined when it has a side effect
+   * (then readRegister does the rest). The values the read mirror publishes.
+   */
+  sideEffectFreeRead(reg: number): number | undefined {
     switch (reg) {
       case UartReg.DATA:
-        if (this.dlab) return this.dll;
-        return this.readRbr();
+        return this.dlab ? this.dll : undefined; // RBR: pops the receive FIFO
       case UartReg.IER:
         return this.dlab ? this.dlm : this.ier;
       case UartReg.IIR: {
         const iir = this.iir();
-        if ((iir & 0x0f) === IIR_THRI) this.thrPending = false;
+        if ((iir & 0x0f) === IIR_THRI) return undefined; // reporting THRE clears it
         return iir | (this.fifoEnabled ? IIR_FIFO_ENABLED : 0);
       }
       case UartReg.LCR:
         return this.lcr;
       case UartReg.MCR:
         return this.mcr;
+      case UartReg.LSR:
+        return this.lsr & LSR_ERRORS ? undefined : this.lsr; // error bits clear on read
+      case UartReg.MSR:
+        return this.msr & MSR_DELTAS ? undefined : this.msr; // delta bits clear on read
+      case UartReg.SCR:
+        return this.scr;
+      default:
+        return 0xff;
+    }
+  }
+
+  private readRegister(reg: number): number {
+    const value = this.sideEffectFreeRead(reg);
+    if (value !== undefined) return value;
+    switch (reg) {
+      case UartReg.DATA:
+        return this.readRbr();
+      case UartReg.IIR: {
+        const iir = this.iir();
+        if ((iir & 0x0f) === IIR_THRI) this.thrPending = false;
+        return iir | (this.fifoEnabled ? IIR_FIFO_ENABLED : 0);
+      }
       case UartReg.LSR: {
         const lsr = this.lsr;
         this.lsr &= ~LSR_ERRORS;
@@ -200,8 +245,6 @@ export class Uart8250 implements BusDevice {
         this.msr &= ~MSR_DELTAS;
         return msr;
       }
-      case UartReg.SCR:
-        return this.scr;
       default:
         return 0xff;
     }
@@ -323,7 +366,16 @@ export class Uart8250 implements BusDevice {
     return IIR_NO_INT;
   }
 
+  /** Publishes every register's side-effect-free read value to the mirror (undefined: not side-effect free). */
+  private publish(): void {
+    const mirror = this.opts.mirror;
+    if (!mirror) return;
+    for (let reg = 0; reg < UART_PORT_COUNT; reg++) mirror.publish(reg, this.sideEffectFreeRead(reg));
+  }
+
+  /** Ends every state change: publishes to the read mirror, then drives the interrupt line (in that order). */
   private updateIrq(): void {
+    this.publish();
     const level = this.iir() !== IIR_NO_INT;
     if (level !== this.irqLevel) {
       this.irqLevel = level;

@@ -1,10 +1,10 @@
 import { buildAcpiTables } from '@hype/acpi';
 import { AgentClient } from '@hype/guest-agent';
-import { KvmCap, type Kvm, type Vcpu, type Vm } from '@hype/kvm';
+import { KvmCap, PioReadMirror, type Kvm, type Vcpu, type Vm } from '@hype/kvm';
 import { LAYOUT, LoaderError } from '@hype/linux-loader';
 import { loadLinuxFiles } from '@hype/linux-loader/node';
 import { ConsoleDevice, MMIO_WINDOW_SIZE, type VirtioDevice } from '@hype/virtio';
-import { Bus } from '../bus.js';
+import { Bus, type ReadMirror } from '../bus.js';
 import { DEFAULT_MEM_MIB, MAX_CPUS, type VmConfig } from '../config.js';
 import { ACPI_POWER_PORT, ACPI_RESET_VALUE, AcpiPowerPort } from '../devices/acpi-power.js';
 import { DEBUG_PORT_BASE, DEBUG_PORT_COUNT, DebugPort } from '../devices/debug-port.js';
@@ -49,6 +49,13 @@ export interface VmRuntimeOptions {
    * building a VM), so the file is not read twice; a 17 MiB vmlinux over a slow file system costs.
    */
   kernelBytes?: Uint8Array;
+  /**
+   * Answer the reads of device registers that have no side effect (8250 LSR, MSR, IIR, ...; i8042 status)
+   * on the vCPU threads from values the device models publish, instead of an exit to JavaScript each
+   * (PioReadMirror of @hype/kvm). Default true, unless the environment variable HYPE_PIO_READ_MIRROR is
+   * `0` (to compare, e.g. in `pnpm bench cfloor`).
+   */
+  pioReadMirror?: boolean;
 }
 
 /** What the build steps share: the config, the options, where undo steps go, how devices end the VM. */
@@ -85,18 +92,23 @@ export async function createVm(config: VmConfig, options: VmRuntimeOptions): Pro
     options,
     logger: options.logger ?? silentLogger,
     teardown,
-    timing: (event, value) => options.onTiming?.({ event, ms: performance.now(), ...(value !== undefined ? { value } : {}) }),
+    timing: (event, value) => {
+      if (!options.onTiming) return;
+      // Exit counts so far (boot markers and the end): where the boot's time goes.
+      const exits = machine && (event === 'boot-marker' || event === 'exit') ? machine.exitCounts() : undefined;
+      options.onTiming({ event, ms: performance.now(), ...(value !== undefined ? { value } : {}), ...(exits ? { exits } : {}) });
+    },
     finish: (exit) => machine?.finish(exit),
   };
   try {
     checkConfig(config);
     checkDevices(devices, config.console);
-    const { kvm, vm } = createVmWithRam(context);
+    const { kvm, vm, pioReadMirror } = createVmWithRam(context);
     const quirks = new HostQuirks(vm.memory, { mode: options.hostQuirks, logger: context.logger });
     if (quirks.active && kvm.checkExtension(KvmCap.EXIT_ON_EMULATION_FAILURE) > 0) {
       vm.enableCap(KvmCap.EXIT_ON_EMULATION_FAILURE, [1]);
     }
-    const platform = attachPlatformDevices(context, vm);
+    const platform = attachPlatformDevices(context, vm, pioReadMirror);
     const virtio = attachVirtioDevices(context, vm, platform.mmio, devices);
     teardown.push(closeDevices); // device I/O in flight drains while guest RAM is still mapped
     // The quirks layer merges its additions in (a value the user set wins; clearcpuid lists combine).
@@ -109,6 +121,7 @@ export async function createVm(config: VmConfig, options: VmRuntimeOptions): Pro
       vcpus,
       pio: platform.pio,
       mmio: platform.mmio,
+      ...(pioReadMirror ? { pioReadMirror } : {}),
       quirks,
       consoleInput: virtio.consoleInput ?? platform.serialInput,
       markers: platform.debugPort.markers,
@@ -148,10 +161,18 @@ function checkDevices(devices: readonly VirtioDevice[], console: VmConfig['conso
   }
 }
 
-/** The KVM and VM file descriptors, the in-kernel irqchip and PIT, and guest RAM. */
-function createVmWithRam({ config, options, teardown }: BuildContext): { kvm: Kvm; vm: Vm } {
+/** Whether register reads are answered from the PioReadMirror (VmRuntimeOptions.pioReadMirror). */
+function pioReadMirrorEnabled(options: VmRuntimeOptions): boolean {
+  return options.pioReadMirror ?? process.env.HYPE_PIO_READ_MIRROR !== '0';
+}
+
+/** The KVM and VM file descriptors, the in-kernel irqchip and PIT, guest RAM, and the read mirror. */
+function createVmWithRam({ config, options, teardown }: BuildContext): { kvm: Kvm; vm: Vm; pioReadMirror: PioReadMirror | undefined } {
   const kvm = openKvm(options.kvmDevice ?? '/dev/kvm');
   teardown.push(() => kvm.close());
+  // Unmapped after vm.close() (teardown runs in reverse) has ended the vCPU threads that read it.
+  const pioReadMirror = pioReadMirrorEnabled(options) ? new PioReadMirror() : undefined;
+  if (pioReadMirror) teardown.push(() => pioReadMirror.close());
   const vm = kvm.createVm();
   teardown.push(() => vm.close());
   vm.setTssAddr(TSS_ADDR);
@@ -159,11 +180,11 @@ function createVmWithRam({ config, options, teardown }: BuildContext): { kvm: Kv
   vm.createIrqchip();
   vm.createPit2({ speakerDummy: true });
   allocateGuestRam(vm, config.memMiB * MiB);
-  return { kvm, vm };
+  return { kvm, vm, pioReadMirror };
 }
 
 /** The 8250 UART on COM1, the i8042 (for its reset line), hype's debug port and the ACPI power registers. */
-function attachPlatformDevices({ config, options, logger, teardown, timing, finish }: BuildContext, vm: Vm) {
+function attachPlatformDevices({ config, options, logger, teardown, timing, finish }: BuildContext, vm: Vm, pioReadMirror?: PioReadMirror) {
   const pio = new Bus('pio', logger);
   const mmio = new Bus('mmio', logger);
   // Serial output is bounded like the virtio console's: a full sink keeps the UART's THR full.
@@ -177,12 +198,14 @@ function attachPlatformDevices({ config, options, logger, teardown, timing, fini
     output: (byte) => (config.console === 'serial' ? consoleOut.push(byte) : undefined),
     setIrq: (level) => vm.irqLine(COM1_IRQ, level),
     onRxDrained: () => serialInput.feed(),
+    ...(pioReadMirror ? { mirror: portMirror(pioReadMirror, COM1_PORT) } : {}),
   });
   const serialInput = new InputQueue((bytes) => uart.receive(bytes));
   pio.register(COM1_PORT, UART_PORT_COUNT, uart, 'serial (COM1)');
   const i8042 = new I8042({
     onReset: () => finish({ kind: 'reboot', source: 'i8042' }),
     setIrq: (irq, level) => vm.irqLine(irq, level),
+    ...(pioReadMirror ? { statusMirror: portMirror(pioReadMirror, I8042_COMMAND_PORT) } : {}),
   });
   pio.register(I8042_DATA_PORT, 1, i8042.data, 'i8042 data');
   pio.register(I8042_COMMAND_PORT, 1, i8042.command, 'i8042 command');
@@ -265,6 +288,11 @@ function createVcpus(config: VmConfig, kvm: Kvm, vm: Vm, quirks: HostQuirks): Vc
     configureVcpu(vcpu, { vcpuCount: config.cpus, supportedCpuid, adjustCpuid: (entries) => quirks.cpuid(entries) });
   }
   return vcpus;
+}
+
+/** A device's ReadMirror at port `base` of the PioReadMirror. */
+function portMirror(mirror: PioReadMirror, base: number): ReadMirror {
+  return { publish: (offset, value) => void mirror.set(base + offset, value) };
 }
 
 function once(step: () => Promise<void>): () => Promise<void> {

@@ -1,5 +1,5 @@
 export { createVm, type VmRuntimeOptions } from './create-vm.js';
-export { Machine, type MachineParts, type MachineVcpu, type TimingEvent, type TimingEventName } from './machine.js';
+export { Machine, type ExitCounts, type MachineParts, type MachineVcpu, type TimingEvent, type TimingEventName } from './machine.js';
 export { probeKvmDevice } from './kvm-device.js';
 export { Teardown } from './teardown.js';
 export { baseCmdline, joinCmdline } from './cmdline.js';

@@ -1,4 +1,4 @@
-import { KvmExit, KvmInternalError, KvmSystemEvent, type KvmRun, type Regs, type Sregs, type Vcpu } from '@hype/kvm';
+import { KvmExit, KvmInternalError, KvmSystemEvent, type KvmRun, type PioReadMirror, type Regs, type Sregs, type Vcpu } from '@hype/kvm';
 import {
   AgentError,
   type AgentClient,
@@ -14,6 +14,7 @@ import {
 import type { GuestMemory } from '@hype/guest-memory';
 import { dispatchPio, type Bus } from '../bus.js';
 import type { BootMarker } from '../devices/debug-port.js';
+import { COM1_PORT, UART_PORT_COUNT } from '../devices/uart8250.js';
 import { buildInternalErrorReport, describeExit, type VmExit } from '../lifecycle.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { HostQuirks } from '../quirks/index.js';
@@ -28,13 +29,30 @@ export interface TimingEvent {
   ms: number;
   /** The marker value of a boot-marker event. */
   value?: number;
+  /** Exits so far (boot-marker and exit events). */
+  exits?: ExitCounts;
+}
+
+/** KVM exits of all vCPUs so far, by kind. */
+export interface ExitCounts {
+  /** Every exit, including those answered from the read mirror on the vCPU threads. */
+  all: number;
+  /** Port I/O exits, including the mirrored ones. */
+  pio: number;
+  /** Port I/O exits to the 8250 UART (COM1) handled in JavaScript (mirrored ones not included). */
+  uart: number;
+  mmio: number;
+  /** Port reads answered from the read mirror on the vCPU threads (never reaching JavaScript). */
+  mirrored: number;
 }
 
 /** What the Machine uses of a vCPU (@hype/kvm's Vcpu; tests pass scripted ones). */
 export type MachineVcpu = ProbedVcpu &
   Pick<Vcpu, 'id' | 'stop' | 'getRegs' | 'setRegs' | 'getSregs' | 'setSregs' | 'getMsrs' | 'getVcpuEvents' | 'setVcpuEvents'> & {
     /** Runs the vCPU on its thread, calling `handler` for each exit, until it returns 'stop' or stop() is called. */
-    start(handler: (run: KvmRun, vcpu: MachineVcpu) => 'stop' | void): Promise<unknown>;
+    start(handler: (run: KvmRun, vcpu: MachineVcpu) => 'stop' | void, options?: { pioReadMirror?: PioReadMirror }): Promise<unknown>;
+    /** Port reads the vCPU thread answered from the read mirror. */
+    readonly pioMirrorHits?: number;
   };
 
 /** Everything a Machine runs: what createVm built, step by step. */
@@ -44,6 +62,8 @@ export interface MachineParts {
   vcpus: readonly MachineVcpu[];
   pio: Bus;
   mmio: Bus;
+  /** Register reads answered on the vCPU threads (the devices on `pio` publish into it). */
+  pioReadMirror?: PioReadMirror;
   quirks: HostQuirks;
   /** Where writeConsole() bytes go (the virtio console's or the UART's input queue). */
   consoleInput: { write(bytes: Uint8Array): void };
@@ -77,6 +97,9 @@ export class Machine {
   private readonly vcpus: readonly MachineVcpu[];
   private readonly pio: Bus;
   private readonly mmio: Bus;
+  private readonly pioReadMirror: PioReadMirror | undefined;
+  /** Exits handled here (JS), by kind. */
+  private readonly handled = { all: 0, pio: 0, uart: 0, mmio: 0 };
   private readonly quirks: HostQuirks;
   private readonly consoleInput: { write(bytes: Uint8Array): void };
   private readonly teardown: Teardown;
@@ -92,6 +115,7 @@ export class Machine {
     this.vcpus = parts.vcpus;
     this.pio = parts.pio;
     this.mmio = parts.mmio;
+    this.pioReadMirror = parts.pioReadMirror;
     this.quirks = parts.quirks;
     this.consoleInput = parts.consoleInput;
     this.teardown = parts.teardown;
@@ -106,6 +130,14 @@ export class Machine {
   /** Bytes for the guest console (buffered until the guest reads them). */
   writeConsole(bytes: Uint8Array): void {
     if (!this.closed) this.consoleInput.write(bytes);
+  }
+
+  /** KVM exits of all vCPUs so far, by kind (see ExitCounts). */
+  exitCounts(): ExitCounts {
+    let mirrored = 0;
+    for (const vcpu of this.vcpus) mirrored += vcpu.pioMirrorHits ?? 0;
+    const { all, pio, uart, mmio } = this.handled;
+    return { all: all + mirrored, pio: pio + mirrored, uart, mmio, mirrored };
   }
 
   /** Ends the VM from the host side: run() resolves { kind: 'stopped', reason }. Idempotent. */
@@ -179,7 +211,7 @@ export class Machine {
     this.timing('first-kvm-run');
     const runs = this.vcpus.map((vcpu) =>
       vcpu
-        .start((run, v) => this.onExit(run, v))
+        .start((run, v) => this.onExit(run, v), this.pioReadMirror ? { pioReadMirror: this.pioReadMirror } : {})
         .catch((error: unknown) => {
           this.failure ??= error;
           this.finish({ kind: 'stopped', reason: `vCPU ${vcpu.id} failed` });
@@ -207,14 +239,18 @@ export class Machine {
 
   private onExit(run: KvmRun, vcpu: MachineVcpu): 'stop' | void {
     if (this.exit) return 'stop';
+    this.handled.all++;
     switch (run.exitReason) {
       case KvmExit.IO: {
         const io = run.io;
+        this.handled.pio++;
+        if (io.port >= COM1_PORT && io.port < COM1_PORT + UART_PORT_COUNT) this.handled.uart++;
         dispatchPio(this.pio, { port: io.port, size: io.size, count: io.count, isWrite: io.direction === 'out', data: io.data });
         break;
       }
       case KvmExit.MMIO: {
         const mmio = run.mmio;
+        this.handled.mmio++;
         if (mmio.isWrite) this.mmio.write(mmio.physAddr, mmio.data);
         else this.mmio.read(mmio.physAddr, mmio.data);
         break;
