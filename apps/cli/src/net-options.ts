@@ -1,6 +1,6 @@
 // --net, --mac and --publish: what network interfaces the guest gets and how they reach the host.
 import { isIPv4 } from 'node:net';
-import type { PortForward } from '@hype/virtio-net/node';
+import { sameHostPort, type PortForward } from '@hype/virtio-net/node';
 import { describeValue } from './options.js';
 import { UsageError } from './usage-error.js';
 
@@ -119,11 +119,10 @@ export function resolveNics(
     if (!user) {
       throw new UsageError(`${labels.publish ?? '--publish'}: forwards ports through user-mode networking; add --net user`);
     }
-    const seen = new Set<string>();
-    for (const forward of publish) {
-      const key = `${forward.protocol}/${forward.hostPort}`;
-      if (seen.has(key)) throw new UsageError(`${labels.publish ?? '--publish'}: host ${forward.protocol} port ${forward.hostPort} is published twice`);
-      seen.add(key);
+    for (const [i, forward] of publish.entries()) {
+      if (publish.slice(0, i).some((other) => sameHostPort(other, forward))) {
+        throw new UsageError(`${labels.publish ?? '--publish'}: host ${forward.protocol} port ${forward.hostPort} is published twice`);
+      }
     }
     user.publish = [...publish];
   }

@@ -132,7 +132,7 @@ async function run(parsed: RunParsed, io: CliIo, argv: readonly string[]): Promi
 
   const nics = resolveNics(options.nets, options.mac, options.publish, origins);
   const warnings: string[] = [];
-  const inputs = await checkInputs(options, origins, fs, warnings, nics.length);
+  const inputs = await checkInputs(options, origins, fs, warnings, nics.length, guestCommand !== undefined || vsock !== undefined);
   for (const warning of warnings) printError(io, `warning: ${warning}`);
   if (inputs.errors.length > 0) {
     for (const error of inputs.errors) printError(io, error);

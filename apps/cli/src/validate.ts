@@ -127,6 +127,7 @@ export async function checkInputs(
   fs: HostFs,
   warnings: string[] = [],
   nicCount = 0,
+  vsock = false,
 ): Promise<InputCheck> {
   const result: InputCheck = { errors: [] };
   if (options.kernel !== undefined) {
@@ -146,8 +147,10 @@ export async function checkInputs(
     ...((options.console ?? 'hvc') === 'hvc' ? ['the virtio console'] : []),
     ...((options.rng ?? true) ? ['the entropy device (--rng off frees it)'] : []),
     ...(nicCount > 0 ? [`${nicCount} network interface${nicCount > 1 ? 's' : ''}`] : []),
+    ...(vsock ? ['the vsock device (for -- CMD or --vsock)'] : []),
   ];
-  const maxDisks = MAX_VIRTIO_DEVICES - taken.length;
+  const slotsTaken = taken.length + Math.max(0, nicCount - 1);
+  const maxDisks = MAX_VIRTIO_DEVICES - slotsTaken;
   if (disks.length > maxDisks) {
     result.errors.push(`${origins.disks?.[maxDisks] ?? '--disk'}: ${disks.length} disks, at most ${maxDisks} (hype has ${MAX_VIRTIO_DEVICES} virtio slots${taken.length > 0 ? `; taken: ${taken.join(', ')}` : ''})`);
     return result;

@@ -1,8 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { DEFAULT_AGENT_PORT } from '@hype/guest-agent';
 import { rateLimitedLogger, type VirtioDevice } from '@hype/virtio';
 import { openDiskDevice } from '@hype/virtio-blk/node';
-import { VirtioNetDevice } from '@hype/virtio-net';
-import { openTapBackend, startPasst } from '@hype/virtio-net/node';
+import { VirtioNetDevice, type NetBackend } from '@hype/virtio-net';
+import { openTapBackend, PasstPortError, startPasst, type PortForward } from '@hype/virtio-net/node';
 import { EntropyDevice } from '@hype/virtio-rng';
 import { VsockDevice } from '@hype/virtio-vsock';
 import { VsockUnixBridge } from '@hype/virtio-vsock/node';
@@ -67,15 +68,49 @@ export async function openDevices(config: CliVmConfig, logger: VmLogger): Promis
 async function openNic(nic: CliNic, logger: VmLogger): Promise<VirtioNetDevice> {
   const mac = nic.mac !== undefined ? { mac: nic.mac } : {};
   if (nic.kind === 'user') {
-    const backend = await startPasst({ publish: nic.publish, log: (line) => logger.warn(line) }).catch((error: unknown) => {
+    // passt's messages after start (one line each) are rate-limited: guest traffic can make it log.
+    const log = rateLimitedLogger(logger);
+    const backend = await startPasst({ publish: nic.publish, log: (line) => log.warn(line) }).catch((error: unknown) => {
+      if (error instanceof PasstPortError) {
+        throw new UsageError(`--publish ${formatForward(error.forward)}: ${error.message.replace(/^passt: /, '')}`, { cause: error });
+      }
       throw new UsageError(`--net user: ${(error as Error).message}`, { cause: error });
     });
-    return new VirtioNetDevice({ backend, ...mac });
+    return deviceOver(backend, mac);
   }
   const backend = await openTapBackend(nic.name).catch((error: unknown) => {
     throw new UsageError(`--net tap=${nic.name}: ${(error as Error).message}`, { cause: error });
   });
-  return new VirtioNetDevice({ backend, ...mac });
+  // As root, a name that did not exist makes a new interface, down and without an address: frames the
+  // guest sends are then dropped by the kernel (EIO) without a word.
+  if (!interfaceIsUp(nic.name)) {
+    logger.warn(`--net tap=${nic.name}: the interface is down, so the guest's frames go nowhere; on the host: ip link set ${nic.name} up (and give it an address)`);
+  }
+  return deviceOver(backend, mac);
+}
+
+/** The device over an opened backend; the backend is closed again if the device refuses its options. */
+async function deviceOver(backend: NetBackend, mac: { mac?: string }): Promise<VirtioNetDevice> {
+  try {
+    return new VirtioNetDevice({ backend, ...mac });
+  } catch (error) {
+    await backend.close();
+    throw error;
+  }
+}
+
+/** IFF_UP in /sys/class/net/NAME/flags (true when that cannot be read: no claim either way). */
+function interfaceIsUp(name: string): boolean {
+  try {
+    return (parseInt(readFileSync(`/sys/class/net/${name}/flags`, 'utf8'), 16) & 0x1) !== 0;
+  } catch {
+    return true;
+  }
+}
+
+/** A forward as --publish spells it: [ADDR:]HOST:GUEST[/udp]. */
+function formatForward(forward: PortForward): string {
+  return `${forward.hostAddress !== undefined ? `${forward.hostAddress}:` : ''}${forward.hostPort}:${forward.guestPort}${forward.protocol === 'udp' ? '/udp' : ''}`;
 }
 
 /** Serves --vsock PATH for the VM's vsock device; a socket path in use is the user's to fix. */

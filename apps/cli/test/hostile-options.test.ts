@@ -88,4 +88,17 @@ describe('more disks than virtio slots', () => {
     (await serial.vmStarted).finish({ kind: 'poweroff', status: 0 });
     expect(await code).toBe(0);
   });
+
+  it('network interfaces and the vsock device take slots too', async () => {
+    const w = workdir();
+    const h = harness();
+    const max = MAX_VIRTIO_DEVICES - 2 - 3 - 1;
+    const disks = Array.from({ length: max + 1 }, () => ['--disk', 'mem:1M']).flat();
+    const nets = ['--net', 'tap=a', '--net', 'tap=b', '--net', 'tap=c'];
+    expect(await runCli(['run', '--kernel', w.kernel(), ...nets, ...disks, '--', 'true'], h.io)).toBe(125);
+    expect(h.stderr.text).toBe(
+      `hype: --disk: ${max + 1} disks, at most ${max} (hype has ${MAX_VIRTIO_DEVICES} virtio slots; taken: the virtio console, the entropy device (--rng off frees it), 3 network interfaces, the vsock device (for -- CMD or --vsock))\n`,
+    );
+    expect(h.vms).toHaveLength(0);
+  });
 });

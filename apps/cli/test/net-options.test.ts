@@ -83,6 +83,10 @@ describe('resolveNics', () => {
       usage(() => resolveNics([{ kind: 'user', mac: '52:54:00:00:00:01' }, { kind: 'tap', name: 't', mac: '52:54:00:00:00:01' }], undefined, undefined)),
     ).toContain('two interfaces with MAC 52:54:00:00:00:01');
     expect(usage(() => resolveNics([{ kind: 'user' }], undefined, [fwd, fwd]))).toContain('tcp port 8080 is published twice');
+    expect(usage(() => resolveNics([{ kind: 'user' }], undefined, [fwd, { ...fwd, hostAddress: '127.0.0.1' }]))).toContain('published twice');
+    const twoAddresses = [{ ...fwd, hostAddress: '127.0.0.1' }, { ...fwd, hostAddress: '10.0.0.5', guestPort: 81 }];
+    expect(resolveNics([{ kind: 'user' }], undefined, twoAddresses)).toEqual([{ kind: 'user', publish: twoAddresses }]);
+    expect(resolveNics([{ kind: 'user' }], undefined, [fwd, { ...fwd, protocol: 'udp' as const }])[0]).toMatchObject({ kind: 'user' });
     expect(usage(() => resolveNics(Array.from({ length: 9 }, () => ({ kind: 'user' as const })), undefined, undefined))).toContain('at most 8');
   });
 });

@@ -87,7 +87,7 @@ describe('openDevices: network interfaces after the entropy device, each failure
   const base = { kernel: 'k', memMiB: 64, cpus: 1, console: 'hvc' as const, disks: [], rng: true };
   const logger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
 
-  it('a user network whose published port is taken: a UsageError naming --net user, the entropy device closed again', async () => {
+  it('a user network whose published port is taken: a UsageError naming the --publish spec', async () => {
     const server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve));
     const port = (server.address() as AddressInfo).port;
@@ -96,7 +96,7 @@ describe('openDevices: network interfaces after the entropy device, each failure
         (e: unknown) => e,
       );
       expect(error).toBeInstanceOf(UsageError);
-      expect((error as Error).message).toBe(`--net user: passt: host tcp port ${port} is in use; choose another host port`);
+      expect((error as Error).message).toBe(`--publish ${port}:80: host tcp port ${port} is in use; choose another host port`);
     } finally {
       server.close();
     }

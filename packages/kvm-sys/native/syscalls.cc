@@ -10,6 +10,7 @@
 #include <linux/kvm.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -164,6 +165,18 @@ Napi::Value EventFdWrite(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, 0);
 }
 
+// socketpair() -> [fd, fd] | -errno.  AF_UNIX stream, close-on-exec, blocking: for a child process
+// that expects a blocking socket (passt's --fd); the caller's end can be made non-blocking by libuv.
+Napi::Value SocketPair(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0) return Fail(env, errno);
+  Napi::Array pair = Napi::Array::New(env, 2);
+  pair.Set(uint32_t{0}, Napi::Number::New(env, fds[0]));
+  pair.Set(uint32_t{1}, Napi::Number::New(env, fds[1]));
+  return pair;
+}
+
 }  // namespace
 
 void InitSyscalls(Napi::Env env, Napi::Object exports) {
@@ -171,6 +184,7 @@ void InitSyscalls(Napi::Env env, Napi::Object exports) {
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("ioctl", Napi::Function::New(env, Ioctl, "ioctl"));
   exports.Set("eventfd", Napi::Function::New(env, EventFd, "eventfd"));
+  exports.Set("socketpair", Napi::Function::New(env, SocketPair, "socketpair"));
   exports.Set("eventfdRead", Napi::Function::New(env, EventFdRead, "eventfdRead"));
   exports.Set("eventfdWrite", Napi::Function::New(env, EventFdWrite, "eventfdWrite"));
   exports.Set("pageSize", Napi::Number::New(env, sysconf(_SC_PAGESIZE)));

@@ -98,6 +98,8 @@ export interface NativeAddon {
   setUserMemoryRegion(vmFd: number, slot: number, flags: number, guestPhysAddr: number | bigint, mapping: NativeMapping): number;
   /** Deletes the memslot `mapping` backs (no-op if none). */
   removeUserMemoryRegion(mapping: NativeMapping): void;
+  /** A connected pair of AF_UNIX stream sockets, close-on-exec and blocking, or -errno. */
+  socketpair(): [number, number] | number;
   /** Non-blocking close-on-exec eventfd; `initval` a 32-bit unsigned integer (default 0). */
   eventfd(initval?: number): number;
   /** The counter (bigint, reset to 0), or -errno (number; -EAGAIN when it was 0). */

@@ -15,7 +15,10 @@ const hex = (n: number) => `0x${n.toString(16)}`;
  *
  * Holds at most `pioReadMirrorLayout.entries` (16) ports; `set` returns false for a new port when it is
  * full (reads of that port keep exiting). Each entry is one 32-bit word written with Atomics.store, so a
- * vCPU thread sees either the old or the new value of an entry, never a mix.
+ * vCPU thread sees either the old or the new value of an entry, never a mix. The words live in an mmap'd
+ * region, not a SharedArrayBuffer, so the JavaScript memory model promises nothing across threads here:
+ * this relies on V8 compiling Atomics.store on an aligned Int32Array to one 32-bit store (a locked
+ * `xchg` on x86-64), which the vCPU thread reads with an acquire load. x86-64 is the only target.
  */
 export class PioReadMirror implements Disposable {
   readonly #mapping: NativeMapping;

@@ -11,10 +11,12 @@ export {
   PASST_DEFAULT_GATEWAY,
   PASST_DEFAULT_PREFIX_LENGTH,
   PasstBackend,
+  PasstPortError,
   type PasstOptions,
   type PortForward,
   passtArguments,
   passtPortSpec,
+  sameHostPort,
   startPasst,
 } from './passt.js';
 export {

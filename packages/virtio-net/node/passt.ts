@@ -3,8 +3,8 @@
 // ever shared with other users and passt exits when the socket closes (`--fd` implies `--one-off`).
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { type Socket, createConnection, createServer, isIPv4 } from 'node:net';
+import { chownSync, closeSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { Socket, createServer, isIPv4 } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type StreamBackendOptions, StreamBackend } from './stream-backend.js';
@@ -48,6 +48,18 @@ export interface PasstOptions extends StreamBackendOptions {
   readonly log?: (line: string) => void;
 }
 
+/** A forwarded host port that cannot be used (taken, or privileged); `forward` says which. */
+export class PasstPortError extends Error {
+  constructor(
+    message: string,
+    readonly forward: PortForward,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'PasstPortError';
+  }
+}
+
 /** The stderr kept from passt for error messages. */
 const STDERR_TAIL_BYTES = 4096;
 
@@ -67,7 +79,16 @@ export class PasstBackend extends StreamBackend {
     private readonly log?: (line: string) => void,
   ) {
     super(socket, options);
+    // passt going away on its own takes the guest's link down (the socket closes); say why, once.
+    child.once('exit', (code, signal) => {
+      if (this.closing) return;
+      this.log?.(
+        `passt (pid ${child.pid}) exited (${signal ?? `status ${code}`}) while the VM ran: the guest's network is down until the VM is restarted`,
+      );
+    });
   }
+
+  private closing = false;
 
   /** passt's process ID. */
   get pid(): number | undefined {
@@ -75,6 +96,7 @@ export class PasstBackend extends StreamBackend {
   }
 
   override async close(): Promise<void> {
+    this.closing = true;
     const { count, skippedBytes } = this.resyncs;
     if (count > 0) this.log?.(`passt: the stream lost its framing ${count} time(s) and was resynchronised (${skippedBytes} bytes skipped)`);
     await super.close();
@@ -85,6 +107,11 @@ export class PasstBackend extends StreamBackend {
   }
 }
 
+/** Two forwards bind the same host port: same protocol and port, and the same address or one on all addresses. */
+export function sameHostPort(a: PortForward, b: PortForward): boolean {
+  return a.protocol === b.protocol && a.hostPort === b.hostPort && (a.hostAddress === undefined || b.hostAddress === undefined || a.hostAddress === b.hostAddress);
+}
+
 function checkOptions(options: PasstOptions): void {
   for (const [name, value] of [['address', options.address], ['gateway', options.gateway], ...(options.dns ?? []).map((d) => ['dns', d])]) {
     if (value !== undefined && !isIPv4(value as string)) throw new RangeError(`passt: ${name} ${String(value)} is not an IPv4 address`);
@@ -93,8 +120,8 @@ function checkOptions(options: PasstOptions): void {
   if (prefix !== undefined && (!Number.isInteger(prefix) || prefix < 8 || prefix > 30)) {
     throw new RangeError(`passt: prefixLength ${prefix} must be a whole number from 8 to 30`);
   }
-  const seen = new Set<string>();
-  for (const forward of options.publish ?? []) {
+  const publish = options.publish ?? [];
+  for (const [index, forward] of publish.entries()) {
     for (const port of [forward.hostPort, forward.guestPort]) {
       if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`passt: port ${port} must be from 1 to 65535`);
     }
@@ -102,9 +129,7 @@ function checkOptions(options: PasstOptions): void {
     if (forward.hostAddress !== undefined && !isIPv4(forward.hostAddress)) {
       throw new RangeError(`passt: host address ${forward.hostAddress} is not an IPv4 address`);
     }
-    const key = `${forward.protocol}/${forward.hostPort}`;
-    if (seen.has(key)) throw new RangeError(`passt: host ${forward.protocol} port ${forward.hostPort} is forwarded twice`);
-    seen.add(key);
+    if (publish.slice(0, index).some((other) => sameHostPort(other, forward))) throw new RangeError(`passt: host ${forward.protocol} port ${forward.hostPort} is forwarded twice`);
   }
 }
 
@@ -149,36 +174,35 @@ async function checkPortsFree(forwards: readonly PortForward[]): Promise<void> {
     });
     if (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      throw new Error(
+      throw new PasstPortError(
         code === 'EADDRINUSE'
           ? `passt: host ${where} is in use; choose another host port`
           : code === 'EACCES'
             ? `passt: host ${where} needs privileges (ports below 1024); choose a port from 1024 up`
             : `passt: cannot use host ${where}: ${error.message}`,
+        forward,
+        { cause: error },
       );
     }
   }
 }
 
-/** Two connected ends of a Unix stream socket, through a listener in a private directory. */
-async function socketPair(dir: string): Promise<[Socket, Socket]> {
-  const path = join(dir, 'passt.sock');
-  const server = createServer();
+/**
+ * Two connected Unix stream sockets from the addon: passt's end must be blocking. passt finishes a frame
+ * its non-blocking send wrote only in part with a blocking write; on a non-blocking descriptor (any socket
+ * Node creates or accepts) that write fails with EAGAIN, the rest of the frame is lost and the stream
+ * loses its framing. Ours is handed to Node, which makes it non-blocking (a separate file description).
+ */
+async function socketPair(): Promise<[Socket, number]> {
+  let kvmSys: typeof import('@hype/kvm-sys');
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(path, resolve);
-    });
-    const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
-    const client = createConnection(path);
-    await new Promise<void>((resolve, reject) => {
-      client.once('error', reject);
-      client.once('connect', resolve);
-    });
-    return [await accepted, client];
-  } finally {
-    server.close();
+    kvmSys = await import('@hype/kvm-sys');
+  } catch (error) {
+    throw new Error('passt: the user-mode network needs @hype/kvm-sys (a native addon for Linux x86-64), an optional dependency that is not installed here', { cause: error });
   }
+  const pair = kvmSys.addon().socketpair();
+  if (typeof pair === 'number') throw new Error(`passt: socketpair failed: errno ${-pair}`);
+  return [new Socket({ fd: pair[0], readable: true, writable: true }), pair[1]];
 }
 
 /** Who passt runs as: it drops root for `nobody`, and writes its pid file after that. */
@@ -208,15 +232,22 @@ export async function startPasst(options: PasstOptions = {}): Promise<PasstBacke
       const nobody = nobodyIds();
       if (nobody) chownSync(dir, nobody.uid, nobody.gid);
     }
-    const [ours, theirs] = await socketPair(dir);
+    const [ours, theirs] = await socketPair();
     const pidFile = join(dir, 'passt.pid');
     const command = options.command ?? 'passt';
-    const child = spawn(command, passtArguments(options, pidFile), { stdio: ['ignore', 'ignore', 'pipe', theirs] });
-    theirs.destroy();
+    let child: ChildProcess;
+    try {
+      child = spawn(command, passtArguments(options, pidFile), { stdio: ['ignore', 'ignore', 'pipe', theirs] });
+    } finally {
+      closeSync(theirs); // passt has its own copy (fd 3)
+    }
     let stderr = '';
     let started = false;
+    let partial = '';
     child.stderr?.setEncoding('utf8').on('data', (text: string) => {
-      const lines = text.split('\n').filter((l) => l.trim() !== '' && !SYSLOG_NOISE.test(l.trim()) && !l.startsWith("Don't run as root"));
+      const pieces = (partial + text).split('\n');
+      partial = pieces.pop()!.slice(-STDERR_TAIL_BYTES); // a line still being written
+      const lines = pieces.filter((l) => l.trim() !== '' && !SYSLOG_NOISE.test(l.trim()) && !l.startsWith("Don't run as root"));
       if (started) for (const line of lines) options.log?.(`passt: ${line}`);
       else stderr = (stderr + lines.join('\n') + '\n').slice(-STDERR_TAIL_BYTES);
     });
@@ -236,9 +267,12 @@ export async function startPasst(options: PasstOptions = {}): Promise<PasstBacke
       const timer = setTimeout(() => done(`did not finish starting within ${timeoutMs} ms`), timeoutMs);
       const onError = (error: NodeJS.ErrnoException) =>
         done(error.code === 'ENOENT' ? `${command} not found: install passt (apt-get install passt) for user-mode networking` : error.message);
+      // The message waits for 'close': only then has all of passt's stderr been read.
       const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
-        const last = stderr.trim().split('\n').pop() ?? '';
-        done(`exited (${signal ?? `status ${code}`}) while starting${last ? `: ${last}` : ''}`);
+        void exited.then(() => {
+          const last = `${stderr}${partial}`.trim().split('\n').pop() ?? '';
+          done(`exited (${signal ?? `status ${code}`}) while starting${last ? `: ${last}` : ''}`);
+        });
       };
       child.once('error', onError);
       child.once('exit', onExit);
@@ -258,7 +292,7 @@ export async function startPasst(options: PasstOptions = {}): Promise<PasstBacke
     }
     started = true;
     for (const line of stderr.split('\n').filter((l) => l !== '')) options.log?.(`passt: ${line}`);
-    // Debian 12's passt can break the framing when it falls behind (StreamResync): recover by its MAC.
+    // Should the framing ever break (StreamResync), recover it by passt's MAC instead of closing.
     const sourceMac = Uint8Array.from(PASST_MAC.split(':').map((byte) => parseInt(byte, 16)));
     return new PasstBackend(ours, child, exited, { ...options, resync: { sourceMac } }, options.log);
   } finally {

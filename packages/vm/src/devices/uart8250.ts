@@ -111,6 +111,11 @@ export interface UartOptions {
  * change); host-side changes (input arriving, the output draining) are published before the interrupt
  * that announces them is raised. A stale value can only be one that was true a moment earlier, and the
  * guest can only read it: nothing it does through the mirror reaches the model.
+ * The guarantee is per register: the registers are published one after another, so a vCPU reading two of
+ * them while the host changes state (input arriving) may see one from after the change and one from
+ * before, a pair no single instant had. Linux reads the UART under its port lock from one vCPU and acts
+ * on an interrupt that is raised only after the whole publication; a guest that polls two registers
+ * across such a change sees the change on its next read, as it would on hardware polled a moment later.
  */
 export class Uart8250 implements BusDevice {
   private ier = 0;

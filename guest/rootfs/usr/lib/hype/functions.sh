@@ -69,7 +69,8 @@ hype_start_agent() {
 # configured by DHCP (busybox udhcpc with /etc/udhcpc/default.script), all at once. Each client
 # asks 3 times a second apart, then goes on in the background, so a network without a DHCP server (a
 # TAP device) delays the boot by 3 s; `hype.dhcp=off` on the kernel command line skips DHCP (the
-# interfaces still come up, for static addresses). udhcpc's own messages go to /run/udhcpc.IFACE.log.
+# interfaces still come up, for static addresses). udhcpc's own chatter is dropped (a client retrying
+# forever would fill /run); the hook script prints one console line per lease or first failure.
 hype_start_network() {
 	[ -d /sys/class/net ] || return 0
 	ip link set lo up 2>/dev/null
@@ -80,7 +81,7 @@ hype_start_network() {
 		[ "$(cat "$path/type" 2>/dev/null)" = 1 ] || continue
 		ip link set "$iface" up
 		[ "$dhcp" = off ] && continue
-		udhcpc -i "$iface" -s /etc/udhcpc/default.script -b -t 3 -T 1 -A 5 -p "/run/udhcpc.$iface.pid" >"/run/udhcpc.$iface.log" 2>&1 &
+		udhcpc -i "$iface" -s /etc/udhcpc/default.script -b -t 3 -T 1 -A 5 -p "/run/udhcpc.$iface.pid" >/dev/null 2>&1 &
 	done
 	wait
 }
