@@ -34,7 +34,7 @@
 // A backend that cannot run here (passt missing or failing to start, e.g. without a default route; no
 // TAP) gets a skipped row with the reason; with neither, the benchmark is skipped.
 //
-// Env: HYPE_BENCH_NET_MIB (bytes per transfer, MiB, default 32), HYPE_BENCH_NET_RTTS (ping-pongs per
+// Env: HYPE_BENCH_NET_MIB (bytes per transfer, MiB, default 8), HYPE_BENCH_NET_RTTS (ping-pongs per
 //      session, default 200), HYPE_BENCH_NET_BACKENDS (default `user,tap`), HYPE_BENCH_NET_TAP (1: allow
 //      the TAP interface outside the rig), HYPE_BENCH_BOOT_TIMEOUT_S (boot to the agent answering,
 //      default 300), HYPE_KVM_DEVICE (default /dev/kvm).
@@ -59,7 +59,7 @@ if (unavailable) {
   process.exit(0);
 }
 
-const MIB = intEnv('HYPE_BENCH_NET_MIB', 32, 1, 4096);
+const MIB = intEnv('HYPE_BENCH_NET_MIB', 8, 1, 4096);
 const RTTS = intEnv('HYPE_BENCH_NET_RTTS', 200, 1, 1_000_000);
 const TIMEOUT_MS = intEnv('HYPE_BENCH_BOOT_TIMEOUT_S', 300, 1, 86_400) * 1000;
 const BACKENDS = (process.env.HYPE_BENCH_NET_BACKENDS || 'user,tap').split(',').map((b) => b.trim()).filter(Boolean);
