@@ -74,6 +74,10 @@ hype_start_agent() {
 hype_start_network() {
 	[ -d /sys/class/net ] || return 0
 	ip link set lo up 2>/dev/null
+	# A receive window of at most 256 KiB (Linux would allow MiBs): passt resends everything unacknowledged
+	# after 2 s, so a slow guest with MiBs in flight gets them again and again (measured under emulation:
+	# a 16 MiB download from 10 s to minutes). 256 KiB still covers a fast link at a VM's round trip.
+	echo "4096 131072 262144" >/proc/sys/net/ipv4/tcp_rmem 2>/dev/null
 	dhcp=$(hype_cmdline_value hype.dhcp) || dhcp=on
 	for path in /sys/class/net/*; do
 		iface=${path##*/}
