@@ -63,8 +63,11 @@ export class PasstPortError extends Error {
 /** The stderr kept from passt for error messages. */
 const STDERR_TAIL_BYTES = 4096;
 
-/** A passt line that is noise where no syslog daemon runs (it logs to stderr too). */
-const SYSLOG_NOISE = /^Failed to send \d+ bytes to syslog$/;
+/**
+ * passt lines that say nothing to a user: syslog failures where no syslog daemon runs (it logs to stderr
+ * too), and the note that an IPv4-only host has no IPv6 route (the guest's kernel has no IPv6 anyway).
+ */
+const SYSLOG_NOISE = /^(Failed to send \d+ bytes to syslog|No external routable interface for IPv6)$/;
 
 /**
  * A `StreamBackend` to a passt process hype started; `close()` ends the connection (passt exits with it)
