@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # One-time setup on a Debian/Ubuntu machine: every program hype's commands and tests run (each row of
 # scripts/host-commands.tsv: the guest build's tool chain, busybox-static, e2fsprogs, cpio, and for the
-# nested rig and the tests qemu-system-x86, kmod and acpica-tools), pnpm at the pinned version, the
-# workspace dependencies (which builds the KVM addon from source when no prebuild fits), and the
-# TypeScript packages. Afterwards `pnpm hype run` and `pnpm test` need nothing else, as in CI.
+# nested rig and the tests qemu-system-x86, kmod and acpica-tools; passt for `hype run --net user`),
+# pnpm at the pinned version, the workspace dependencies (which builds the KVM addon from source when
+# no prebuild fits), and the TypeScript packages. Afterwards `pnpm hype run` and `pnpm test` need
+# nothing else, as in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -eq 0 ] || { echo "setup: takes no arguments" >&2; exit 2; }

@@ -1,6 +1,7 @@
 // --net, --mac and --publish: what network interfaces the guest gets and how they reach the host.
 import { isIPv4 } from 'node:net';
-import { sameHostPort, type PortForward } from '@hype/virtio-net/node';
+// The Node-free core, not /node: this runs for every command line, before anything boots.
+import { sameHostPort, type PortForward } from '@hype/virtio-net';
 import { describeValue } from './options.js';
 import { UsageError } from './usage-error.js';
 

@@ -2,7 +2,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import { totalmem } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import type { DiskSpec } from '@hype/virtio-blk/node';
-import type { PortForward } from '@hype/virtio-net/node';
+import type { PortForward } from '@hype/virtio-net';
 import { MAX_CPUS, type ConsoleKind } from '@hype/vm';
 import type { NetSpec } from './net-options.js';
 import { formatSize, MiB, parseSizeBytes } from './size.js';

@@ -13,10 +13,8 @@ export {
   PasstBackend,
   PasstPortError,
   type PasstOptions,
-  type PortForward,
   passtArguments,
   passtPortSpec,
-  sameHostPort,
   startPasst,
 } from './passt.js';
 export {
@@ -29,3 +27,5 @@ export {
   checkTapName,
   openTapBackend,
 } from './tap-backend.js';
+// The forwards' type and check live in the Node-free core; re-exported here beside startPasst.
+export { type PortForward, sameHostPort } from '../src/port-forward.js';

@@ -7,6 +7,7 @@ import { chownSync, closeSync, existsSync, mkdtempSync, readFileSync, rmSync } f
 import { Socket, createServer, isIPv4 } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type PortForward, sameHostPort } from '../src/port-forward.js';
 import { type StreamBackendOptions, StreamBackend } from './stream-backend.js';
 
 /** The guest's address, its prefix and the gateway hype asks passt to hand out by DHCP (QEMU's user networking's). */
@@ -19,15 +20,6 @@ export const PASST_DEFAULT_GATEWAY = '10.0.2.2';
  * the host's interface, so the backend knows the source of every frame passt sends (for `StreamResync`).
  */
 export const PASST_MAC = '52:55:0a:00:02:02';
-
-/** A port forwarded from the host to the guest (`hype run --publish HOST:GUEST[/udp]`). */
-export interface PortForward {
-  readonly protocol: 'tcp' | 'udp';
-  readonly hostPort: number;
-  readonly guestPort: number;
-  /** The host address to bind; default all of them. */
-  readonly hostAddress?: string;
-}
 
 export interface PasstOptions extends StreamBackendOptions {
   /** The passt executable. Default `passt` from PATH. */
@@ -67,7 +59,7 @@ const STDERR_TAIL_BYTES = 4096;
  * passt lines that say nothing to a user: syslog failures where no syslog daemon runs (it logs to stderr
  * too), and the note that an IPv4-only host has no IPv6 route (the guest's kernel has no IPv6 anyway).
  */
-const SYSLOG_NOISE = /^(Failed to send \d+ bytes to syslog|No external routable interface for IPv6)$/;
+const PASST_NOISE = /^(Failed to send \d+ bytes to syslog|No external routable interface for IPv6)$/;
 
 /**
  * A `StreamBackend` to a passt process hype started; `close()` ends the connection (passt exits with it)
@@ -108,11 +100,6 @@ export class PasstBackend extends StreamBackend {
     await this.exited;
     clearTimeout(timer);
   }
-}
-
-/** Two forwards bind the same host port: same protocol and port, and the same address or one on all addresses. */
-export function sameHostPort(a: PortForward, b: PortForward): boolean {
-  return a.protocol === b.protocol && a.hostPort === b.hostPort && (a.hostAddress === undefined || b.hostAddress === undefined || a.hostAddress === b.hostAddress);
 }
 
 function checkOptions(options: PasstOptions): void {
@@ -250,7 +237,7 @@ export async function startPasst(options: PasstOptions = {}): Promise<PasstBacke
     child.stderr?.setEncoding('utf8').on('data', (text: string) => {
       const pieces = (partial + text).split('\n');
       partial = pieces.pop()!.slice(-STDERR_TAIL_BYTES); // a line still being written
-      const lines = pieces.filter((l) => l.trim() !== '' && !SYSLOG_NOISE.test(l.trim()) && !l.startsWith("Don't run as root"));
+      const lines = pieces.filter((l) => l.trim() !== '' && !PASST_NOISE.test(l.trim()) && !l.startsWith("Don't run as root"));
       if (started) for (const line of lines) options.log?.(`passt: ${line}`);
       else stderr = (stderr + lines.join('\n') + '\n').slice(-STDERR_TAIL_BYTES);
     });

@@ -28,3 +28,4 @@ export {
   encodeStreamFrame,
 } from './stream-framing.js';
 export * from './layout.js';
+export { type PortForward, sameHostPort } from './port-forward.js';
