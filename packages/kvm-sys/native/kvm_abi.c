@@ -277,6 +277,25 @@ static const struct hype_named_value kvm_interrupt_fields[] = {
 static const struct hype_named_value kvm_guest_debug_fields[] = {
     SIZE(kvm_guest_debug),
 };
+static const struct hype_named_value kvm_coalesced_mmio_zone_fields[] = {
+    SIZE(kvm_coalesced_mmio_zone),
+    F(kvm_coalesced_mmio_zone, addr),
+    AT(kvm_coalesced_mmio_zone, "zone_size", size),  // "size" is the struct's size
+    F(kvm_coalesced_mmio_zone, pio),
+};
+static const struct hype_named_value kvm_coalesced_mmio_fields[] = {
+    SIZE(kvm_coalesced_mmio),
+    F(kvm_coalesced_mmio, phys_addr),
+    F(kvm_coalesced_mmio, len),
+    F(kvm_coalesced_mmio, pio),
+    F(kvm_coalesced_mmio, data),
+};
+static const struct hype_named_value kvm_coalesced_mmio_ring_fields[] = {
+    SIZE(kvm_coalesced_mmio_ring),
+    F(kvm_coalesced_mmio_ring, first),
+    F(kvm_coalesced_mmio_ring, last),
+    F(kvm_coalesced_mmio_ring, coalesced_mmio),
+};
 static const struct hype_named_value kvm_debugregs_fields[] = {
     SIZE(kvm_debugregs),
 };
@@ -320,6 +339,9 @@ const struct hype_struct_layout hype_layouts[] = {
     LAYOUT(kvm_debugregs),
     LAYOUT(kvm_xsave),
     LAYOUT(kvm_xcrs),
+    LAYOUT(kvm_coalesced_mmio_zone),
+    LAYOUT(kvm_coalesced_mmio),
+    LAYOUT(kvm_coalesced_mmio_ring),
 };
 const size_t hype_layout_count = COUNT(hype_layouts);
 
@@ -346,6 +368,8 @@ const struct hype_named_value hype_ioctls[] = {
     N(KVM_GET_PIT2),
     N(KVM_SET_PIT2),
     N(KVM_IOEVENTFD),
+    N(KVM_REGISTER_COALESCED_MMIO),
+    N(KVM_UNREGISTER_COALESCED_MMIO),
     N(KVM_SET_CLOCK),
     N(KVM_GET_CLOCK),
     N(KVM_SIGNAL_MSI),
@@ -474,6 +498,8 @@ const struct hype_named_value hype_constants[] = {
     N(KVM_CAP_KVMCLOCK_CTRL),
     N(KVM_CAP_SIGNAL_MSI),
     N(KVM_CAP_IRQFD_RESAMPLE),
+    N(KVM_CAP_COALESCED_PIO),
+    N(KVM_COALESCED_MMIO_PAGE_OFFSET),
     N(KVM_MEM_LOG_DIRTY_PAGES),
     N(KVM_MEM_READONLY),
     N(KVM_IOEVENTFD_FLAG_DATAMATCH),
@@ -528,6 +554,7 @@ const struct hype_ioctl_spec hype_allowed_ioctls[] = {
     STRUCT(KVM_IRQ_LINE), STRUCT(KVM_IRQ_LINE_STATUS), STRUCT(KVM_GET_IRQCHIP), STRUCT(KVM_SET_IRQCHIP),
     VARIABLE(KVM_SET_GSI_ROUTING, struct kvm_irq_routing, struct kvm_irq_routing_entry),
     STRUCT(KVM_IRQFD), STRUCT(KVM_CREATE_PIT2), STRUCT(KVM_GET_PIT2), STRUCT(KVM_SET_PIT2), STRUCT(KVM_IOEVENTFD),
+    STRUCT(KVM_REGISTER_COALESCED_MMIO), STRUCT(KVM_UNREGISTER_COALESCED_MMIO),
     STRUCT(KVM_SET_CLOCK), STRUCT(KVM_GET_CLOCK), STRUCT(KVM_SIGNAL_MSI), STRUCT(KVM_ENABLE_CAP),
     // vCPU
     STRUCT(KVM_GET_REGS), STRUCT(KVM_SET_REGS), STRUCT(KVM_GET_SREGS), STRUCT(KVM_SET_SREGS),

@@ -39,6 +39,8 @@ export const ioctls = {
   KVM_IRQFD: iow(0x76, L.kvm_irqfd.size),
   KVM_CREATE_PIT2: iow(0x77, L.kvm_pit_config.size),
   KVM_IOEVENTFD: iow(0x79, L.kvm_ioeventfd.size),
+  KVM_REGISTER_COALESCED_MMIO: iow(0x67, L.kvm_coalesced_mmio_zone.size),
+  KVM_UNREGISTER_COALESCED_MMIO: iow(0x68, L.kvm_coalesced_mmio_zone.size),
   KVM_SET_CLOCK: iow(0x7b, L.kvm_clock_data.size),
   KVM_GET_CLOCK: ior(0x7c, L.kvm_clock_data.size),
   KVM_GET_PIT2: ior(0x9f, L.kvm_pit_state2.size),

@@ -103,10 +103,17 @@ export const kvm_debugregs = { size: 128 } as const;
 export const kvm_xsave = { size: 4096 } as const;
 export const kvm_xcrs = { size: 392 } as const;
 
+// Coalesced MMIO / port I/O: the zone KVM_(UN)REGISTER_COALESCED_MMIO takes, and the ring KVM fills with
+// the writes to registered zones (one page of the vCPU mmap, at KVM_COALESCED_MMIO_PAGE_OFFSET pages).
+export const kvm_coalesced_mmio_zone = { size: 16, addr: 0, zone_size: 8, pio: 12 } as const;
+export const kvm_coalesced_mmio = { size: 24, phys_addr: 0, len: 8, pio: 12, data: 16 } as const;
+export const kvm_coalesced_mmio_ring = { size: 8, first: 0, last: 4, coalesced_mmio: 8 } as const;
+
 export const layouts = {
   kvm_regs, kvm_segment, kvm_dtable, kvm_sregs, kvm_fpu, kvm_msr_entry, kvm_msrs, kvm_msr_list,
   kvm_cpuid_entry2, kvm_cpuid2, kvm_lapic_state, kvm_vcpu_events, kvm_mp_state, kvm_userspace_memory_region,
   kvm_ioeventfd, kvm_irqfd, kvm_irq_level, kvm_pit_config, kvm_enable_cap, kvm_run,
   kvm_irqchip, kvm_pit_state2, kvm_clock_data, kvm_msi, kvm_irq_routing, kvm_irq_routing_entry,
   kvm_translation, kvm_interrupt, kvm_guest_debug, kvm_debugregs, kvm_xsave, kvm_xcrs,
+  kvm_coalesced_mmio_zone, kvm_coalesced_mmio, kvm_coalesced_mmio_ring,
 } as const;

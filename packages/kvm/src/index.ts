@@ -1,6 +1,10 @@
 export { Kvm } from './kvm.js';
 export { Vm } from './vm.js';
-export type { IoEventFd, IoEventFdOptions, IrqFd, IrqFdOptions, MemoryRegion, MemoryRegionOptions } from './vm.js';
+export type {
+  CoalescedZone, CoalescedZoneOptions, IoEventFd, IoEventFdOptions, IrqFd, IrqFdOptions, MemoryRegion, MemoryRegionOptions,
+} from './vm.js';
+export { CoalescedRing } from './coalesced-ring.js';
+export type { CoalescedWriteVisitor } from './coalesced-ring.js';
 export { Vcpu } from './vcpu.js';
 export type { ExitAction, ExitHandler, StartOptions, VcpuStopReason } from './vcpu.js';
 export { PioReadMirror } from './pio-read-mirror.js';

@@ -1,9 +1,10 @@
 import {
   addon, ioctls, KVM_IOEVENTFD_FLAG_DATAMATCH, KVM_IOEVENTFD_FLAG_DEASSIGN, KVM_IOEVENTFD_FLAG_PIO,
-  KVM_IRQFD_FLAG_DEASSIGN, KVM_IRQFD_FLAG_RESAMPLE, KVM_MEM_READONLY, KVM_PIT_SPEAKER_DUMMY, layout,
+  KVM_IRQFD_FLAG_DEASSIGN, KVM_IRQFD_FLAG_RESAMPLE, KVM_MEM_READONLY, KVM_PIT_SPEAKER_DUMMY, KvmCap, layout,
   type NativeMapping,
 } from '@hype/kvm-sys';
 import { GUEST_ADDRESS_LIMIT, GuestMemoryMap, type GuestMemory } from '@hype/guest-memory';
+import { CoalescedRing } from './coalesced-ring.js';
 import { check, closedError, ioctl } from './errors.js';
 import { EventFd } from './eventfd.js';
 import { encodeEnableCap } from './structs.js';
@@ -47,6 +48,20 @@ export interface IoEventFdOptions {
 export interface IoEventFd {
   readonly eventFd: EventFd;
   /** Deassigns it (and closes the eventfd if the registration created it). */
+  remove(): void;
+}
+
+export interface CoalescedZoneOptions {
+  /** Port (pio) or guest-physical address. */
+  addr: number;
+  /** Bytes from `addr`; only writes entirely inside are coalesced. */
+  size: number;
+  /** Port I/O (KVM_CAP_COALESCED_PIO) instead of MMIO. */
+  pio?: boolean;
+}
+
+export interface CoalescedZone {
+  /** KVM_UNREGISTER_COALESCED_MMIO (idempotent). Writes already in the ring stay there to be drained. */
   remove(): void;
 }
 
@@ -208,6 +223,46 @@ export class Vm implements Disposable {
     };
     const remove = this.#assignEventFd(fd, ioctls.KVM_IOEVENTFD, encode, KVM_IOEVENTFD_FLAG_DEASSIGN, eventFd, !options.eventFd);
     return { eventFd, remove };
+  }
+
+  /**
+   * KVM_REGISTER_COALESCED_MMIO: guest writes inside the zone no longer exit; KVM appends them to the
+   * VM's coalesced ring (`coalescedRing()`), and the VMM applies them later, in order. Only for registers
+   * whose writes need no immediate answer. Needs KVM_CAP_COALESCED_MMIO (KVM_CAP_COALESCED_PIO for ports).
+   */
+  coalescedZone(options: CoalescedZoneOptions): CoalescedZone {
+    const fd = this.#open();
+    const { addr, size } = options;
+    const limit = options.pio ? 0x1_0000 : GUEST_ADDRESS_LIMIT;
+    if (!Number.isSafeInteger(addr) || !Number.isSafeInteger(size) || addr < 0 || size <= 0 || addr + size > limit) {
+      throw new RangeError(`coalescedZone: ${options.pio ? 'port' : 'address'} range ${addr} + ${size} is not inside the ${options.pio ? 'port' : 'guest-physical'} space`);
+    }
+    const { kvm_coalesced_mmio_zone: L } = layout;
+    const zone = new Uint8Array(L.size);
+    const view = new DataView(zone.buffer);
+    view.setBigUint64(L.addr, BigInt(addr), true);
+    view.setUint32(L.zone_size, size, true);
+    view.setUint32(L.pio, options.pio ? 1 : 0, true);
+    ioctl(fd, ioctls.KVM_REGISTER_COALESCED_MMIO, zone);
+    let removed = false;
+    return {
+      remove: () => {
+        if (removed) return;
+        removed = true;
+        if (this.#fd >= 0) ioctl(this.#fd, ioctls.KVM_UNREGISTER_COALESCED_MMIO, zone);
+      },
+    };
+  }
+
+  /**
+   * The VM's coalesced-write ring, read through `vcpu`'s mmap (the first vCPU's by default); it stays
+   * readable while that vCPU is open. Throws when KVM has no coalesced MMIO.
+   */
+  coalescedRing(vcpu: Vcpu | undefined = this.#vcpus.values().next().value): CoalescedRing {
+    const pageOffset = this.checkExtension(KvmCap.COALESCED_MMIO);
+    if (pageOffset <= 0) throw new Error('coalescedRing: this KVM has no coalesced MMIO (KVM_CAP_COALESCED_MMIO)');
+    if (!vcpu || vcpu.closed || !this.#vcpus.has(vcpu)) throw new Error('coalescedRing: needs an open vCPU of this VM (its mmap holds the ring)');
+    return new CoalescedRing(vcpu.run.bytes, pageOffset);
   }
 
   /** KVM_IRQFD: writing the eventfd raises interrupt `gsi` inside KVM (needs createIrqchip). */

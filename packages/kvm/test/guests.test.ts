@@ -290,6 +290,57 @@ describe.skipIf(!hasKvm)('KVM guests', () => {
     notify.remove();
   });
 
+  it('coalesced port I/O: writes to a zone queue in the ring in order; a full ring exits; other writes exit', async () => {
+    const kvm = track(Kvm.open());
+    const vm = track(createVm(kvm));
+    expect(vm.checkExtension(KvmCap.COALESCED_PIO)).toBeGreaterThan(0);
+    const ram = vm.addMemory({ guestPhysAddr: 0, size: 0x8000 });
+    // prettier-ignore
+    ram.bytes.set([
+      0xba, 0xf8, 0x03, //       mov dx, 0x3f8
+      0xb9, 0xc8, 0x00, //       mov cx, 200
+      0x88, 0xc8, //       l:    mov al, cl
+      0xee, //                   out dx, al       ; coalesced until the ring is full (169), then exits
+      0xe2, 0xfb, //             loop l
+      0xe6, 0x10, //             out 0x10, al     ; not in a zone: exits
+      0xf4, //                   hlt
+    ], CODE);
+    const zone = vm.coalescedZone({ addr: 0x3f8, size: 1, pio: true });
+    const vcpu = vm.createVcpu(0);
+    enterRealMode(vcpu, CODE);
+    const ring = vm.coalescedRing();
+    expect(ring.capacity).toBe(170);
+
+    const delivered: number[] = [];
+    const seen: Seen = [];
+    await vcpu.start((run) => {
+      ring.drain((port, data, pio) => {
+        expect([port, data.length, pio]).toEqual([0x3f8, 1, true]);
+        delivered.push(data[0]);
+      });
+      seen.push(describeExit(run));
+      if (run.exitReason === KvmExit.IO && run.io.port === 0x3f8) delivered.push(run.io.data[0]);
+      return run.exitReason === KvmExit.HLT ? 'stop' : undefined;
+    });
+    // Every byte once, in the guest's order, whichever way it came.
+    expect(delivered).toEqual(Array.from({ length: 200 }, (_, i) => 200 - i));
+    expect(ring.delivered).toBeGreaterThanOrEqual(169);
+    expect(seen.filter((s) => s === 'io out 0x3f8 1').length).toBe(200 - ring.delivered);
+    expect(seen.slice(-2)).toEqual(['io out 0x10 1', 'HLT']);
+
+    // Unregistered: the same writes exit again.
+    zone.remove();
+    zone.remove();
+    vcpu.setRegs({ ...vcpu.getRegs(), rip: BigInt(CODE), rflags: 2n });
+    let exits = 0;
+    await vcpu.start((run) => {
+      if (run.exitReason === KvmExit.IO && run.io.port === 0x3f8) exits++;
+      return run.exitReason === KvmExit.HLT ? 'stop' : undefined;
+    });
+    expect(exits).toBe(200);
+    expect(ring.pending).toBe(false);
+  });
+
   it('irqfd: an eventfd write raises an interrupt the guest handles (in-kernel PIC, real-mode IVT)', async () => {
     const kvm = track(Kvm.open());
     const vm = track(createVm(kvm));

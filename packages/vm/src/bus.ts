@@ -22,6 +22,19 @@ export interface ReadMirror {
   publish(offset: number, value: number | undefined): void;
 }
 
+/**
+ * Where a device says which of its registers take *posted* writes: writes the VMM may deliver to the
+ * device later, in order, in a batch (`CoalescedPio` has KVM queue them without an exit). A device posts a
+ * register only while a write to it changes nothing the guest can observe before the next exit: no value
+ * it publishes to its ReadMirror, no interrupt line, no answer the guest waits for. It calls `post` after
+ * every change of state, before the change can be seen (like ReadMirror.publish); posted writes still in
+ * flight when it withdraws are delivered, in order, before any later access reaches it.
+ */
+export interface PostedWrites {
+  /** `offset` as in BusDevice; `posted` whether 1-byte writes there may be delivered late from now on. */
+  post(offset: number, posted: boolean): void;
+}
+
 export type BusKind = 'pio' | 'mmio';
 
 /** Largest address + 1 of each address space (ports are 16-bit; MMIO guest-physical below 2^52). */

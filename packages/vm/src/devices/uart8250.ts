@@ -1,4 +1,4 @@
-import type { BusDevice, ReadMirror } from '../bus.js';
+import type { BusDevice, PostedWrites, ReadMirror } from '../bus.js';
 
 /** COM1, as Linux's 8250 driver expects it on a PC. */
 export const COM1_PORT = 0x3f8;
@@ -89,6 +89,12 @@ export interface UartOptions {
    * (see the class comment); `undefined` for a register while reading it changes something.
    */
   mirror?: ReadMirror;
+  /**
+   * Told whether THR writes may be posted (delivered late, in order): while the transmit interrupt is
+   * off, outside loopback and with the divisor latch closed, a THR write only hands a byte to `output`
+   * (Linux's printk console writes this way: interrupts masked, polling LSR). See the class comment.
+   */
+  postedWrites?: PostedWrites;
 }
 
 /**
@@ -116,6 +122,14 @@ export interface UartOptions {
  * before, a pair no single instant had. Linux reads the UART under its port lock from one vCPU and acts
  * on an interrupt that is raised only after the whole publication; a guest that polls two registers
  * across such a change sees the change on its next read, as it would on hardware polled a moment later.
+ *
+ * Posted THR writes (`UartOptions.postedWrites`): THR is posted while a write to it changes nothing the
+ * guest observes: THRI off in IER (so no THRE interrupt and IIR is unchanged), not in loopback (the byte
+ * would land in RBR), DLAB clear (offset 0 is DLL then) and output not blocked. Every way out of that state
+ * is a write to IER, LCR or MCR (not posted: it reaches the model, which withdraws first) or the host
+ * refusing output. The one effect that comes late is that refusal: a byte `output` refuses while posted
+ * writes are delivered fills THR from then on, and the bytes posted after it still reach `output` (which
+ * bounds them, see `output`), as bytes a driver writes without waiting for THRE do.
  */
 export class Uart8250 implements BusDevice {
   private ier = 0;
@@ -371,11 +385,22 @@ export class Uart8250 implements BusDevice {
     return IIR_NO_INT;
   }
 
-  /** Publishes every register's side-effect-free read value to the mirror (undefined: not side-effect free). */
+  /**
+   * Whether a THR write now changes nothing the guest can observe (see the class comment): it may then
+   * be delivered late. The value `postedWrites` is told.
+   */
+  thrWritePostable(): boolean {
+    return !this.dlab && !this.loopback && (this.ier & IER_THRI) === 0 && !this.txBlocked;
+  }
+
+  /**
+   * Publishes every register's side-effect-free read value to the mirror (undefined: not side-effect
+   * free), and whether THR writes may be posted.
+   */
   private publish(): void {
     const mirror = this.opts.mirror;
-    if (!mirror) return;
-    for (let reg = 0; reg < UART_PORT_COUNT; reg++) mirror.publish(reg, this.sideEffectFreeRead(reg));
+    if (mirror) for (let reg = 0; reg < UART_PORT_COUNT; reg++) mirror.publish(reg, this.sideEffectFreeRead(reg));
+    this.opts.postedWrites?.post(UartReg.DATA, this.thrWritePostable());
   }
 
   /** Ends every state change: publishes to the read mirror, then drives the interrupt line (in that order). */

@@ -5,6 +5,7 @@ import { LAYOUT, LoaderError } from '@hype/linux-loader';
 import { loadLinuxFiles } from '@hype/linux-loader/node';
 import { ConsoleDevice, MMIO_WINDOW_SIZE, type VirtioDevice } from '@hype/virtio';
 import { Bus, type ReadMirror } from '../bus.js';
+import { CoalescedPio } from './coalesced-pio.js';
 import { DEFAULT_MEM_MIB, MAX_CPUS, type VmConfig } from '../config.js';
 import { ACPI_POWER_PORT, ACPI_RESET_VALUE, AcpiPowerPort } from '../devices/acpi-power.js';
 import { DEBUG_PORT_BASE, DEBUG_PORT_COUNT, DebugPort } from '../devices/debug-port.js';
@@ -56,6 +57,13 @@ export interface VmRuntimeOptions {
    * `0` (to compare, e.g. in `pnpm bench cfloor`).
    */
   pioReadMirror?: boolean;
+  /**
+   * Let KVM queue the port writes device models say may arrive late (8250 THR writes while its transmit
+   * interrupt is off: the kernel's console output) instead of exiting for each, and deliver them in
+   * batches (KVM_CAP_COALESCED_PIO; see CoalescedPio). Default true when KVM has it, unless the environment
+   * variable HYPE_COALESCED_PIO is `0`.
+   */
+  coalescedPio?: boolean;
 }
 
 /** What the build steps share: the config, the options, where undo steps go, how devices end the VM. */
@@ -67,6 +75,8 @@ interface BuildContext {
   readonly timing: (event: TimingEventName, value?: number) => void;
   /** Ends the VM (power off, reset); a no-op until the Machine exists. */
   readonly finish: (exit: VmExit) => void;
+  /** Ends the VM with a VMM-side failure that run() rejects with. */
+  readonly fail: (error: unknown, reason: string) => void;
 }
 
 /**
@@ -99,6 +109,7 @@ export async function createVm(config: VmConfig, options: VmRuntimeOptions): Pro
       options.onTiming({ event, ms: performance.now(), ...(value !== undefined ? { value } : {}), ...(exits ? { exits } : {}) });
     },
     finish: (exit) => machine?.finish(exit),
+    fail: (error, reason) => machine?.fail(error, reason),
   };
   try {
     checkConfig(config);
@@ -116,12 +127,14 @@ export async function createVm(config: VmConfig, options: VmRuntimeOptions): Pro
     const boot = loadKernel(context, vm, virtio.slots, cmdline);
     const vcpus = createVcpus(config, kvm, vm, quirks);
     applyBootState(vcpus[0], boot.cpu);
+    platform.coalescedPio?.attach(vm.coalescedRing(vcpus[0]));
     machine = new Machine({
       memory: vm.memory,
       vcpus,
       pio: platform.pio,
       mmio: platform.mmio,
       ...(pioReadMirror ? { pioReadMirror } : {}),
+      ...(platform.coalescedPio ? { coalescedPio: platform.coalescedPio } : {}),
       quirks,
       consoleInput: virtio.consoleInput ?? platform.serialInput,
       markers: platform.debugPort.markers,
@@ -166,6 +179,12 @@ function pioReadMirrorEnabled(options: VmRuntimeOptions): boolean {
   return options.pioReadMirror ?? process.env.HYPE_PIO_READ_MIRROR !== '0';
 }
 
+/** Whether posted port writes go through KVM's coalesced ring (VmRuntimeOptions.coalescedPio, and KVM has it). */
+function coalescedPioEnabled(options: VmRuntimeOptions, vm: Vm): boolean {
+  if (!(options.coalescedPio ?? process.env.HYPE_COALESCED_PIO !== '0')) return false;
+  return vm.checkExtension(KvmCap.COALESCED_PIO) > 0 && vm.checkExtension(KvmCap.COALESCED_MMIO) > 0;
+}
+
 /** The KVM and VM file descriptors, the in-kernel irqchip and PIT, guest RAM, and the read mirror. */
 function createVmWithRam({ config, options, teardown }: BuildContext): { kvm: Kvm; vm: Vm; pioReadMirror: PioReadMirror | undefined } {
   const kvm = openKvm(options.kvmDevice ?? '/dev/kvm');
@@ -184,9 +203,12 @@ function createVmWithRam({ config, options, teardown }: BuildContext): { kvm: Kv
 }
 
 /** The 8250 UART on COM1, the i8042 (for its reset line), hype's debug port and the ACPI power registers. */
-function attachPlatformDevices({ config, options, logger, teardown, timing, finish }: BuildContext, vm: Vm, pioReadMirror?: PioReadMirror) {
+function attachPlatformDevices({ config, options, logger, teardown, timing, finish, fail }: BuildContext, vm: Vm, pioReadMirror?: PioReadMirror) {
   const pio = new Bus('pio', logger);
   const mmio = new Bus('mmio', logger);
+  const coalescedPio = coalescedPioEnabled(options, vm)
+    ? new CoalescedPio(vm, pio, { warn: (m) => logger.warn(m), onError: (error) => fail(error, 'a device failed on a posted port write') })
+    : undefined;
   // Serial output is bounded like the virtio console's: a full sink keeps the UART's THR full.
   const consoleOut = new ByteBatcher((bytes) => options.consoleOutput(bytes) !== false || !options.onConsoleDrain, {
     onReady: () => uart.transmitterReady(),
@@ -199,7 +221,10 @@ function attachPlatformDevices({ config, options, logger, teardown, timing, fini
     setIrq: (level) => vm.irqLine(COM1_IRQ, level),
     onRxDrained: () => serialInput.feed(),
     ...(pioReadMirror ? { mirror: portMirror(pioReadMirror, COM1_PORT) } : {}),
+    ...(coalescedPio ? { postedWrites: coalescedPio.forDevice(COM1_PORT) } : {}),
   });
+  // Delivers what the guest posted last before the console's batcher flushes (teardown runs in reverse).
+  if (coalescedPio) teardown.push(() => coalescedPio.close());
   const serialInput = new InputQueue((bytes) => uart.receive(bytes));
   pio.register(COM1_PORT, UART_PORT_COUNT, uart, 'serial (COM1)');
   const i8042 = new I8042({
@@ -219,7 +244,7 @@ function attachPlatformDevices({ config, options, logger, teardown, timing, fini
     onReset: () => finish({ kind: 'reboot', source: 'acpi' }),
   });
   pio.register(ACPI_POWER_PORT, 1, acpiPower, 'ACPI sleep/reset registers');
-  return { pio, mmio, serialInput, debugPort };
+  return { pio, mmio, serialInput, debugPort, coalescedPio };
 }
 
 /**

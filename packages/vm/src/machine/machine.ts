@@ -18,6 +18,7 @@ import { COM1_PORT, UART_PORT_COUNT } from '../devices/uart8250.js';
 import { buildInternalErrorReport, describeExit, type VmExit } from '../lifecycle.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { HostQuirks } from '../quirks/index.js';
+import type { CoalescedPio } from './coalesced-pio.js';
 import { HaltWatch, type ProbedVcpu } from './halt-watch.js';
 import type { Teardown } from './teardown.js';
 
@@ -44,6 +45,8 @@ export interface ExitCounts {
   mmio: number;
   /** Port reads answered from the read mirror on the vCPU threads (never reaching JavaScript). */
   mirrored: number;
+  /** Port writes KVM queued in its coalesced ring instead of exiting, delivered to the devices in batches (not in `all`). */
+  coalesced: number;
 }
 
 /** What the Machine uses of a vCPU (@hype/kvm's Vcpu; tests pass scripted ones). */
@@ -64,6 +67,8 @@ export interface MachineParts {
   mmio: Bus;
   /** Register reads answered on the vCPU threads (the devices on `pio` publish into it). */
   pioReadMirror?: PioReadMirror;
+  /** Posted port writes: drained before every exit is handled, started with the vCPUs (createVm closes it). */
+  coalescedPio?: Pick<CoalescedPio, 'drain' | 'start' | 'delivered'>;
   quirks: HostQuirks;
   /** Where writeConsole() bytes go (the virtio console's or the UART's input queue). */
   consoleInput: { write(bytes: Uint8Array): void };
@@ -98,6 +103,7 @@ export class Machine {
   private readonly pio: Bus;
   private readonly mmio: Bus;
   private readonly pioReadMirror: PioReadMirror | undefined;
+  private readonly coalescedPio: MachineParts['coalescedPio'];
   /** Exits handled here (JS), by kind. */
   private readonly handled = { all: 0, pio: 0, uart: 0, mmio: 0 };
   private readonly quirks: HostQuirks;
@@ -116,6 +122,7 @@ export class Machine {
     this.pio = parts.pio;
     this.mmio = parts.mmio;
     this.pioReadMirror = parts.pioReadMirror;
+    this.coalescedPio = parts.coalescedPio;
     this.quirks = parts.quirks;
     this.consoleInput = parts.consoleInput;
     this.teardown = parts.teardown;
@@ -137,11 +144,17 @@ export class Machine {
     let mirrored = 0;
     for (const vcpu of this.vcpus) mirrored += vcpu.pioMirrorHits ?? 0;
     const { all, pio, uart, mmio } = this.handled;
-    return { all: all + mirrored, pio: pio + mirrored, uart, mmio, mirrored };
+    return { all: all + mirrored, pio: pio + mirrored, uart, mmio, mirrored, coalesced: this.coalescedPio?.delivered ?? 0 };
   }
 
   /** Ends the VM from the host side: run() resolves { kind: 'stopped', reason }. Idempotent. */
   stop(reason = 'stopped by the host'): void {
+    this.finish({ kind: 'stopped', reason });
+  }
+
+  /** @internal A VMM-side failure outside an exit (a device failing on a posted write): run() rejects with it. */
+  fail(error: unknown, reason: string): void {
+    this.failure ??= error;
     this.finish({ kind: 'stopped', reason });
   }
 
@@ -219,6 +232,7 @@ export class Machine {
     );
     // A stop() before run() started the threads: they still start, and stop at their first exit.
     if (this.exit) for (const vcpu of this.vcpus) vcpu.stop();
+    this.coalescedPio?.start();
     const haltWatch = new HaltWatch(this.vcpus, () => this.finish({ kind: 'halted' }));
     haltWatch.start();
     await Promise.all(runs);
@@ -238,6 +252,8 @@ export class Machine {
   }
 
   private onExit(run: KvmRun, vcpu: MachineVcpu): 'stop' | void {
+    // Posted writes that came before this access reach their devices first, as if each had exited.
+    this.coalescedPio?.drain();
     if (this.exit) return 'stop';
     this.handled.all++;
     switch (run.exitReason) {
