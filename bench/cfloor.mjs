@@ -184,7 +184,7 @@ async function prepare(kind) {
   if (h) {
     process.stderr.write(
       `cfloor: ${kind}: hype's exits to /init: ${h.all} (port I/O ${h.pio}, of which ${h.mirrored} reads answered on the vCPU thread ` +
-        `from the read mirror and ${h.uart} UART exits to JS; MMIO ${h.mmio})\n`,
+        `from the read mirror and ${h.uart} UART exits to JS; MMIO ${h.mmio}); ${h.coalesced ?? 0} port writes posted through the coalesced ring (no exit)\n`,
     );
   }
   // The same guest, the same messages (numbers aside): say where they differ.
