@@ -36,16 +36,18 @@ class DiscardingView extends Uint8Array {
 /**
  * The boot check with @hype/linux-loader: runs `loadLinux` (header/ELF validation, host-side payload
  * unpacking, kernel and initrd placement, command line length) against discarding memory. The initrd's
- * contents do not matter to the loader, only its size, so a zero-filled stand-in of that size is used.
- * The loader's own decompressors are used because they stop at the size it allows (no more than --mem):
- * a decompression bomb fails here without the CLI allocating its output.
+ * contents do not matter to the loader, only its size, so a stand-in of that size that writes nothing is
+ * used. The loader's own decompressors are used because they stop at the size it allows (no more than
+ * --mem): a decompression bomb fails here without the CLI allocating its output. The unpacked payload is
+ * kept for the VM's load of the same kernel bytes (`keepUnpacked`): decompressed once, not twice.
  */
 export const loaderCheckBoot: CheckBoot = (check) => {
   const memBytes = check.memMiB * MiB;
   loadLinux(discardingMemory(memBytes), {
     kernel: check.kernel,
     kernelName: check.kernelName,
-    ...(check.initrdBytes > 0 ? { initrd: new Uint8Array(check.initrdBytes), initrdName: check.initrdName ?? 'initrd' } : {}),
+    keepUnpacked: true,
+    ...(check.initrdBytes > 0 ? { initrd: { size: check.initrdBytes, read: () => {} }, initrdName: check.initrdName ?? 'initrd' } : {}),
     ...(check.cmdline !== undefined ? { cmdline: check.cmdline } : {}),
     memBytes,
     cpus: check.cpus,

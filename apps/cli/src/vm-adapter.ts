@@ -1,12 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { DEFAULT_AGENT_PORT } from '@hype/guest-agent';
 import { rateLimitedLogger, type VirtioDevice } from '@hype/virtio';
-import { openDiskDevice } from '@hype/virtio-blk/node';
-import { VirtioNetDevice, type NetBackend, type PortForward } from '@hype/virtio-net';
-import { openTapBackend, PasstPortError, startPasst } from '@hype/virtio-net/node';
+import type { NetBackend, PortForward, VirtioNetDevice } from '@hype/virtio-net';
 import { EntropyDevice } from '@hype/virtio-rng';
-import { VsockDevice } from '@hype/virtio-vsock';
-import { VsockUnixBridge } from '@hype/virtio-vsock/node';
+import type { VsockDevice } from '@hype/virtio-vsock';
+import type { VsockUnixBridge } from '@hype/virtio-vsock/node';
 import { createVm, describeExit, formatInternalError, probeKvmDevice, VmInputError, type VmExit } from '@hype/vm';
 import type { VmOutcome } from './exit-codes.js';
 import type { CliNic } from './net-options.js';
@@ -35,13 +33,18 @@ export function fromVmExit(exit: VmExit): VmOutcome {
  * The devices `hype run` attaches after the console: the disks in order (vda, vdb, ...), the entropy
  * device unless --rng off, the network interfaces, then a vsock device for a command (-- CMD) or --vsock. A disk that does not
  * open is the user's to fix (UsageError); what was opened already is closed again.
+ *
+ * The modules of the disk, network and vsock devices (and their host back ends: passt, TAP, sockets)
+ * load only when the VM has such a device: a plain `hype run` does not carry their code (about 5 MiB of
+ * the VMM's memory, and tens of ms of its start-up).
  */
 export async function openDevices(config: CliVmConfig, logger: VmLogger): Promise<VirtioDevice[]> {
   const devices: VirtioDevice[] = [];
   try {
+    const { openDiskDevice } = config.disks.length > 0 ? await import('@hype/virtio-blk/node') : { openDiskDevice: undefined };
     for (const [index, disk] of config.disks.entries()) {
       devices.push(
-        await openDiskDevice(disk, index).catch((error: unknown) => {
+        await openDiskDevice!(disk, index).catch((error: unknown) => {
           throw new UsageError((error as Error).message, { cause: error });
         }),
       );
@@ -57,7 +60,7 @@ export async function openDevices(config: CliVmConfig, logger: VmLogger): Promis
     for (const device of devices) await device.close?.();
     throw error;
   }
-  if (config.agent || config.vsockSocket !== undefined) devices.push(new VsockDevice());
+  if (config.agent || config.vsockSocket !== undefined) devices.push(new (await import('@hype/virtio-vsock')).VsockDevice());
   return devices;
 }
 
@@ -66,6 +69,16 @@ export async function openDevices(config: CliVmConfig, logger: VmLogger): Promis
  * published port taken, no host interface), the TAP device for `tap=NAME` (a missing privilege, likewise).
  */
 async function openNic(nic: CliNic, logger: VmLogger): Promise<VirtioNetDevice> {
+  const [{ VirtioNetDevice }, { openTapBackend, PasstPortError, startPasst }] = await Promise.all([import('@hype/virtio-net'), import('@hype/virtio-net/node')]);
+  const deviceOver = async (backend: NetBackend, mac: { mac?: string }): Promise<VirtioNetDevice> => {
+    // The backend is closed again if the device refuses its options.
+    try {
+      return new VirtioNetDevice({ backend, ...mac });
+    } catch (error) {
+      await backend.close();
+      throw error;
+    }
+  };
   const mac = nic.mac !== undefined ? { mac: nic.mac } : {};
   if (nic.kind === 'user') {
     // passt's messages after start (one line each) are rate-limited: guest traffic can make it log.
@@ -89,16 +102,6 @@ async function openNic(nic: CliNic, logger: VmLogger): Promise<VirtioNetDevice> 
   return deviceOver(backend, mac);
 }
 
-/** The device over an opened backend; the backend is closed again if the device refuses its options. */
-async function deviceOver(backend: NetBackend, mac: { mac?: string }): Promise<VirtioNetDevice> {
-  try {
-    return new VirtioNetDevice({ backend, ...mac });
-  } catch (error) {
-    await backend.close();
-    throw error;
-  }
-}
-
 /** IFF_UP in /sys/class/net/NAME/flags (true when that cannot be read: no claim either way). */
 function interfaceIsUp(name: string): boolean {
   try {
@@ -115,6 +118,7 @@ function formatForward(forward: PortForward): string {
 
 /** Serves --vsock PATH for the VM's vsock device; a socket path in use is the user's to fix. */
 async function startBridge(device: VsockDevice, path: string, logger: VmLogger): Promise<VsockUnixBridge> {
+  const { VsockUnixBridge } = await import('@hype/virtio-vsock/node');
   // A guest can connect to unbound ports in a loop: one line each would flood stderr.
   const bridge = new VsockUnixBridge(device, path, { log: rateLimitedLogger(logger) });
   try {
@@ -129,7 +133,8 @@ async function startBridge(device: VsockDevice, path: string, logger: VmLogger):
 export const defaultCreateVm: CreateVm = async (config, options) => {
   const { disks: _disks, rng: _rng, nics: _nics, agent: _agent, vsockSocket, kernelImage, ...vmConfig } = config;
   const devices = await openDevices(config, options.logger);
-  const vsock = devices.find((device): device is VsockDevice => device instanceof VsockDevice);
+  // openDevices puts the vsock device last, when there is one.
+  const vsock = config.agent || vsockSocket !== undefined ? (devices.at(-1) as VsockDevice) : undefined;
   let machine;
   try {
     machine = await createVm(

@@ -1,6 +1,6 @@
 import { STARTUP_64_OFFSET } from './bootparam.js';
 import { encodeCmdline } from './cmdline.js';
-import { type Decompressors, type PayloadFormat, builtinDecompressors, unpackPayload } from './compression.js';
+import { type Decompressors, type PayloadFormat, type UnpackResult, builtinDecompressors, unpackPayload } from './compression.js';
 import {
   type BootCpuState,
   CR0_ET,
@@ -16,7 +16,7 @@ import { type ElfImage, elfExtent, hasElfMagic, loadElf, parseElf, physicalEntry
 import { LoaderError, formatMiB, hex } from './errors.js';
 import { writeGdt } from './gdt.js';
 import { type RamRegion, LAYOUT, MiB, PAGE_SIZE, alignDown, alignUp, guestRamRegions } from './layout.js';
-import { type GuestMemory, writeBytes } from './memory.js';
+import { type GuestMemory, mustView, writeBytes } from './memory.js';
 import { MP_MAX_CPUS, writeMpTable } from './mptable.js';
 import { identityMapBytes, writeIdentityPageTables } from './paging.js';
 import { type SetupHeader, hasHdrS, parseSetupHeader, setupHeaderBytes } from './setup-header.js';
@@ -27,8 +27,11 @@ export interface LinuxBootOptions {
   kernel: Uint8Array;
   /** Names the kernel in error messages (usually its path). */
   kernelName?: string;
-  /** initramfs, whole file, written as is. */
-  initrd?: Uint8Array;
+  /**
+   * initramfs, written as is: its bytes, or its size and a function that fills guest memory with it (so a
+   * file goes straight into guest RAM, with no copy of it held in the VMM).
+   */
+  initrd?: Uint8Array | InitrdSource;
   initrdName?: string;
   /** Kernel command line (without the NUL). */
   cmdline?: string;
@@ -49,6 +52,31 @@ export interface LinuxBootOptions {
    * is written either way, for kernels without ACPI.
    */
   acpi?: { bytes: Uint8Array; rsdpAddr: number };
+  /**
+   * Keep the unpacked payload of this bzImage for the next `loadLinux` given the same `kernel` array,
+   * which then does not unpack it again (it takes the payload and forgets it). For a dry run followed by
+   * the real load (hype's CLI checks a kernel before it builds the VM): one decompression, one buffer.
+   * `kernel` must not change in between.
+   */
+  keepUnpacked?: boolean;
+}
+
+/** An initrd that is not in memory yet: `read` fills `into` (exactly `size` bytes) or throws. */
+export interface InitrdSource {
+  readonly size: number;
+  read(into: Uint8Array): void;
+}
+
+function isBytes(initrd: Uint8Array | InitrdSource): initrd is Uint8Array {
+  return ArrayBuffer.isView(initrd);
+}
+
+/** Payloads a dry run unpacked (LinuxBootOptions.keepUnpacked), by the kernel image they came from. */
+const keptUnpacked = new WeakMap<Uint8Array, { payloadStart: number; payloadLength: number; trailer: string; result: UnpackResult }>();
+
+/** The trailer (gzip's CRC32 and size, or the size the kernel build appends) that tells payloads apart. */
+function payloadTrailer(payload: Uint8Array): string {
+  return Array.from(payload.subarray(Math.max(0, payload.length - 8))).join(',');
 }
 
 /** How the kernel was put in memory. */
@@ -126,7 +154,18 @@ function planKernel(opts: LinuxBootOptions, name: string, maxUnpacked: number): 
   let notUnpackedBecause = 'unpacking disabled';
   let payloadFormat: PayloadFormat | undefined;
   if (opts.unpack !== false) {
-    const result = unpackPayload(payload, { ...builtinDecompressors, ...opts.decompressors }, `kernel ${name}`, maxUnpacked);
+    const payloadStart = header.protectedModeOffset + header.payloadOffset;
+    const trailer = payloadTrailer(payload);
+    const kept = keptUnpacked.get(bytes);
+    keptUnpacked.delete(bytes);
+    const reuse =
+      kept !== undefined &&
+      kept.payloadStart === payloadStart &&
+      kept.payloadLength === payload.length &&
+      kept.trailer === trailer &&
+      (!kept.result.ok || kept.result.elf.length <= maxUnpacked);
+    const result = reuse ? kept.result : unpackPayload(payload, { ...builtinDecompressors, ...opts.decompressors }, `kernel ${name}`, maxUnpacked);
+    if (opts.keepUnpacked && result.ok && result.format !== 'elf') keptUnpacked.set(bytes, { payloadStart, payloadLength: payload.length, trailer, result });
     payloadFormat = result.format;
     if (result.ok) {
       const elfName = `${name} (${result.format} payload)`;
@@ -193,7 +232,8 @@ export function loadLinux(mem: GuestMemory, opts: LinuxBootOptions): LinuxBootSe
   const lowRamEnd = ram[0].size;
   // The kernel and its boot tables live below the PCI hole: the unpacked image cannot be any larger.
   const plan = planKernel(opts, name, lowRamEnd);
-  const initrdSize = opts.initrd?.length ?? 0;
+  const initrdSize = opts.initrd === undefined ? 0 : isBytes(opts.initrd) ? opts.initrd.length : opts.initrd.size;
+  if (!Number.isSafeInteger(initrdSize) || initrdSize < 0) throw new LoaderError('format', `initrd ${initrdName}: size ${initrdSize}`);
 
   const kernelDetail =
     plan.mode === 'bzimage'
@@ -261,7 +301,10 @@ export function loadLinux(mem: GuestMemory, opts: LinuxBootOptions): LinuxBootSe
   if (plan.payloadFormat) kernel.payloadFormat = plan.payloadFormat;
   if (plan.mode === 'bzimage') kernel.notUnpackedBecause = plan.notUnpackedBecause;
 
-  if (initrd && opts.initrd) writeBytes(mem, initrd.addr, opts.initrd, `initrd ${initrdName}`);
+  if (initrd && opts.initrd) {
+    if (isBytes(opts.initrd)) writeBytes(mem, initrd.addr, opts.initrd, `initrd ${initrdName}`);
+    else opts.initrd.read(mustView(mem, initrd.addr, initrd.size, `initrd ${initrdName}`));
+  }
   writeBytes(mem, LAYOUT.cmdline, cmdline, 'kernel command line');
 
   const e820 = buildE820(opts.memBytes);

@@ -1,5 +1,5 @@
 export { loadLinux } from './boot.js';
-export type { LinuxBootOptions, LinuxBootSetup, LoadedKernel, KernelLoadMode } from './boot.js';
+export type { InitrdSource, LinuxBootOptions, LinuxBootSetup, LoadedKernel, KernelLoadMode } from './boot.js';
 export type { BootCpuState, BootRegs, BootSregs, Segment, DescriptorTable } from './cpu-state.js';
 export { CR0_PE, CR0_ET, CR0_PG, CR4_PAE, EFER_LME, EFER_LMA, RFLAGS_RESERVED } from './cpu-state.js';
 export { LoaderError } from './errors.js';

@@ -69,7 +69,8 @@ export interface VmRuntimeOptions {
 /** What the build steps share: the config, the options, where undo steps go, how devices end the VM. */
 interface BuildContext {
   readonly config: VmConfig;
-  readonly options: VmRuntimeOptions;
+  /** Without `kernelBytes` (given to loadKernel alone: what the context reaches lives as long as the VM). */
+  readonly options: Omit<VmRuntimeOptions, 'kernelBytes'>;
   readonly logger: Logger;
   readonly teardown: Teardown;
   readonly timing: (event: TimingEventName, value?: number) => void;
@@ -88,7 +89,10 @@ interface BuildContext {
  * also when createVm fails. Errors that are the caller's to fix (no /dev/kvm, a bad kernel file, too
  * little memory, too many devices) are VmInputErrors with one-line messages; nothing stays open.
  */
-export async function createVm(config: VmConfig, options: VmRuntimeOptions): Promise<Machine> {
+export async function createVm(config: VmConfig, runtimeOptions: VmRuntimeOptions): Promise<Machine> {
+  // The kernel's bytes are needed only to load it: the closures made below (device sinks, timing) live as
+  // long as the VM and keep what they reach, and a 17 MiB vmlinux must not be part of that.
+  const { kernelBytes, ...options } = runtimeOptions;
   const devices = config.devices ?? [];
   const teardown = new Teardown();
   const closeDevices = once(async () => {
@@ -124,7 +128,7 @@ export async function createVm(config: VmConfig, options: VmRuntimeOptions): Pro
     teardown.push(closeDevices); // device I/O in flight drains while guest RAM is still mapped
     // The quirks layer merges its additions in (a value the user set wins; clearcpuid lists combine).
     const cmdline = quirks.cmdline(joinCmdline(baseCmdline(config.console), virtio.slots.slots.map((s) => s.cmdline).join(' '), config.cmdline));
-    const boot = loadKernel(context, vm, virtio.slots, cmdline);
+    const boot = loadKernel(context, vm, virtio.slots, cmdline, kernelBytes);
     const vcpus = createVcpus(config, kvm, vm, quirks);
     applyBootState(vcpus[0], boot.cpu);
     platform.coalescedPio?.attach(vm.coalescedRing(vcpus[0]));
@@ -272,7 +276,7 @@ function attachVirtioDevices({ config, options, logger, teardown }: BuildContext
 }
 
 /** Kernel, initrd, command line and the boot tables (ACPI describes the same machine as the MP table). */
-function loadKernel({ config, options, logger }: BuildContext, vm: Vm, slots: VirtioSlots, cmdline: string) {
+function loadKernel({ config, logger }: BuildContext, vm: Vm, slots: VirtioSlots, cmdline: string, kernelBytes: Uint8Array | undefined) {
   // Distribution kernels find virtio-mmio devices only through ACPI (their virtio_mmio lacks
   // VIRTIO_MMIO_CMDLINE_DEVICES) and power off through the S5 sleep register.
   const acpi = buildAcpiTables({
@@ -289,7 +293,7 @@ function loadKernel({ config, options, logger }: BuildContext, vm: Vm, slots: Vi
   try {
     boot = loadLinuxFiles(vm.memory, {
       kernelPath: config.kernel,
-      ...(options.kernelBytes ? { kernelBytes: options.kernelBytes } : {}),
+      ...(kernelBytes ? { kernelBytes } : {}),
       initrdPath: config.initrd,
       cmdline,
       memBytes: config.memMiB * MiB,
