@@ -17,6 +17,7 @@ import { formatSize, MiB } from './size.js';
 import { isUsageError } from './usage-error.js';
 import { bootProblem, checkInputs, type CheckBoot } from './validate.js';
 import { logLevelFromEnv, stderrLogger, type LogLevel } from './vm-logger.js';
+import { collectStartupGarbage } from './startup-garbage.js';
 
 export interface OutputStream {
   /** Returns false when the stream's buffer is full ('drain' follows), like a Node Writable. */
@@ -400,6 +401,8 @@ async function createCliVm(
       : undefined;
     const vm = await io.createVm(config, { ...console, kvmDevice, logger, ...(onTiming ? { onTiming } : {}) });
     delete config.kernelImage; // loaded into guest RAM; not needed again
+    // After the caller has started the VM (this turn), start-up's garbage goes: see collectStartupGarbage.
+    setTimeout(collectStartupGarbage, 0).unref();
     return vm;
   } catch (error) {
     if (isInputError(error)) {
