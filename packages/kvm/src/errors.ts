@@ -30,10 +30,16 @@ export function check(result: number, operation: string, detail?: string): numbe
 
 /** ioctl through the allow-listed native entry point, throwing `ioctl KVM_... failed: ...` on error. */
 export function ioctl(fd: number, request: number, arg?: number | bigint | ArrayBufferView): number {
-  const result = addon().ioctl(fd, request, arg);
+  let result = addon().ioctl(fd, request, arg);
+  // A signal arriving meanwhile (a profiler's, a child's SIGCHLD) makes some ioctls fail with EINTR having
+  // done nothing, KVM_CREATE_VM among them: they are made again. (KVM_RUN does not come through here.)
+  for (let retries = 0; result === -EINTR && retries < MAX_EINTR_RETRIES; retries++) result = addon().ioctl(fd, request, arg);
   if (result < 0) throw new KvmError(`ioctl ${ioctlName(request)}`, -result);
   return result;
 }
+
+const EINTR = 4;
+const MAX_EINTR_RETRIES = 100;
 
 /** Thrown for use of a closed Kvm/Vm/Vcpu/EventFd. */
 export function closedError(what: string): Error {
