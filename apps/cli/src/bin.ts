@@ -1,33 +1,50 @@
 #!/usr/bin/env node
 /**
- * The `hype` executable: runCli with the real process, terminal, file system, loader, guest builder and
- * @hype/vm. Everything that decides anything lives in run-cli.ts; this file only wires and exits.
+ * The `hype` executable. It runs main.ts from dist/main.cjs, one CommonJS bundle of the CLI with the
+ * workspace packages and commander inside, compiled through V8's code cache in the hype cache directory
+ * (code-cache.ts): resolving and compiling some twenty ES modules was most of hype's start-up on a slow
+ * machine. HYPE_CODE_CACHE=0 turns the cache off (the bundle is then compiled from source each time).
+ * When a package in the bundle was rebuilt after it (a source checkout), the unbundled dist/main.js runs
+ * instead, with the packages as they are now.
  */
-import { totalmem } from 'node:os';
-import { loaderCheckBoot } from './boot-check.js';
-import { processRig } from './nested.js';
-import { installProcessHooks } from './process-hooks.js';
-import { runCli } from './run-cli.js';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { bundleIsCurrent, cachedRequire, hypeCacheRoot } from './code-cache.js';
+import type { MainOptions } from './main.js';
 
-const hooks = installProcessHooks();
-const code = await runCli(process.argv.slice(2), {
-  stdin: process.stdin,
-  stdout: process.stdout,
-  stderr: process.stderr,
-  env: process.env,
-  // Loaded on first use: @hype/vm pulls in the native KVM addon and @hype/guest the build driver, which
-  // --help, --version and the input checks do not need (and must not fail on).
-  createVm: async (config, options) => (await import('./vm-adapter.js')).defaultCreateVm(config, options),
-  guest: {
-    ensure: async (progress, reportCached) => (await import('./default-guest.js')).packagedDefaultGuest.ensure(progress, reportCached),
-  },
-  checkBoot: loaderCheckBoot,
-  probeKvm: async (path) => (await import('./vm-adapter.js')).probeKvm(path),
-  nested: processRig(process.argv[1]!, process.env),
-  onSignal: hooks.onSignal,
-  registerCleanup: hooks.registerCleanup,
-  totalMemBytes: totalmem(),
-});
-hooks.runCleanups();
-// Exit at once: stdin, vCPU threads or timers must not keep a finished hype alive.
-process.exit(code);
+type Main = (options: MainOptions) => Promise<never>;
+
+const options: MainOptions = {
+  loadDefaultGuest: async () => (await import('./default-guest.js')).packagedDefaultGuest,
+};
+
+const file = fileURLToPath(new URL('./main.cjs', import.meta.url));
+const main = bundleIsCurrent(file, fileURLToPath(new URL('./main.inputs.json', import.meta.url)))
+  ? bundledMain(file)
+  : ((await import('./main.js')) as { main: Main }).main;
+await main(options);
+
+function bundledMain(file: string): Main {
+  const root = process.env.HYPE_CODE_CACHE === '0' ? undefined : hypeCacheRoot(process.env);
+  const bundleRequire = createRequire(file);
+  // @hype/kvm-sys stays outside the bundle (it finds its native addon from its own file) and is not a
+  // dependency of this package: it is resolved from @hype/kvm's place, as @hype/kvm would.
+  let kvmSys: unknown;
+  const requireForBundle = (id: string): unknown => {
+    if (id !== '@hype/kvm-sys') return bundleRequire(id);
+    if (kvmSys === undefined) {
+      const vmRequire = createRequire(bundleRequire.resolve('@hype/vm'));
+      kvmSys = createRequire(vmRequire.resolve('@hype/kvm'))(id);
+    }
+    return kvmSys;
+  };
+  const { exports } = cachedRequire({
+    file,
+    cacheDir: root === undefined ? undefined : join(root, 'code-cache', 'cli'),
+    require: Object.assign(requireForBundle, bundleRequire),
+    // The cache holds what ran before it was written: a `hype run` makes one that covers start-up.
+    writeAtExit: process.argv.slice(2).includes('run'),
+  });
+  return (exports as { main: Main }).main;
+}

@@ -1,0 +1,148 @@
+/**
+ * Runs a CommonJS file through V8's code cache (the v8-compile-cache technique; Node 20 has no
+ * module.enableCompileCache): the file is compiled by vm.Script with the bytes of an earlier compilation,
+ * so V8 deserializes bytecode instead of parsing and compiling, which is most of hype's start-up on a slow
+ * machine. The cache is a file under the hype cache directory named by a hash of the source, the Node
+ * version and the architecture, so changed code never runs from an old cache (V8 itself only checks the
+ * source's length and its own version). Everything about the cache is optional: a missing, unreadable,
+ * rejected or unwritable cache falls back silently to a plain compilation.
+ *
+ * This module must stay small and import only Node's built-ins: it runs before anything else.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { homedir } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { Script } from 'node:vm';
+
+/** hype's cache root, as hypeCacheDir() of @hype/guest (not imported: it would load @hype/guest first). */
+export function hypeCacheRoot(env: NodeJS.ProcessEnv): string | undefined {
+  const override = env.HYPE_CACHE_DIR;
+  if (override !== undefined && override !== '') return override;
+  const xdg = env.XDG_CACHE_HOME;
+  if (xdg !== undefined && xdg !== '' && isAbsolute(xdg)) return join(xdg, 'hype');
+  try {
+    const home = env.HOME !== undefined && env.HOME !== '' ? env.HOME : homedir();
+    return join(home, '.cache', 'hype');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the bundle `file` is at least as new as every input listed in `manifest` (a JSON array of paths
+ * relative to the manifest's directory, written by the build) that exists here: in a source checkout, a
+ * package rebuilt after the bundle means the bundle holds its old code. Inputs that do not exist (an
+ * installed package, where the bundle is what was published) do not count; an unreadable manifest makes
+ * the bundle not current.
+ */
+export function bundleIsCurrent(file: string, manifest: string): boolean {
+  try {
+    const inputs = JSON.parse(readFileSync(manifest, 'utf8')) as unknown;
+    if (!Array.isArray(inputs)) return false;
+    const built = statSync(file).mtimeMs;
+    const base = dirname(manifest);
+    return inputs.every((input) => {
+      if (typeof input !== 'string') return false;
+      const stat = statSync(resolve(base, input), { throwIfNoEntry: false });
+      return stat === undefined || stat.mtimeMs <= built;
+    });
+  } catch {
+    return false;
+  }
+}
+
+export interface CachedRequireOptions {
+  /** The CommonJS file to run (absolute path). */
+  file: string;
+  /** Where cache files go; undefined: no cache (a plain compilation). */
+  cacheDir: string | undefined;
+  /** Resolves the file's require() calls; default createRequire(file). */
+  require?: NodeJS.Require;
+  /**
+   * Whether to write the cache at process exit when there was no usable one (the cache holds every
+   * function compiled by then, so a run that went far makes the best cache). Default true.
+   */
+  writeAtExit?: boolean;
+}
+
+export interface CachedRequireResult {
+  exports: unknown;
+  /** 'hit': compiled from the cache; 'miss': no cache file; 'rejected': V8 refused it; 'off': no cacheDir. */
+  cache: 'hit' | 'miss' | 'rejected' | 'off';
+  /** The cache file's path (undefined when off). */
+  cacheFile: string | undefined;
+  /** Writes the cache file now, from what has been compiled so far (a no-op when off; failures ignored). */
+  writeCache(): void;
+}
+
+/** The CommonJS wrapper Node puts around a module's source (same parameters, same order). */
+const WRAPPER_HEAD = '(function (exports, require, module, __filename, __dirname) { ';
+const WRAPPER_TAIL = '\n});';
+
+/** The cache file for `source`: hashed with the Node version and architecture, which V8's code depends on. */
+export function cacheFileFor(cacheDir: string, file: string, source: string): string {
+  const hash = createHash('sha256').update(`${process.version}\0${process.arch}\0${file}\0`).update(source).digest('hex').slice(0, 32);
+  return join(cacheDir, `${hash}.bin`);
+}
+
+/** Loads `options.file` as CommonJS (like require) through the code cache; returns its module.exports. */
+export function cachedRequire(options: CachedRequireOptions): CachedRequireResult {
+  const { file } = options;
+  const source = readFileSync(file, 'utf8');
+  let cacheFile: string | undefined;
+  let cachedData: Buffer | undefined;
+  if (options.cacheDir !== undefined) {
+    cacheFile = cacheFileFor(options.cacheDir, file, source);
+    try {
+      cachedData = readFileSync(cacheFile);
+    } catch {
+      // no cache yet, or the directory is not readable: compile from the source
+    }
+  }
+  const script = new Script(WRAPPER_HEAD + source + WRAPPER_TAIL, {
+    filename: file,
+    ...(cachedData ? { cachedData } : {}),
+  });
+  const cache = cacheFile === undefined ? 'off' : cachedData === undefined ? 'miss' : script.cachedDataRejected === true ? 'rejected' : 'hit';
+  const write = () => {
+    if (cacheFile !== undefined) writeCache(script, cacheFile);
+  };
+  if ((cache === 'miss' || cache === 'rejected') && options.writeAtExit !== false) process.once('exit', write);
+  const wrapper = script.runInThisContext() as (
+    exports: unknown,
+    require: NodeJS.Require,
+    module: { exports: unknown },
+    filename: string,
+    dirname: string,
+  ) => void;
+  const module = { exports: {} as unknown };
+  wrapper.call(module.exports, module.exports, options.require ?? createRequire(file), module, file, dirname(file));
+  return { exports: module.exports, cache, cacheFile, writeCache: write };
+}
+
+/**
+ * Writes the script's code cache to `target` (whole or not at all) and removes the directory's other
+ * caches (of earlier builds: each is about a megabyte); failures are ignored.
+ */
+function writeCache(script: Script, target: string): void {
+  const temporary = `${target}.${process.pid}.tmp`;
+  try {
+    const data = script.createCachedData();
+    const dir = dirname(target);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(temporary, data);
+    renameSync(temporary, target);
+    for (const name of readdirSync(dir)) {
+      if (name.endsWith('.bin') && join(dir, name) !== target) rmSync(join(dir, name), { force: true });
+    }
+  } catch {
+    // a read-only or full cache directory: the next start compiles again
+    try {
+      rmSync(temporary, { force: true });
+    } catch {
+      // nothing to clean up
+    }
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * What the `hype` executable runs: runCli with the real process, terminal, file system, loader, guest
+ * builder and @hype/vm. Everything that decides anything lives in run-cli.ts; this file only wires and
+ * exits. bin.ts loads it from one bundled file (dist/main.cjs, with the workspace packages and commander
+ * inside) through V8's code cache, see code-cache.ts.
+ */
+import { totalmem } from 'node:os';
+import { loaderCheckBoot } from './boot-check.js';
+import { processRig } from './nested.js';
+import type { DefaultGuest } from './ports.js';
+import { installProcessHooks } from './process-hooks.js';
+import { runCli } from './run-cli.js';
+
+export interface MainOptions {
+  /**
+   * The default guest (@hype/guest), loaded on first use. It stays an ES module outside the bundle: it
+   * finds its own files (and keys its cache) by its module URL.
+   */
+  loadDefaultGuest(): Promise<DefaultGuest>;
+}
+
+/** Runs `hype` with process.argv and exits the process with its exit code. */
+export async function main(options: MainOptions): Promise<never> {
+  const hooks = installProcessHooks();
+  const code = await runCli(process.argv.slice(2), {
+    stdin: process.stdin,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    // Loaded on first use: @hype/vm's adapter opens devices and the native KVM addon, and @hype/guest is
+    // the build driver, which --help, --version and the input checks do not need (and must not fail on).
+    createVm: async (config, vmOptions) => (await import('./vm-adapter.js')).defaultCreateVm(config, vmOptions),
+    guest: {
+      ensure: async (progress, reportCached) => (await options.loadDefaultGuest()).ensure(progress, reportCached),
+    },
+    checkBoot: loaderCheckBoot,
+    probeKvm: async (path) => (await import('./vm-adapter.js')).probeKvm(path),
+    nested: processRig(process.argv[1]!, process.env),
+    onSignal: hooks.onSignal,
+    registerCleanup: hooks.registerCleanup,
+    totalMemBytes: totalmem(),
+  });
+  hooks.runCleanups();
+  // Exit at once: stdin, vCPU threads or timers must not keep a finished hype alive.
+  process.exit(code);
+}

@@ -1,0 +1,103 @@
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { bundleIsCurrent, cachedRequire, cacheFileFor, hypeCacheRoot } from '../src/code-cache.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'hype-code-cache-'));
+});
+afterEach(() => {
+  chmodSync(dir, 0o755);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function writeModule(source: string): string {
+  const file = join(dir, 'mod.cjs');
+  writeFileSync(file, source);
+  return file;
+}
+
+describe('cachedRequire', () => {
+  it('runs the file as CommonJS with require, module, __filename and __dirname', () => {
+    const file = writeModule('module.exports = { path: require("node:path").basename(__filename), dir: __dirname, self: typeof exports };');
+    const result = cachedRequire({ file, cacheDir: undefined });
+    expect(result.cache).toBe('off');
+    expect(result.exports).toEqual({ path: 'mod.cjs', dir, self: 'object' });
+  });
+
+  it('misses, writes the cache, then hits it', () => {
+    const file = writeModule('exports.answer = () => 42;');
+    const cacheDir = join(dir, 'cache', 'cli');
+    const first = cachedRequire({ file, cacheDir, writeAtExit: false });
+    expect(first.cache).toBe('miss');
+    expect((first.exports as { answer(): number }).answer()).toBe(42);
+    first.writeCache();
+    expect(readdirSync(cacheDir)).toEqual([first.cacheFile!.slice(cacheDir.length + 1)]);
+    const second = cachedRequire({ file, cacheDir, writeAtExit: false });
+    expect(second.cache).toBe('hit');
+    expect((second.exports as { answer(): number }).answer()).toBe(42);
+  });
+
+  it('never runs old code: the cache is keyed by the source, even at the same length', () => {
+    const cacheDir = join(dir, 'cache');
+    const file = writeModule('exports.value = 1;');
+    cachedRequire({ file, cacheDir, writeAtExit: false }).writeCache();
+    writeModule('exports.value = 2;');
+    const result = cachedRequire({ file, cacheDir, writeAtExit: false });
+    expect(result.cache).toBe('miss');
+    expect(result.exports).toEqual({ value: 2 });
+    result.writeCache();
+    expect(readdirSync(cacheDir)).toHaveLength(1); // the old build's cache is removed
+  });
+
+  it('compiles from source when the cache file is not V8 code cache', () => {
+    const cacheDir = join(dir, 'cache');
+    const file = writeModule('exports.value = 3;');
+    mkdirSync(cacheDir);
+    writeFileSync(cacheFileFor(cacheDir, file, 'exports.value = 3;'), 'garbage');
+    const result = cachedRequire({ file, cacheDir, writeAtExit: false });
+    expect(result.cache).toBe('rejected');
+    expect(result.exports).toEqual({ value: 3 });
+  });
+
+  it('ignores a cache directory it cannot create or write', () => {
+    const file = writeModule('exports.value = 4;');
+    const blocker = join(dir, 'not-a-dir');
+    writeFileSync(blocker, '');
+    const result = cachedRequire({ file, cacheDir: join(blocker, 'cache'), writeAtExit: false });
+    expect(result.cache).toBe('miss');
+    expect(result.exports).toEqual({ value: 4 });
+    expect(() => result.writeCache()).not.toThrow();
+  });
+});
+
+describe('bundleIsCurrent', () => {
+  it('is current while no existing input is newer than the bundle', () => {
+    const bundle = writeModule('');
+    writeFileSync(join(dir, 'input.js'), '');
+    writeFileSync(join(dir, 'inputs.json'), JSON.stringify(['input.js', 'missing/elsewhere.js']));
+    const past = new Date(Date.now() - 60_000);
+    utimesSync(join(dir, 'input.js'), past, past);
+    expect(bundleIsCurrent(bundle, join(dir, 'inputs.json'))).toBe(true);
+    const future = new Date(Date.now() + 60_000);
+    utimesSync(join(dir, 'input.js'), future, future);
+    expect(bundleIsCurrent(bundle, join(dir, 'inputs.json'))).toBe(false);
+  });
+
+  it('is not current without a readable manifest', () => {
+    const bundle = writeModule('');
+    expect(bundleIsCurrent(bundle, join(dir, 'none.json'))).toBe(false);
+    writeFileSync(join(dir, 'bad.json'), '{');
+    expect(bundleIsCurrent(bundle, join(dir, 'bad.json'))).toBe(false);
+  });
+});
+
+describe('hypeCacheRoot', () => {
+  it('follows HYPE_CACHE_DIR, then an absolute XDG_CACHE_HOME, then HOME', () => {
+    expect(hypeCacheRoot({ HYPE_CACHE_DIR: '/c' })).toBe('/c');
+    expect(hypeCacheRoot({ XDG_CACHE_HOME: '/x', HOME: '/h' })).toBe('/x/hype');
+    expect(hypeCacheRoot({ XDG_CACHE_HOME: 'rel', HOME: '/h' })).toBe('/h/.cache/hype');
+  });
+});
