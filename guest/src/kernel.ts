@@ -1,6 +1,7 @@
 /**
  * Builds hype's guest kernel from Debian's linux-source tarball (found by version: see linux-source.ts)
- * with our config fragment on top of `tinyconfig`, verifies the fragment survived `olddefconfig`, and
+ * with our config fragment (its `#if linux` blocks resolved for the source's version) on top of
+ * `tinyconfig`, verifies the fragment survived `olddefconfig`, and
  * caches bzImage, vmlinux and the final config under `<cache>/kernel-<key>/` (moved into place with one
  * rename, so a reader never sees a half-written entry).
  */
@@ -9,8 +10,8 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, 
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { hypeCacheDir, kernelCacheEntry, kernelCacheKey, KERNEL_BUILD_DRIVER_VERSION } from './cache.js';
-import { parseKconfig, verifyKconfig, type KconfigValue } from './kconfig.js';
-import { dpkgQuery, findLinuxSource, isTestedLinuxVersion, LINUX_SOURCE_HINT, linuxVersionFromPath, TESTED_LINUX_VERSIONS, type DpkgQuery, type LinuxSourceChoice } from './linux-source.js';
+import { parseKconfig, resolveKconfigFragment, verifyKconfig, type KconfigValue } from './kconfig.js';
+import { dpkgQuery, findLinuxSource, isTestedLinuxVersion, LINUX_SOURCE_HINT, linuxVersionFromMakefile, linuxVersionFromPath, linuxVersionMatches, TESTED_LINUX_VERSIONS, type DpkgQuery, type LinuxSourceChoice } from './linux-source.js';
 import { guestPath } from './paths.js';
 
 export const KERNEL_FRAGMENT_PATH = guestPath('kernel', 'hype.config');
@@ -32,7 +33,10 @@ export interface KernelBuildOptions {
    * installed, else the newest /usr/src/linux-source-*.tar.xz ({@link findLinuxSource}).
    */
   source?: string;
-  /** The config fragment. Default: guest/kernel/hype.config. */
+  /**
+   * The config fragment. Default: guest/kernel/hype.config. Its `#if linux < V` / `#else` / `#endif`
+   * blocks are resolved for the version in the tarball's name ({@link resolveKconfigFragment}).
+   */
   fragmentPath?: string;
   /** Default: `$HYPE_CACHE_DIR`, else `$XDG_CACHE_HOME/hype`, else ~/.cache/hype ({@link hypeCacheDir}). */
   cacheDir?: string;
@@ -75,6 +79,10 @@ interface ResolvedInputs {
   linuxVersion: string;
   sourceVersion: string;
   fragmentPath: string;
+  /** The fragment resolved for `linuxVersion`: what merge_config.sh gets. */
+  fragmentText: string;
+  /** The fragment has `#if linux` blocks (so the tree's Makefile must agree with `linuxVersion`). */
+  versionDependent: boolean;
   fragment: Map<string, KconfigValue>;
   cacheDir: string;
   key: string;
@@ -109,7 +117,9 @@ function resolveInputs(options: KernelBuildOptions): ResolvedInputs {
   const choice = resolveSource(options);
   const source = choice.path;
   const fragmentPath = options.fragmentPath ?? KERNEL_FRAGMENT_PATH;
-  const fragment = parseKconfig(readFileSync(fragmentPath, 'utf8'), fragmentPath);
+  // The key holds the options resolved for this version: lines of blocks for other versions do not change it.
+  const resolved = resolveKconfigFragment(readFileSync(fragmentPath, 'utf8'), choice.version, fragmentPath);
+  const fragment = parseKconfig(resolved.text, fragmentPath);
   const sourceVersion = linuxSourceVersion(source);
   const cacheDir = options.cacheDir ?? hypeCacheDir();
   const key = kernelCacheKey({ fragment, sourceVersion });
@@ -119,6 +129,8 @@ function resolveInputs(options: KernelBuildOptions): ResolvedInputs {
     linuxVersion: choice.version,
     sourceVersion,
     fragmentPath,
+    fragmentText: resolved.text,
+    versionDependent: resolved.versionDependent,
     fragment,
     cacheDir,
     key,
@@ -278,10 +290,24 @@ async function runBuild(inputs: ResolvedInputs, options: KernelBuildOptions, rep
     }
     // tar detects the compression itself: Debian ships .tar.xz, Ubuntu .tar.bz2.
     await run('tar', ['-xf', inputs.source, '-C', tree, '--strip-components=1'], work, log);
+    if (inputs.versionDependent) {
+      // The fragment was resolved for the version in the tarball's name: the tree must be that version.
+      const release = linuxVersionFromMakefile(readFileSync(join(tree, 'Makefile'), 'utf8'));
+      if (!linuxVersionMatches(inputs.linuxVersion, release)) {
+        throw new Error(
+          `${inputs.source} is named for Linux ${inputs.linuxVersion} but its Makefile says ${release}; ` +
+            `the #if linux blocks of ${inputs.fragmentPath} were resolved for ${inputs.linuxVersion} (rename the tarball)`,
+        );
+      }
+    }
 
-    report({ phase: 'configure', message: `make tinyconfig + ${inputs.fragmentPath} + olddefconfig` });
+    // merge_config.sh gets the fragment resolved for this version (Kconfig reads #if lines as comments).
+    const fragmentCopy = join(work, 'fragment.config');
+    writeFileSync(fragmentCopy, inputs.fragmentText);
+    const forVersion = inputs.versionDependent ? ` (its blocks for Linux ${inputs.linuxVersion})` : '';
+    report({ phase: 'configure', message: `make tinyconfig + ${inputs.fragmentPath}${forVersion} + olddefconfig` });
     await run('make', ['tinyconfig'], tree, log, undefined, env);
-    await run(join(tree, 'scripts/kconfig/merge_config.sh'), ['-m', '.config', inputs.fragmentPath], tree, log, undefined, env);
+    await run(join(tree, 'scripts/kconfig/merge_config.sh'), ['-m', '.config', fragmentCopy], tree, log, undefined, env);
     await run('make', ['olddefconfig'], tree, log, undefined, env);
 
     const finalConfig = parseKconfig(readFileSync(join(tree, '.config'), 'utf8'), join(tree, '.config'));

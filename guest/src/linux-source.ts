@@ -2,7 +2,8 @@
  * Which Linux source tarball the guest kernel is built from. Debian's `linux-source` metapackage installs
  * `linux-source-<version>` with `/usr/src/linux-source-<version>.tar.xz` (6.1 on Debian 12, 6.12 on
  * Debian 13); Ubuntu's puts `/usr/src/linux-source-<version>/linux-source-<version>.tar.bz2`. The config
- * fragment (kernel/hype.config) is tested on 6.1.
+ * fragment (kernel/hype.config) is tested on 6.1 and 6.12; its `#if linux` blocks are resolved for the
+ * version read from the tarball's name.
  */
 import { execFileSync } from 'node:child_process';
 import { DPKG_STATUS_FILE, memoized } from './memo.js';
@@ -11,8 +12,12 @@ import { join } from 'node:path';
 
 export const LINUX_SOURCE_DIR = '/usr/src';
 
-/** The Linux version kernel/hype.config is tested on (Debian 12's linux-source-6.1). */
-export const TESTED_LINUX_VERSIONS: readonly string[] = ['6.1'];
+/**
+ * The Linux versions kernel/hype.config is built and booted on: Debian 12's linux-source-6.1 (the default
+ * there, and what CI builds) and 6.12 (Debian 13's; Debian 12 has it as linux-source-6.12 in
+ * bookworm-security).
+ */
+export const TESTED_LINUX_VERSIONS: readonly string[] = ['6.1', '6.12'];
 
 export const LINUX_SOURCE_HINT =
   'apt-get install linux-source bc bison flex libelf-dev libssl-dev build-essential (or run guest/setup-deps.sh), or set HYPE_LINUX_SOURCE';
@@ -67,6 +72,26 @@ export function findLinuxSourceTarballs(dir = LINUX_SOURCE_DIR): LinuxSourceTarb
 /** The version in a source tarball's name (`linux-source-6.1.tar.xz`, `linux-6.12.3.tar.xz`), or `unknown`. */
 export function linuxVersionFromPath(path: string): string {
   return /(?:^|\/)linux(?:-source)?-(\d+(?:\.\d+)*)\.tar(?:\.\w+)?$/.exec(path)?.[1] ?? 'unknown';
+}
+
+/**
+ * The version a kernel tree's top-level Makefile declares (`VERSION = 6`, `PATCHLEVEL = 12`,
+ * `SUBLEVEL = 118` -> `6.12.118`), or `unknown`.
+ */
+export function linuxVersionFromMakefile(makefile: string): string {
+  const field = (name: string) => new RegExp(`^${name}\\s*=\\s*(\\d+)\\s*$`, 'm').exec(makefile)?.[1];
+  const [version, patchlevel, sublevel] = [field('VERSION'), field('PATCHLEVEL'), field('SUBLEVEL')];
+  if (version === undefined || patchlevel === undefined) return 'unknown';
+  return sublevel === undefined ? `${version}.${patchlevel}` : `${version}.${patchlevel}.${sublevel}`;
+}
+
+/**
+ * True when a tarball named for `version` (`6.12`; Ubuntu's `6.8.0`) holds the tree whose Makefile says
+ * `release` (`6.12.118`; `6.8.12`): the same major and minor number.
+ */
+export function linuxVersionMatches(version: string, release: string): boolean {
+  const series = (v: string) => v.split('.').slice(0, 2).join('.');
+  return /^\d+\.\d+/.test(version) && series(version) === series(release);
 }
 
 /** Runs `dpkg-query` with these arguments; undefined when it fails or is absent. */

@@ -15,6 +15,9 @@ const scratch = mkdtempSync(join(tmpdir(), 'hype-kbuild-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 const MAKEFILE = `
+VERSION = 6
+PATCHLEVEL = 12
+SUBLEVEL = 3
 tinyconfig:
 \tprintf 'CONFIG_BASE=y\\n# CONFIG_A is not set\\nCONFIG_N=4\\n' > .config
 olddefconfig:
@@ -150,13 +153,55 @@ describe('buildKernel (against a fake source tree)', () => {
   });
 
   it('says when the source is a Linux version the fragment is untested on', async () => {
-    const newer = join(scratch, 'src', 'linux-source-6.12.tar.xz');
-    copyFileSync(source, newer);
+    const other = join(scratch, 'src', 'linux-source-6.6.tar.xz');
+    copyFileSync(source, other);
     const events: KernelBuildProgress[] = [];
-    await buildKernel({ source: newer, fragmentPath, cacheDir: join(scratch, 'cache-6.12'), onProgress: (e) => events.push(e) });
+    await buildKernel({ source: other, fragmentPath, cacheDir: join(scratch, 'cache-6.6'), onProgress: (e) => events.push(e) });
     const extract = events.filter((e) => e.phase === 'extract').map((e) => e.message);
-    expect(extract[0]).toMatch(/^extracting .*linux-source-6\.12\.tar\.xz \(file:\d+:\d+; the source option\)/);
-    expect(extract[1]).toMatch(/^Linux 6\.12 is untested with .*good\.config \(tested: 6\.1\); every option is verified after olddefconfig$/);
+    expect(extract[0]).toMatch(/^extracting .*linux-source-6\.6\.tar\.xz \(file:\d+:\d+; the source option\)/);
+    expect(extract[1]).toMatch(/^Linux 6\.6 is untested with .*good\.config \(tested: 6\.1, 6\.12\); every option is verified after olddefconfig$/);
+  });
+
+  describe('a fragment with Linux-version blocks', () => {
+    const versioned = fragment(
+      'versioned.config',
+      '# CONFIG_BASE is not set\n#if linux < 6.5\nCONFIG_A=y\nCONFIG_N=8\n#else\n# CONFIG_A is not set\nCONFIG_N=16\n#endif\n',
+    );
+    const named = (version: string) => {
+      const path = join(scratch, 'src', `linux-source-${version}.tar.xz`);
+      if (!existsSync(path)) copyFileSync(source, path);
+      return path;
+    };
+
+    it('is resolved for the version in the tarball name: merged, verified, keyed and recorded as resolved', async () => {
+      const events: KernelBuildProgress[] = [];
+      const cache = join(scratch, 'cache-versioned');
+      const kernel = await buildKernel({ source: named('6.12'), fragmentPath: versioned, cacheDir: cache, onProgress: (e) => events.push(e) });
+      const config = readFileSync(kernel.config, 'utf8');
+      expect(config).toContain('CONFIG_N=16\n');
+      expect(config).toContain('# CONFIG_A is not set\n');
+      expect(config).not.toMatch(/CONFIG_N=8|#if|#else|#endif/);
+      const info = JSON.parse(readFileSync(join(kernel.dir, 'build.json'), 'utf8'));
+      expect(info.fragment).toEqual({ CONFIG_BASE: 'n', CONFIG_A: 'n', CONFIG_N: '16' });
+      expect(events.find((e) => e.phase === 'configure')?.message).toBe(`make tinyconfig + ${versioned} (its blocks for Linux 6.12) + olddefconfig`);
+      // The key is that of the resolved options: the same as a plain fragment asking for them.
+      const plain = fragment('plain-6.12.config', '# CONFIG_BASE is not set\n# CONFIG_A is not set\nCONFIG_N=16\n');
+      expect(findCachedKernel({ source: named('6.12'), fragmentPath: plain, cacheDir: cache })?.key).toBe(kernel.key);
+    });
+
+    it("fails before configuring when the tree's Makefile is another version than the name says", async () => {
+      // The fake tree's Makefile says 6.12.3.
+      await expect(buildKernel({ source: named('6.1'), fragmentPath: versioned, cacheDir: join(scratch, 'cache-misnamed') })).rejects.toThrow(
+        /linux-source-6\.1\.tar\.xz is named for Linux 6\.1 but its Makefile says 6\.12\.3; the #if linux blocks of .*versioned\.config were resolved for 6\.1/,
+      );
+    });
+
+    it('needs a version: a tarball whose name has none is refused at once', async () => {
+      await expect(buildKernel({ source, fragmentPath: versioned, cacheDir: join(scratch, 'cache-unknown') })).rejects.toThrow(
+        /versioned\.config:2: #if linux < 6\.5 needs the Linux version of the source, which is unknown/,
+      );
+      expect(existsSync(join(scratch, 'cache-unknown'))).toBe(false);
+    });
   });
 
   it('names the missing source and the apt command', async () => {

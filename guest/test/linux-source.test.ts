@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { compareLinuxVersions, findLinuxSource, isTestedLinuxVersion, findLinuxSourceTarballs, linuxSourceVersion, linuxVersionFromPath, metapackageLinuxSource, type DpkgQuery } from '@hype/guest';
+import { compareLinuxVersions, findLinuxSource, isTestedLinuxVersion, findLinuxSourceTarballs, linuxSourceVersion, linuxVersionFromMakefile, linuxVersionFromPath, linuxVersionMatches, metapackageLinuxSource, type DpkgQuery } from '@hype/guest';
 
 const scratch = mkdtempSync(join(tmpdir(), 'hype-linux-source-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -84,8 +84,21 @@ describe('findLinuxSource', () => {
     expect(() => findLinuxSource({ env: {}, dir: srcDir('empty', []), query: noDpkg })).toThrow(/kernel source not found: no linux-source-\*\.tar\.xz in .*empty: apt-get install linux-source /);
   });
 
-  it('counts point releases of 6.1 as tested, 6.12 not', () => {
-    expect(['6.1', '6.1.119', '6.12', '6.10', 'unknown'].map(isTestedLinuxVersion)).toEqual([true, true, false, false, false]);
+  it('counts 6.1 and 6.12 and their point releases as tested, not other versions sharing a prefix', () => {
+    expect(['6.1', '6.1.119', '6.12', '6.12.118', '6.10', '6.121', '6.6', 'unknown'].map(isTestedLinuxVersion)).toEqual([
+      true, true, true, true, false, false, false, false,
+    ]);
+  });
+
+  it("reads the version from a tree's Makefile and matches it against the name's by major and minor", () => {
+    expect(linuxVersionFromMakefile('# SPDX\nVERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 118\nEXTRAVERSION =\nNAME = Baby Opossum Posse\n')).toBe('6.12.118');
+    expect(linuxVersionFromMakefile('VERSION = 6\nPATCHLEVEL = 1\n')).toBe('6.1');
+    expect(linuxVersionFromMakefile('all:\n\techo\n')).toBe('unknown');
+    expect(linuxVersionMatches('6.12', '6.12.118')).toBe(true);
+    expect(linuxVersionMatches('6.8.0', '6.8.12')).toBe(true); // Ubuntu's linux-source-6.8.0
+    expect(linuxVersionMatches('6.1', '6.12.118')).toBe(false);
+    expect(linuxVersionMatches('6.1', 'unknown')).toBe(false);
+    expect(linuxVersionMatches('unknown', '6.1.192')).toBe(false);
   });
 
   it('reads versions from tarball names', () => {
