@@ -31,6 +31,7 @@ import { DeviceId, type ActivationContext, type SplitQueue, type VirtioDevice } 
 import { openDiskDevice, type DiskSpec } from '@hype/virtio-blk/node';
 import { DEFAULT_AGENT_PORT } from '@hype/guest-agent';
 import { VirtioNetDevice } from '@hype/virtio-net';
+import { Kvm, KvmCap } from '@hype/kvm';
 import { startPasst } from '@hype/virtio-net/node';
 import { EntropyDevice } from '@hype/virtio-rng';
 import { VsockDevice } from '@hype/virtio-vsock';
@@ -263,6 +264,16 @@ describe.skipIf(!hasKvm)('the default guest on hype', () => {
       expect(report.results.map((t) => `${t.name} ${t.status}`), r.output).toEqual(['boot PASS']);
       expect(r.exit, describeExit(r.exit)).toEqual({ kind: 'poweroff', status: 0 });
       expect(r.timings.some((t) => t.event === 'boot-marker' && t.value === 1)).toBe(true);
+      // The kernel's console output arrives whole and in order, most of it as posted writes (no exits).
+      const order = ['Linux version', 'Serial: 8250/16550 driver', 'Run /init as init process', 'HYPE-TEST boot PASS', 'HYPE-TEST-DONE'];
+      const at = order.map((line) => r.output.indexOf(line));
+      expect(at.every((i) => i >= 0) && at.every((i, k) => k === 0 || i > at[k - 1]), r.output).toBe(true);
+      const exits = r.timings.find((t) => t.event === 'exit')?.exits;
+      using kvm = Kvm.open();
+      if (kvm.checkExtension(KvmCap.COALESCED_PIO) > 0 && process.env.HYPE_COALESCED_PIO !== '0') {
+        expect(exits?.coalesced, JSON.stringify(exits)).toBeGreaterThan(2_000);
+        expect(exits!.uart, JSON.stringify(exits)).toBeLessThan(exits!.coalesced / 4);
+      }
     },
     BOOT_TIMEOUT_MS + 60_000,
   );
