@@ -56,5 +56,11 @@ export default defineConfig([
     noExternal: [/^@hype\/(?!kvm-sys$)/, 'commander'],
     external: ['@hype/kvm-sys'],
     esbuildPlugins: [bundleInputs],
+    // import() of what stays outside (@hype/kvm-sys in virtio-net's passt code, node:dgram) becomes
+    // require(): bin.js runs this file through vm.Script, where import() has no loader and fails, and
+    // its require resolves @hype/kvm-sys from @hype/kvm's place.
+    esbuildOptions(options) {
+      options.supported = { ...options.supported, 'dynamic-import': false };
+    },
   },
 ]);

@@ -1,8 +1,9 @@
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { bundleIsCurrent, cachedRequire, cacheFileFor, hypeCacheRoot } from '../src/code-cache.js';
+import { CLI_DIR, ensureBuiltBin } from './bin-process.js';
 
 let dir: string;
 beforeEach(() => {
@@ -100,4 +101,14 @@ describe('hypeCacheRoot', () => {
     expect(hypeCacheRoot({ XDG_CACHE_HOME: '/x', HOME: '/h' })).toBe('/x/hype');
     expect(hypeCacheRoot({ XDG_CACHE_HOME: 'rel', HOME: '/h' })).toBe('/h/.cache/hype');
   });
+});
+
+describe('the built bundle (dist/main.cjs)', () => {
+  it('has no import() left: vm.Script gives it no module loader (--net user failed there on passt\'s import of @hype/kvm-sys)', async () => {
+    await ensureBuiltBin();
+    const bundle = readFileSync(join(CLI_DIR, 'dist', 'main.cjs'), 'utf8');
+    expect(bundle.length).toBeGreaterThan(100_000);
+    expect(bundle.match(/\bimport\(\s*["'`]/g) ?? []).toEqual([]);
+    expect(bundle).toContain('require("@hype/kvm-sys")');
+  }, 120_000);
 });
