@@ -83,8 +83,32 @@ const WRAPPER_TAIL = '\n});';
 
 /** The cache file for `source`: hashed with the Node version and architecture, which V8's code depends on. */
 export function cacheFileFor(cacheDir: string, file: string, source: string): string {
-  const hash = createHash('sha256').update(`${process.version}\0${process.arch}\0${file}\0`).update(source).digest('hex').slice(0, 32);
+  const hash = createHash('sha256')
+    .update(`${process.version}\0${process.arch}\0${file}\0${WRAPPER_HEAD}\0${WRAPPER_TAIL}\0`)
+    .update(source)
+    .digest('hex')
+    .slice(0, 32);
   return join(cacheDir, `${hash}.bin`);
+}
+
+/**
+ * Whether cache files in `dir` may be trusted as code this process runs: the directory (created here,
+ * private, when missing) and the cache files in it must belong to this user and be writable by no one
+ * else. A shared or foreign HYPE_CACHE_DIR then only means no code cache, never someone else's bytecode.
+ */
+function safeCacheDir(dir: string): boolean {
+  const uid = process.getuid?.();
+  if (uid === undefined) return false;
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const owned = (path: string) => {
+      const stat = statSync(path);
+      return stat.uid === uid && (stat.mode & 0o022) === 0;
+    };
+    return owned(dir) && readdirSync(dir).every((name) => !name.endsWith('.bin') || owned(join(dir, name)));
+  } catch {
+    return false; // not creatable or readable: no cache
+  }
 }
 
 /** Loads `options.file` as CommonJS (like require) through the code cache; returns its module.exports. */
@@ -93,7 +117,7 @@ export function cachedRequire(options: CachedRequireOptions): CachedRequireResul
   const source = readFileSync(file, 'utf8');
   let cacheFile: string | undefined;
   let cachedData: Buffer | undefined;
-  if (options.cacheDir !== undefined) {
+  if (options.cacheDir !== undefined && safeCacheDir(options.cacheDir)) {
     cacheFile = cacheFileFor(options.cacheDir, file, source);
     try {
       cachedData = readFileSync(cacheFile);

@@ -11,9 +11,16 @@ import { runInNewContext } from 'node:vm';
  * JS thread while the guest boots on its own threads. Returns whether a collection ran.
  */
 export function collectStartupGarbage(): boolean {
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('typeof gc === "function" ? gc : undefined') as (() => void) | undefined;
-  setFlagsFromString('--no-expose-gc');
+  // Started with --expose-gc (a test runner, a program embedding runCli): use it, and leave the flag on.
+  let gc = (globalThis as { gc?: () => void }).gc;
+  if (typeof gc !== 'function') {
+    setFlagsFromString('--expose-gc');
+    try {
+      gc = runInNewContext('typeof gc === "function" ? gc : undefined') as (() => void) | undefined;
+    } finally {
+      setFlagsFromString('--no-expose-gc');
+    }
+  }
   gc?.();
   return gc !== undefined;
 }

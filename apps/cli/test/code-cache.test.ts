@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -68,9 +68,36 @@ describe('cachedRequire', () => {
     const blocker = join(dir, 'not-a-dir');
     writeFileSync(blocker, '');
     const result = cachedRequire({ file, cacheDir: join(blocker, 'cache'), writeAtExit: false });
-    expect(result.cache).toBe('miss');
+    expect(result.cache).toBe('off');
     expect(result.exports).toEqual({ value: 4 });
     expect(() => result.writeCache()).not.toThrow();
+  });
+});
+
+describe('cachedRequire trusts only a private cache', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'hype-code-cache-trust-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('creates the cache directory private, and uses no cache in a directory others can write or beside a cache file they could have planted', () => {
+    const file = join(dir, 'module.cjs');
+    writeFileSync(file, 'exports.value = 5;');
+    const cacheDir = join(dir, 'cache');
+    const first = cachedRequire({ file, cacheDir, writeAtExit: false });
+    expect(first.cache).toBe('miss');
+    expect(statSync(cacheDir).mode & 0o777).toBe(0o700);
+    first.writeCache();
+    expect(cachedRequire({ file, cacheDir, writeAtExit: false }).cache).toBe('hit');
+
+    chmodSync(first.cacheFile!, 0o666);
+    expect(cachedRequire({ file, cacheDir, writeAtExit: false }).cache).toBe('off');
+    chmodSync(first.cacheFile!, 0o600);
+    chmodSync(cacheDir, 0o777);
+    const shared = cachedRequire({ file, cacheDir, writeAtExit: false });
+    expect(shared.cache).toBe('off');
+    expect(shared.exports).toEqual({ value: 5 });
   });
 });
 

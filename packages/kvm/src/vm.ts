@@ -234,7 +234,7 @@ export class Vm implements Disposable {
     const fd = this.#open();
     const { addr, size } = options;
     const limit = options.pio ? 0x1_0000 : GUEST_ADDRESS_LIMIT;
-    if (!Number.isSafeInteger(addr) || !Number.isSafeInteger(size) || addr < 0 || size <= 0 || addr + size > limit) {
+    if (!Number.isSafeInteger(addr) || !Number.isSafeInteger(size) || addr < 0 || size <= 0 || size > 0xffff_ffff || addr + size > limit) {
       throw new RangeError(`coalescedZone: ${options.pio ? 'port' : 'address'} range ${addr} + ${size} is not inside the ${options.pio ? 'port' : 'guest-physical'} space`);
     }
     const { kvm_coalesced_mmio_zone: L } = layout;

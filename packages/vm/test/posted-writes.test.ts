@@ -8,6 +8,7 @@ import {
   Uart8250, UartReg as R,
 } from '../src/devices/uart8250.js';
 import { CoalescedPio, type CoalescedPioRing } from '../src/machine/coalesced-pio.js';
+import { ByteBatcher } from '../src/machine/console-io.js';
 
 function uartSetup(options: { blockOutput?: () => boolean } = {}) {
   const published = new Map<number, number | undefined>();
@@ -231,5 +232,40 @@ describe('CoalescedPio', () => {
     expect(errors).toHaveLength(1);
     expect(String(errors[0])).toMatch(/pio write at 0x3f8 \(uart\) failed: broken/);
     expect(vi.getTimerCount()).toBe(0); // the VM is ending: no more polls
+  });
+});
+
+describe('the end of a VM', () => {
+  afterEach(() => vi.useRealTimers());
+
+  it('posted output drained at teardown reaches the sink before the teardown returns (ByteBatcher.close flushes)', () => {
+    const kvm = fakeKvm();
+    const out: string[] = [];
+    const batcher = new ByteBatcher((bytes) => void out.push(new TextDecoder().decode(bytes)));
+    const bus = new Bus('pio');
+    bus.register(0x3f8, 1, { read: () => {}, write: (_o, d) => void batcher.push(d[0]) }, 'uart');
+    const pio = new CoalescedPio(kvm.vm, bus);
+    pio.post(0x3f8, true);
+    pio.attach(kvm.ring);
+    for (const c of 'tail\n') kvm.queue.push([0x3f8, c.charCodeAt(0)]);
+    pio.close();
+    batcher.close();
+    expect(out.join('')).toBe('tail\n');
+  });
+
+  it('without onError, a failure on a timer drain is thrown by the next drain (the exit path), not into the event loop', () => {
+    vi.useFakeTimers();
+    const kvm = fakeKvm();
+    const bus = new Bus('pio');
+    bus.register(0x3f8, 1, { read: () => {}, write: () => { throw new Error('broken'); } }, 'uart');
+    const pio = new CoalescedPio(kvm.vm, bus);
+    pio.post(0x3f8, true);
+    pio.attach(kvm.ring);
+    pio.start();
+    kvm.queue.push([0x3f8, 1]);
+    expect(() => vi.advanceTimersByTime(10)).not.toThrow();
+    expect(() => pio.drain()).toThrow(/broken/);
+    expect(pio.drain()).toBe(0);
+    pio.close();
   });
 });

@@ -13,7 +13,10 @@ export interface CoalescedPioOptions {
   /** Shortest and longest wait between two looks at the ring while ports are posted. */
   pollMs?: { min: number; max: number };
   warn?(message: string): void;
-  /** A device failed on a write the timer delivered (an exit-time drain throws to its caller instead). */
+  /**
+   * A device failed on a write the timer delivered (an exit-time drain throws to its caller instead).
+   * Without it (or when it throws), the error is thrown by the next `drain()`: never into the event loop.
+   */
   onError?(error: unknown): void;
 }
 
@@ -45,6 +48,8 @@ export class CoalescedPio {
   readonly #onError: (error: unknown) => void;
   /** KVM refused a zone once: nothing is posted from then on. */
   #unavailable = false;
+  /** A timer drain's failure nobody took (no onError): thrown by the next drain(). */
+  #timerError: unknown;
   #ring: CoalescedPioRing | undefined;
   #timer: NodeJS.Timeout | undefined;
   #pollMs: number;
@@ -60,7 +65,7 @@ export class CoalescedPio {
     this.#pollMs = this.#minPollMs;
     this.#warn = options.warn ?? (() => {});
     this.#onError = options.onError ?? ((error) => {
-      throw error;
+      this.#timerError ??= error;
     });
   }
 
@@ -107,6 +112,11 @@ export class CoalescedPio {
 
   /** Delivers every write in the ring to the bus, oldest first. Returns how many. */
   drain(): number {
+    if (this.#timerError !== undefined) {
+      const error = this.#timerError;
+      this.#timerError = undefined;
+      throw error;
+    }
     const ring = this.#ring;
     if (!ring || !ring.pending) return 0;
     const n = ring.drain((port, data) => void this.#bus.write(port, data));
@@ -144,7 +154,11 @@ export class CoalescedPio {
     try {
       n = this.drain();
     } catch (error) {
-      this.#onError(error);
+      try {
+        this.#onError(error);
+      } catch (thrown) {
+        this.#timerError ??= thrown;
+      }
       return;
     }
     this.#pollMs = n > 0 ? this.#minPollMs : Math.min(this.#pollMs * 2, this.#maxPollMs);

@@ -71,9 +71,13 @@ export class ByteBatcher {
     return true;
   }
 
-  /** The producer is gone (the VM closed): held output still goes out, but onReady is not called again. */
+  /**
+   * The producer is gone (the VM closed): held output goes out now (the VM's run() resolves right after
+   * its teardown, and a CLI may exit then), or once the sink drains; onReady is not called again.
+   */
   close(): void {
     this.closed = true;
+    if (this.length > 0) this.flush();
   }
 
   /** The sink can take more (e.g. its stream's 'drain'). */

@@ -131,14 +131,14 @@ export async function createVm(config: VmConfig, runtimeOptions: VmRuntimeOption
     const boot = loadKernel(context, vm, virtio.slots, cmdline, kernelBytes);
     const vcpus = createVcpus(config, kvm, vm, quirks);
     applyBootState(vcpus[0], boot.cpu);
-    platform.coalescedPio?.attach(vm.coalescedRing(vcpus[0]));
+    const coalescedPio = attachCoalescedRing(platform.coalescedPio, vm, vcpus[0], context.logger);
     machine = new Machine({
       memory: vm.memory,
       vcpus,
       pio: platform.pio,
       mmio: platform.mmio,
       ...(pioReadMirror ? { pioReadMirror } : {}),
-      ...(platform.coalescedPio ? { coalescedPio: platform.coalescedPio } : {}),
+      ...(coalescedPio ? { coalescedPio } : {}),
       quirks,
       consoleInput: virtio.consoleInput ?? platform.serialInput,
       markers: platform.debugPort.markers,
@@ -181,6 +181,22 @@ function checkDevices(devices: readonly VirtioDevice[], console: VmConfig['conso
 /** Whether register reads are answered from the PioReadMirror (VmRuntimeOptions.pioReadMirror). */
 function pioReadMirrorEnabled(options: VmRuntimeOptions): boolean {
   return options.pioReadMirror ?? process.env.HYPE_PIO_READ_MIRROR !== '0';
+}
+
+/**
+ * Hands CoalescedPio the ring (read through the first vCPU's mmap). Posting is an optimisation: if the
+ * ring cannot be read, the ports are unregistered (writes exit again) and the VM runs without it.
+ */
+function attachCoalescedRing(coalescedPio: CoalescedPio | undefined, vm: Vm, vcpu: Vcpu, logger: Logger): CoalescedPio | undefined {
+  if (!coalescedPio) return undefined;
+  try {
+    coalescedPio.attach(vm.coalescedRing(vcpu));
+    return coalescedPio;
+  } catch (error) {
+    coalescedPio.close();
+    logger.warn(`posted port writes off: ${(error as Error).message}`);
+    return undefined;
+  }
 }
 
 /** Whether posted port writes go through KVM's coalesced ring (VmRuntimeOptions.coalescedPio, and KVM has it). */
