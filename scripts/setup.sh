@@ -8,6 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -eq 0 ] || { echo "setup: takes no arguments" >&2; exit 2; }
+# Node.js 20+ is the one prerequisite setup cannot install (Debian 12's nodejs is 18).
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+[ "$node_major" -ge 20 ] || { echo "setup: hype needs Node.js 20 or newer (found: $(node --version 2>/dev/null || echo none)); install it, then run setup again" >&2; exit 1; }
 
 packages=(linux-source libelf-dev libssl-dev build-essential ca-certificates)
 commands=()

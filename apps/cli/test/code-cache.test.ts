@@ -128,6 +128,13 @@ describe('hypeCacheRoot', () => {
     expect(hypeCacheRoot({ XDG_CACHE_HOME: '/x', HOME: '/h' })).toBe('/x/hype');
     expect(hypeCacheRoot({ XDG_CACHE_HOME: 'rel', HOME: '/h' })).toBe('/h/.cache/hype');
   });
+
+  // A copy of @hype/guest's hypeCacheDir (bin.js must not load @hype/guest to find the code cache): the twins must agree.
+  it('agrees with @hype/guest hypeCacheDir', async () => {
+    const { hypeCacheDir } = await import('@hype/guest');
+    const envs = [{ HYPE_CACHE_DIR: '/c', HOME: '/h' }, { HYPE_CACHE_DIR: '', XDG_CACHE_HOME: '/x', HOME: '/h' }, { XDG_CACHE_HOME: 'rel', HOME: '/h' }, { XDG_CACHE_HOME: '', HOME: '/h' }];
+    for (const env of envs) expect(hypeCacheRoot(env), JSON.stringify(env)).toBe(hypeCacheDir(env));
+  });
 });
 
 describe('the built bundle (dist/main.cjs)', () => {
