@@ -1,3 +1,4 @@
+import type { KernelImage } from '@hype/linux-loader';
 import type { DiskSpec } from '@hype/virtio-blk/node';
 import type { VmConfig } from '@hype/vm';
 import type { VmOutcome } from './exit-codes.js';
@@ -77,8 +78,8 @@ export interface CliVmConfig extends Omit<VmConfig, 'devices' | 'agent'> {
   agent?: boolean;
   /** Attach a virtio-vsock device and serve Firecracker's hybrid vsock protocol on this Unix socket. */
   vsockSocket?: string;
-  /** The kernel file's bytes, read by the checks already (so the VM does not read the file again). */
-  kernelImage?: Uint8Array;
+  /** The kernel as the checks opened it (a bzImage's bytes, an ELF read from its file), so that the VM does not open it again. */
+  kernelImage?: KernelImage;
 }
 
 /**

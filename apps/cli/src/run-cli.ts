@@ -1,6 +1,7 @@
 import { lstatSync, unlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import type { KernelImage } from '@hype/linux-loader';
 import { DEFAULT_MEM_MIB } from '@hype/vm';
 import { chooseAccel, writableDiskDirs, type Accel, type AccelChoice } from './accel.js';
 import { parseArgs, type ParsedArgs } from './args.js';
@@ -171,8 +172,9 @@ async function run(parsed: RunParsed, io: CliIo, argv: readonly string[]): Promi
     return ExitCode.usage;
   }
 
-  // kernelImage: the bytes the checks read, handed to the VM so the kernel file is read once.
-  let boot: { kernel: string; initrd?: string; kernelImage?: Uint8Array };
+  // kernelImage: the kernel as the checks opened it (a bzImage's bytes, an ELF's file), handed to the VM
+  // so that the file is read once.
+  let boot: { kernel: string; initrd?: string; kernelImage?: KernelImage };
   if (options.kernel !== undefined) {
     boot = {
       kernel: options.kernel,
@@ -293,7 +295,7 @@ export function withAccelKvm(argv: readonly string[]): string[] {
 /** kvm-in-qemu.sh's status for its own failures (the command's status passes through otherwise). */
 const RIG_FAILED = 125;
 
-type BootCheckFn = (kernelImage: Uint8Array, kernelName: string, initrdBytes: number, initrdName: string | undefined) =>
+type BootCheckFn = (kernelImage: KernelImage, kernelName: string, initrdBytes: number, initrdName: string | undefined) =>
   ReturnType<typeof bootProblem>;
 
 /**
@@ -306,7 +308,7 @@ async function defaultGuestBoot(
   userInitrd: string | undefined,
   userInitrdBytes: number | undefined,
   bootCheck: BootCheckFn,
-): Promise<{ kernel: string; initrd: string; kernelImage: Uint8Array } | number> {
+): Promise<{ kernel: string; initrd: string; kernelImage: KernelImage } | number> {
   let files;
   try {
     files = await io.guest.ensure(progressPrinter(io));

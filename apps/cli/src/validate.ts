@@ -1,4 +1,4 @@
-import { LoaderError } from '@hype/linux-loader';
+import { type KernelImage, LoaderError } from '@hype/linux-loader';
 import type { DiskSpec } from '@hype/virtio-blk/node';
 import { MAX_VIRTIO_DEVICES } from '@hype/vm';
 import { errnoCode, R_OK, W_OK, type HostFs } from './host-fs.js';
@@ -6,7 +6,7 @@ import type { OptionOrigins, RunOptions } from './options.js';
 
 /** What a dry run of the boot needs: the kernel image, the initrd size and the VM shape. */
 export interface BootCheck {
-  kernel: Uint8Array;
+  kernel: KernelImage;
   /** How errors name the kernel (its path). */
   kernelName: string;
   /** 0 without an initrd. */
@@ -37,8 +37,8 @@ export function bootProblem(checkBoot: CheckBoot, check: BootCheck): { kind: str
 
 export interface InputCheck {
   errors: string[];
-  /** The kernel image, when a kernel was given and is readable. */
-  kernelImage?: Uint8Array;
+  /** The kernel image (bytes, or an ELF to be read from its file), when a kernel was given and is readable. */
+  kernelImage?: KernelImage;
   /** Size of the initrd, when one was given and is readable. */
   initrdBytes?: number;
 }
@@ -70,14 +70,14 @@ async function checkReadableFile(label: string, path: string, fs: HostFs): Promi
   return stat.size;
 }
 
-async function readKernel(label: string, path: string, fs: HostFs): Promise<Uint8Array | string> {
+async function readKernel(label: string, path: string, fs: HostFs): Promise<KernelImage | string> {
   const size = await checkReadableFile(label, path, fs);
   if (typeof size === 'string') return size;
   if (size === 0) return `${label} ${path}: the file is empty, not a kernel`;
   try {
-    return await fs.readFile(path);
+    return await (fs.openKernel ? fs.openKernel(path) : fs.readFile(path));
   } catch (error) {
-    return `${label} ${path}: cannot read it: ${describeErrno(error)}`;
+    return `${label} ${path}: cannot read it: ${describeErrno((error as Error).cause ?? error)}`;
   }
 }
 

@@ -139,7 +139,7 @@ export const defaultCreateVm: CreateVm = async (config, options) => {
   try {
     machine = await createVm(
       { ...vmConfig, devices, ...(config.agent && vsock ? { agent: () => vsock.connect(DEFAULT_AGENT_PORT) } : {}) },
-      { ...options, ...(kernelImage ? { kernelBytes: kernelImage } : {}) },
+      { ...options, ...(kernelImage ? { kernelImage } : {}) },
     );
   } catch (error) {
     if (error instanceof VmInputError) throw new UsageError(error.message, { cause: error });

@@ -1,5 +1,6 @@
 import { constants, readFileSync, truncateSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import type { KernelImage } from '@hype/linux-loader';
 import { runCli } from '../src/run-cli.js';
 import { UsageError } from '../src/usage-error.js';
 import { FakeGuest, harness } from './fakes.js';
@@ -10,6 +11,14 @@ import { elfKernel, fsDenying, MiB, workdir } from './helpers.js';
 import packageJson from '../package.json' with { type: 'json' };
 
 const CTRL_A = 0x01;
+
+/** All bytes of a kernel image (a source is read whole). */
+function wholeImage(image: KernelImage): Uint8Array {
+  if (ArrayBuffer.isView(image)) return new Uint8Array(image);
+  const bytes = new Uint8Array(image.size);
+  image.readAt(bytes, 0);
+  return bytes;
+}
 
 describe('runCli: usage', () => {
   it('a bad flag: one line on stderr, exit 2, no VM', async () => {
@@ -163,8 +172,9 @@ describe('runCli: running a VM', () => {
       rng: true,
       nics: [],
       console: 'serial',
-      kernelImage: readFileSync(kernel), // read once, by the checks
+      kernelImage: expect.anything(),
     });
+    expect(wholeImage(vm.config.kernelImage!)).toEqual(new Uint8Array(readFileSync(kernel))); // opened once, by the checks
     expect(vm.options.kvmDevice).toBe('/dev/null');
     vm.finish({ kind: 'poweroff', status: 0 });
     expect(await code).toBe(0);
@@ -219,7 +229,8 @@ describe('runCli: running a VM', () => {
     const h = harness();
     const code = runCli(['run', '--kernel', kernel], h.io);
     const vm = await h.vmStarted;
-    expect(vm.config).toEqual({ kernel, memMiB: 256, cpus: 1, disks: [], rng: true, nics: [], console: 'hvc', kernelImage: readFileSync(kernel) });
+    expect(vm.config).toEqual({ kernel, memMiB: 256, cpus: 1, disks: [], rng: true, nics: [], console: 'hvc', kernelImage: expect.anything() });
+    expect(wholeImage(vm.config.kernelImage!)).toEqual(new Uint8Array(readFileSync(kernel)));
     vm.finish({ kind: 'poweroff', status: 0 });
     expect(await code).toBe(0);
   });
@@ -264,7 +275,7 @@ describe('runCli: running a VM', () => {
     expect(h.cleanups.size).toBe(0);
   });
 
-  it('hands the kernel bytes the checks read to createVm, then lets go of them (not resident for the VM\'s life)', async () => {
+  it('hands the kernel the checks opened to createVm, then lets go of it (not resident for the VM\'s life)', async () => {
     const w = workdir();
     const kernel = w.kernel();
     const h = harness();
@@ -272,7 +283,7 @@ describe('runCli: running a VM', () => {
     const createVm = h.io.createVm;
     h.io.createVm = (config, options) => {
       given = config;
-      expect(config.kernelImage).toEqual(readFileSync(kernel));
+      expect(wholeImage(config.kernelImage!)).toEqual(new Uint8Array(readFileSync(kernel)));
       return createVm(config, options);
     };
     const code = runCli(['run', '--kernel', kernel], h.io);
@@ -438,7 +449,8 @@ describe('runCli: the default guest', () => {
     const h = harness({ guest });
     const code = runCli(['run', '--cpus', '2'], h.io);
     const vm = await h.vmStarted;
-    expect(vm.config).toEqual({ kernel, initrd, memMiB: 256, cpus: 2, disks: [], rng: true, nics: [], console: 'hvc', kernelImage: readFileSync(kernel) });
+    expect(vm.config).toEqual({ kernel, initrd, memMiB: 256, cpus: 2, disks: [], rng: true, nics: [], console: 'hvc', kernelImage: expect.anything() });
+    expect(wholeImage(vm.config.kernelImage!)).toEqual(new Uint8Array(readFileSync(kernel)));
     vm.finish({ kind: 'poweroff', status: 0 });
     expect(await code).toBe(0);
     expect(h.stderr.text).toBe('hype: building the guest kernel (cached after the first time)\nhype: kernel built\n');
@@ -514,7 +526,10 @@ describe('runCli: the boot check', () => {
     expect(await code).toBe(0);
     expect(seen).toHaveLength(1);
     expect(seen[0]).toMatchObject({ kernelName: kernel, initrdBytes: 5000, initrdName: initrd, memMiB: 1024, cpus: 3, cmdline: 'quiet' });
-    expect(seen[0].kernel.length).toBe(0x1010);
+    // An ELF kernel is handed on as its file (the loader reads its headers and segments from it).
+    expect(ArrayBuffer.isView(seen[0].kernel)).toBe(false);
+    expect(wholeImage(seen[0].kernel)).toEqual(new Uint8Array(readFileSync(kernel)));
+    expect(wholeImage(seen[0].kernel)).toHaveLength(0x1010);
   });
 });
 

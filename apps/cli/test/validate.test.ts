@@ -19,7 +19,7 @@ describe('checkInputs', () => {
       nodeFs,
     );
     expect(result.errors).toEqual([]);
-    expect(Buffer.from(result.kernelImage!).toString()).toBe('any bytes: the boot check judges them');
+    expect(Buffer.from(result.kernelImage as Uint8Array).toString()).toBe('any bytes: the boot check judges them');
     expect(result.initrdBytes).toBe(3 * MiB);
   });
 

@@ -12,7 +12,8 @@ import {
   RFLAGS_RESERVED,
 } from './cpu-state.js';
 import { type E820Entry, buildE820 } from './e820.js';
-import { type ElfImage, elfExtent, hasElfMagic, loadElf, parseElf, physicalEntry } from './elf.js';
+import { type ElfImage, elfExtent, hasElfMagic, loadElf, parseElf, parseElfImage, physicalEntry } from './elf.js';
+import { type KernelImage, imageBytes, isKernelSource } from './kernel-source.js';
 import { LoaderError, formatMiB, hex } from './errors.js';
 import { writeGdt } from './gdt.js';
 import { type RamRegion, LAYOUT, MiB, PAGE_SIZE, alignDown, alignUp, guestRamRegions } from './layout.js';
@@ -23,8 +24,11 @@ import { type SetupHeader, hasHdrS, parseSetupHeader, setupHeaderBytes } from '.
 import { SYNTHETIC_HEADER, buildBootParams } from './zero-page.js';
 
 export interface LinuxBootOptions {
-  /** bzImage or ELF vmlinux, whole file. */
-  kernel: Uint8Array;
+  /**
+   * bzImage or ELF vmlinux: the whole file, or a source it is read from (an ELF's headers and segments
+   * only, straight into guest memory; a bzImage is read whole).
+   */
+  kernel: KernelImage;
   /** Names the kernel in error messages (usually its path). */
   kernelName?: string;
   /**
@@ -53,10 +57,10 @@ export interface LinuxBootOptions {
    */
   acpi?: { bytes: Uint8Array; rsdpAddr: number };
   /**
-   * Keep the unpacked payload of this bzImage for the next `loadLinux` given the same `kernel` array,
-   * which then does not unpack it again (it takes the payload and forgets it). For a dry run followed by
-   * the real load (hype's CLI checks a kernel before it builds the VM): one decompression, one buffer.
-   * `kernel` must not change in between.
+   * Keep the unpacked payload of this bzImage for the next `loadLinux` or `checkLinux` given the same
+   * `kernel` (array or source object), which then does not unpack it again (it takes the payload and
+   * forgets it). For a dry run followed by the real load (hype's CLI checks a kernel before it builds the
+   * VM): one decompression, one buffer. `kernel` must not change in between.
    */
   keepUnpacked?: boolean;
 }
@@ -72,7 +76,7 @@ function isBytes(initrd: Uint8Array | InitrdSource): initrd is Uint8Array {
 }
 
 /** Payloads a dry run unpacked (LinuxBootOptions.keepUnpacked), by the kernel image they came from. */
-const keptUnpacked = new WeakMap<Uint8Array, { payloadStart: number; payloadLength: number; trailer: string; result: UnpackResult }>();
+const keptUnpacked = new WeakMap<KernelImage, { payloadStart: number; payloadLength: number; trailer: string; result: UnpackResult }>();
 
 /** The trailer (gzip's CRC32 and size, or the size the kernel build appends) that tells payloads apart. */
 function payloadTrailer(payload: Uint8Array): string {
@@ -126,7 +130,9 @@ export interface LinuxBootSetup {
 interface KernelPlan {
   mode: KernelLoadMode;
   header?: SetupHeader;
-  elf?: { bytes: Uint8Array; image: ElfImage; name: string };
+  /** The bzImage file's bytes (mode 'bzimage' and 'bzimage-unpacked'). */
+  bzImage?: Uint8Array;
+  elf?: { bytes: KernelImage; image: ElfImage; name: string };
   payloadFormat?: PayloadFormat;
   notUnpackedBecause?: string;
   start: number;
@@ -140,11 +146,12 @@ interface KernelPlan {
  * unpacked only if it claims at most `maxUnpacked` bytes (the RAM the kernel must fit in).
  */
 function planKernel(opts: LinuxBootOptions, name: string, maxUnpacked: number): KernelPlan {
-  const bytes = opts.kernel;
-  if (hasElfMagic(bytes)) {
-    const image = parseElf(bytes, name);
-    return elfPlan('elf', { bytes, image, name });
+  const kernel = opts.kernel;
+  if (hasElfMagic(isKernelSource(kernel) ? imageBytes(kernel, 0, Math.min(kernel.size, 4), name) : kernel)) {
+    return elfPlan('elf', { bytes: kernel, image: parseElfImage(kernel, name), name });
   }
+  // A bzImage is needed whole (its setup header, and its payload to unpack or to load).
+  const bytes = isKernelSource(kernel) ? imageBytes(kernel, 0, kernel.size, name) : kernel;
   if (!hasHdrS(bytes)) {
     throw new LoaderError('format', `kernel ${name}: not a bzImage (no HdrS magic at 0x202) nor an ELF vmlinux`);
   }
@@ -156,8 +163,8 @@ function planKernel(opts: LinuxBootOptions, name: string, maxUnpacked: number): 
   if (opts.unpack !== false) {
     const payloadStart = header.protectedModeOffset + header.payloadOffset;
     const trailer = payloadTrailer(payload);
-    const kept = keptUnpacked.get(bytes);
-    keptUnpacked.delete(bytes);
+    const kept = keptUnpacked.get(kernel);
+    keptUnpacked.delete(kernel);
     const reuse =
       kept !== undefined &&
       kept.payloadStart === payloadStart &&
@@ -165,12 +172,12 @@ function planKernel(opts: LinuxBootOptions, name: string, maxUnpacked: number): 
       kept.trailer === trailer &&
       (!kept.result.ok || kept.result.elf.length <= maxUnpacked);
     const result = reuse ? kept.result : unpackPayload(payload, { ...builtinDecompressors, ...opts.decompressors }, `kernel ${name}`, maxUnpacked);
-    if (opts.keepUnpacked && result.ok && result.format !== 'elf') keptUnpacked.set(bytes, { payloadStart, payloadLength: payload.length, trailer, result });
+    if (opts.keepUnpacked && result.ok && result.format !== 'elf') keptUnpacked.set(kernel, { payloadStart, payloadLength: payload.length, trailer, result });
     payloadFormat = result.format;
     if (result.ok) {
       const elfName = `${name} (${result.format} payload)`;
       const plan = elfPlan('bzimage-unpacked', { bytes: result.elf, image: parseElf(result.elf, elfName), name: elfName });
-      return { ...plan, header, payloadFormat };
+      return { ...plan, header, bzImage: bytes, payloadFormat };
     }
     notUnpackedBecause = result.reason;
   }
@@ -183,6 +190,7 @@ function planKernel(opts: LinuxBootOptions, name: string, maxUnpacked: number): 
   return {
     mode: 'bzimage',
     header,
+    bzImage: bytes,
     payloadFormat,
     notUnpackedBecause,
     start: load,
@@ -192,7 +200,7 @@ function planKernel(opts: LinuxBootOptions, name: string, maxUnpacked: number): 
   };
 }
 
-function elfPlan(mode: KernelLoadMode, elf: { bytes: Uint8Array; image: ElfImage; name: string }): KernelPlan {
+function elfPlan(mode: KernelLoadMode, elf: { bytes: KernelImage; image: ElfImage; name: string }): KernelPlan {
   const { start, end } = elfExtent(elf.image);
   const entry = physicalEntry(elf.image);
   if (entry === undefined) {
@@ -213,12 +221,38 @@ function tooSmall(memBytes: number, plan: KernelPlan, initrdSize: number, detail
   return new LoaderError('memory', `memory ${formatMiB(memBytes)} too small for ${detail}: use --mem ${neededMiB} or more`, neededMiB);
 }
 
+/** Everything `loadLinux` decided before writing anything. */
+interface BootPlan {
+  name: string;
+  initrdName: string;
+  cpus: number;
+  plan: KernelPlan;
+  initrd: { addr: number; size: number } | undefined;
+  cmdline: Uint8Array;
+  cmdlineText: string;
+  ram: RamRegion[];
+}
+
+/**
+ * Everything `loadLinux` checks, without guest memory and without reading more of a KernelSource than
+ * its headers: throws the LoaderError the load would throw. A dry run (hype's CLI checks a kernel, initrd
+ * size, RAM size and command line before it builds a VM); with `keepUnpacked`, the load that follows does
+ * not unpack a bzImage's payload again.
+ */
+export function checkLinux(opts: LinuxBootOptions): void {
+  planBoot(opts);
+}
+
 /**
  * Load a Linux kernel (and initrd, command line) into guest memory and build everything a 64-bit boot
  * needs: zero page with e820 map, MP table, GDT, identity page tables, and the boot vCPU's registers.
  * Nothing is written if validation fails. Errors are `LoaderError`s with one-line messages.
  */
 export function loadLinux(mem: GuestMemory, opts: LinuxBootOptions): LinuxBootSetup {
+  return writeBoot(mem, opts, planBoot(opts));
+}
+
+function planBoot(opts: LinuxBootOptions): BootPlan {
   const name = opts.kernelName ?? 'image';
   const initrdName = opts.initrdName ?? 'image';
   const cpus = opts.cpus ?? 1;
@@ -277,7 +311,10 @@ export function loadLinux(mem: GuestMemory, opts: LinuxBootOptions): LinuxBootSe
     throw new LoaderError('unsupported', `ACPI tables of ${opts.acpi.bytes.length} bytes do not fit the ${LAYOUT.acpiTablesEnd - LAYOUT.acpiTables}-byte area at ${hex(LAYOUT.acpiTables)}`);
   }
 
-  // Everything validated: write.
+  return { name, initrdName, cpus, plan, initrd, cmdline, cmdlineText, ram };
+}
+
+function writeBoot(mem: GuestMemory, opts: LinuxBootOptions, { name, initrdName, cpus, plan, initrd, cmdline, cmdlineText, ram }: BootPlan): LinuxBootSetup {
   let kernel: LoadedKernel;
   if (plan.elf) {
     const loaded = loadElf(mem, plan.elf.bytes, plan.elf.name, plan.elf.image);
@@ -291,7 +328,7 @@ export function loadLinux(mem: GuestMemory, opts: LinuxBootOptions): LinuxBootSe
     };
   } else {
     const h = plan.header!;
-    writeBytes(mem, plan.start, opts.kernel.subarray(h.protectedModeOffset, h.protectedModeOffset + h.protectedModeSize), `kernel ${name}`);
+    writeBytes(mem, plan.start, plan.bzImage!.subarray(h.protectedModeOffset, h.protectedModeOffset + h.protectedModeSize), `kernel ${name}`);
     kernel = { mode: plan.mode, entry: plan.entry, start: plan.start, end: plan.end, reservedEnd: plan.reservedEnd };
   }
   if (plan.header) {
@@ -309,7 +346,7 @@ export function loadLinux(mem: GuestMemory, opts: LinuxBootOptions): LinuxBootSe
 
   const e820 = buildE820(opts.memBytes);
   const zeroPage = buildBootParams({
-    setupHeader: plan.header ? setupHeaderBytes(opts.kernel, plan.header) : undefined,
+    setupHeader: plan.header ? setupHeaderBytes(plan.bzImage!, plan.header) : undefined,
     cmdlineAddr: LAYOUT.cmdline,
     cmdlineLength: cmdline.length - 1,
     initrd,

@@ -1,4 +1,5 @@
 import { LoaderError, hex } from './errors.js';
+import { type KernelImage, imageBytes, isKernelSource } from './kernel-source.js';
 import { type GuestMemory, dataView, mustView } from './memory.js';
 
 /** ELF64 layouts used here (System V gABI, include/uapi/linux/elf.h). Offsets in bytes. */
@@ -59,11 +60,15 @@ function num(dv: DataView, at: number, what: string, who: string): number {
   return Number(v);
 }
 
-/** Parse and validate an x86-64 ELF64 executable (e.g. a vmlinux). `name` is used in error messages. */
-export function parseElf(bytes: Uint8Array, name: string): ElfImage {
+/**
+ * Parse and validate an x86-64 ELF64 executable (e.g. a vmlinux). `name` is used in error messages.
+ * `bytes` is the file, or its start up to the end of the program headers when the file is `fileSize`
+ * bytes long and read elsewhere (`parseElfImage`).
+ */
+export function parseElf(bytes: Uint8Array, name: string, fileSize = bytes.length): ElfImage {
   const who = `kernel ${name}`;
   if (!isElf(bytes)) throw new LoaderError('format', `${who}: not an ELF file (no 7f 45 4c 46 magic)`);
-  if (bytes.length < ELF.ehdrSize) throw new LoaderError('format', `${who}: truncated ELF header (${bytes.length} bytes)`);
+  if (fileSize < ELF.ehdrSize || bytes.length < ELF.ehdrSize) throw new LoaderError('format', `${who}: truncated ELF header (${fileSize} bytes)`);
   if (bytes[ELF.ident.class] !== ELF.ELFCLASS64) throw new LoaderError('unsupported', `${who}: a 32-bit ELF, need an x86-64 (ELF64) vmlinux`);
   if (bytes[ELF.ident.data] !== ELF.ELFDATA2LSB) throw new LoaderError('unsupported', `${who}: a big-endian ELF, need an x86-64 vmlinux`);
   const dv = dataView(bytes);
@@ -76,9 +81,10 @@ export function parseElf(bytes: Uint8Array, name: string): ElfImage {
   const phnum = dv.getUint16(ELF.ehdr.phnum, true);
   if (phentsize !== ELF.phdrSize) throw new LoaderError('format', `${who}: ELF program header size ${phentsize}, expected 56`);
   if (phnum === 0) throw new LoaderError('format', `${who}: ELF has no program headers`);
-  if (phoff < ELF.ehdrSize || phoff + phnum * phentsize > bytes.length) {
-    throw new LoaderError('format', `${who}: truncated (program headers at ${hex(phoff)} end past the ${bytes.length}-byte file)`);
+  if (phoff < ELF.ehdrSize || phoff + phnum * phentsize > fileSize) {
+    throw new LoaderError('format', `${who}: truncated (program headers at ${hex(phoff)} end past the ${fileSize}-byte file)`);
   }
+  if (phoff + phnum * phentsize > bytes.length) throw new RangeError(`parseElf: ${bytes.length} bytes given, the program headers end at ${phoff + phnum * phentsize}`);
   const segments: ElfSegment[] = [];
   for (let i = 0; i < phnum; i++) {
     const at = phoff + i * ELF.phdrSize;
@@ -93,10 +99,10 @@ export function parseElf(bytes: Uint8Array, name: string): ElfImage {
       align: num(dv, at + ELF.phdr.align, 'p_align', who),
     };
     if (seg.type === ELF.PT_LOAD || seg.type === ELF.PT_NOTE) {
-      if (seg.offset + seg.filesz > bytes.length) {
+      if (seg.offset + seg.filesz > fileSize) {
         throw new LoaderError(
           'format',
-          `${who}: truncated (segment ${i} needs file bytes up to ${seg.offset + seg.filesz}, file has ${bytes.length})`,
+          `${who}: truncated (segment ${i} needs file bytes up to ${seg.offset + seg.filesz}, file has ${fileSize})`,
         );
       }
     }
@@ -109,6 +115,20 @@ export function parseElf(bytes: Uint8Array, name: string): ElfImage {
   const loads = segments.filter((s) => s.type === ELF.PT_LOAD && s.memsz > 0);
   if (loads.length === 0) throw new LoaderError('format', `${who}: ELF has no loadable (PT_LOAD) segment`);
   return { entry: u64(dv, ELF.ehdr.entry), segments, loads };
+}
+
+/** The ELF header and program headers of an image given as bytes or read from a source (nothing else is read). */
+export function parseElfImage(image: KernelImage, name: string): ElfImage {
+  if (!isKernelSource(image)) return parseElf(image, name);
+  const size = image.size;
+  const head = imageBytes(image, 0, Math.min(size, ELF.ehdrSize), name);
+  if (!isElf(head) || head.length < ELF.ehdrSize) return parseElf(head, name, size);
+  const dv = dataView(head);
+  const phoff = dv.getBigUint64(ELF.ehdr.phoff, true);
+  const headersEnd = phoff + BigInt(dv.getUint16(ELF.ehdr.phentsize, true)) * BigInt(dv.getUint16(ELF.ehdr.phnum, true));
+  // Headers past the file's end: parseElf says so from the first 64 bytes.
+  if (headersEnd > BigInt(size) || phoff < BigInt(ELF.ehdrSize)) return parseElf(head, name, size);
+  return parseElf(imageBytes(image, 0, Number(headersEnd), name), name, size);
 }
 
 /** Physical address of a virtual address, through the PT_LOAD segment that contains it. */
@@ -142,15 +162,19 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/** Larger note segments are not read from a KernelSource for the PVH note (informational); a vmlinux's notes are ~100 bytes. */
+const MAX_NOTE_BYTES = 64 * 1024;
+
 /** The PVH entry point (XEN_ELFNOTE_PHYS32_ENTRY) if the kernel has one (CONFIG_PVH). */
-export function pvhEntry(bytes: Uint8Array, elf: ElfImage): number | undefined {
-  const dv = dataView(bytes);
+export function pvhEntry(image: KernelImage, elf: ElfImage): number | undefined {
   for (const s of elf.segments) {
-    if (s.type !== ELF.PT_NOTE) continue;
+    if (s.type !== ELF.PT_NOTE || (isKernelSource(image) && s.filesz > MAX_NOTE_BYTES)) continue;
+    const notes = imageBytes(image, s.offset, s.filesz, 'notes');
+    const dv = dataView(notes);
     const align = s.align === 8 ? 8 : 4;
     const up = (n: number) => Math.ceil(n / align) * align;
-    let at = s.offset;
-    const end = s.offset + s.filesz;
+    let at = 0;
+    const end = notes.length;
     while (end - at >= 12) {
       const namesz = dv.getUint32(at, true);
       const descsz = dv.getUint32(at + 4, true);
@@ -158,7 +182,7 @@ export function pvhEntry(bytes: Uint8Array, elf: ElfImage): number | undefined {
       const nameAt = at + 12;
       const descAt = nameAt + up(namesz);
       if (descAt + descsz > end) break;
-      if (type === ELF.XEN_ELFNOTE_PHYS32_ENTRY && bytesEqual(bytes.subarray(nameAt, nameAt + namesz), XEN_NOTE_NAME) && descsz >= 4) {
+      if (type === ELF.XEN_ELFNOTE_PHYS32_ENTRY && bytesEqual(notes.subarray(nameAt, nameAt + namesz), XEN_NOTE_NAME) && descsz >= 4) {
         return descsz >= 8 ? Number(dv.getBigUint64(descAt, true) & 0xffffffffn) : dv.getUint32(descAt, true);
       }
       at = descAt + up(descsz);
@@ -179,8 +203,11 @@ export interface LoadedElf {
   segments: ElfSegment[];
 }
 
-/** Copy every PT_LOAD segment to guest memory at p_paddr and zero its BSS (p_memsz beyond p_filesz). */
-export function loadElf(mem: GuestMemory, bytes: Uint8Array, name: string, elf = parseElf(bytes, name)): LoadedElf {
+/**
+ * Copy every PT_LOAD segment to guest memory at p_paddr and zero its BSS (p_memsz beyond p_filesz). From a
+ * KernelSource the segments are read straight into guest memory.
+ */
+export function loadElf(mem: GuestMemory, image: KernelImage, name: string, elf = parseElfImage(image, name)): LoadedElf {
   const who = `kernel ${name}`;
   const entry = physicalEntry(elf);
   if (entry === undefined) {
@@ -190,12 +217,13 @@ export function loadElf(mem: GuestMemory, bytes: Uint8Array, name: string, elf =
   let end = 0;
   for (const s of elf.loads) {
     const dst = mustView(mem, s.paddr, s.memsz, `${who}: segment at ${hex(s.paddr)}`);
-    dst.set(bytes.subarray(s.offset, s.offset + s.filesz));
+    if (isKernelSource(image)) image.readAt(dst.subarray(0, s.filesz), s.offset);
+    else dst.set(image.subarray(s.offset, s.offset + s.filesz));
     dst.fill(0, s.filesz);
     start = Math.min(start, s.paddr);
     end = Math.max(end, s.paddr + s.memsz);
   }
-  return { entry, start, end, pvhEntry: pvhEntry(bytes, elf), segments: elf.loads };
+  return { entry, start, end, pvhEntry: pvhEntry(image, elf), segments: elf.loads };
 }
 
 /** The extent [start, end) of the PT_LOAD segments in physical memory, without loading anything. */

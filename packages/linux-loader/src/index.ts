@@ -1,4 +1,5 @@
-export { loadLinux } from './boot.js';
+export { checkLinux, loadLinux } from './boot.js';
+export type { KernelImage, KernelSource } from './kernel-source.js';
 export type { InitrdSource, LinuxBootOptions, LinuxBootSetup, LoadedKernel, KernelLoadMode } from './boot.js';
 export type { BootCpuState, BootRegs, BootSregs, Segment, DescriptorTable } from './cpu-state.js';
 export { CR0_PE, CR0_ET, CR0_PG, CR4_PAE, EFER_LME, EFER_LMA, RFLAGS_RESERVED } from './cpu-state.js';
@@ -10,7 +11,7 @@ export { LAYOUT, guestRamRegions, PAGE_SIZE } from './layout.js';
 export type { RamRegion } from './layout.js';
 export { parseSetupHeader, hasHdrS, MIN_PROTOCOL } from './setup-header.js';
 export type { SetupHeader } from './setup-header.js';
-export { parseElf, loadElf, findSymbol, virtToPhys, physicalEntry, hasElfMagic } from './elf.js';
+export { parseElf, parseElfImage, loadElf, findSymbol, virtToPhys, physicalEntry, hasElfMagic } from './elf.js';
 export type { ElfImage, ElfSegment, ElfSymbol, LoadedElf } from './elf.js';
 export { detectPayloadFormat, unpackPayload, builtinDecompressors } from './compression.js';
 export type { Compression, Decompressor, Decompressors, PayloadFormat, UnpackResult } from './compression.js';

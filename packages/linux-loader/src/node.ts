@@ -3,11 +3,13 @@
  * Kept out of the main entry so the loader core stays free of node:* imports.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { type Stats, closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { type InitrdSource, type LinuxBootOptions, type LinuxBootSetup, loadLinux } from './boot.js';
 import { type Decompressors, builtinDecompressors } from './compression.js';
+import { hasElfMagic } from './elf.js';
+import type { KernelImage, KernelSource } from './kernel-source.js';
 import { LoaderError } from './errors.js';
 import type { GuestMemory } from './memory.js';
 
@@ -71,7 +73,8 @@ function bootFileError(e: unknown, path: string, what: 'kernel' | 'initrd'): Loa
   const err = e as NodeJS.ErrnoException;
   const why =
     err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.code === 'EACCES' ? 'permission denied' : err.message;
-  return new LoaderError('format', `${what} ${path}: ${why}`);
+  // The errno error stays reachable (`cause`) for callers that word it their own way.
+  return Object.assign(new LoaderError('format', `${what} ${path}: ${why}`), { cause: e });
 }
 
 /** Read a whole file, turning a failure into a one-line error naming it (`initrd /x: no such file`). */
@@ -81,6 +84,17 @@ export function readBootFile(path: string, what: 'kernel' | 'initrd'): Uint8Arra
   } catch (e) {
     throw bootFileError(e, path, what);
   }
+}
+
+/** Reads `into.length` bytes at `position` of an open file; returns how many it read (fewer at the end of the file). */
+function readFully(fd: number, into: Uint8Array, position: number): number {
+  let done = 0;
+  while (done < into.length) {
+    const n = readSync(fd, into, done, into.length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
 }
 
 /**
@@ -102,13 +116,9 @@ export function openInitrdFile(path: string): { source: Uint8Array | InitrdSourc
     if (!stat.isFile()) return { source: readBootFile(path, 'initrd'), close };
     const size = stat.size;
     const read = (into: Uint8Array): void => {
-      let done = 0;
+      let done: number;
       try {
-        while (done < into.length) {
-          const n = readSync(fd, into, done, into.length - done, done);
-          if (n === 0) break;
-          done += n;
-        }
+        done = readFully(fd, into, 0);
       } catch (e) {
         throw bootFileError(e, path, 'initrd');
       }
@@ -121,20 +131,79 @@ export function openInitrdFile(path: string): { source: Uint8Array | InitrdSourc
   }
 }
 
+/**
+ * A kernel file as the loader takes it. An ELF vmlinux (a regular file) is a KernelSource: the loader
+ * reads its headers, then its segments straight into guest memory, never the whole file (symbols and
+ * debug sections are a third of a vmlinux or more). Each read opens the file and checks it is the one
+ * first seen (device, inode, size, modification time), so no descriptor stays open between a dry run
+ * and the load, and a kernel replaced in between fails instead of loading a mix of two files. A bzImage
+ * (needed whole) or something other than a regular file is read into memory.
+ */
+export function kernelFile(path: string): KernelImage {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw bootFileError(e, path, 'kernel');
+  }
+  let stat: Stats;
+  let elf: boolean;
+  try {
+    stat = fstatSync(fd);
+    if (stat.isDirectory()) throw bootFileError(Object.assign(new Error('is a directory'), { code: 'EISDIR' }), path, 'kernel');
+    const magic = new Uint8Array(4);
+    elf = stat.isFile() && readFully(fd, magic, 0) === magic.length && hasElfMagic(magic);
+  } catch (e) {
+    throw e instanceof LoaderError ? e : bootFileError(e, path, 'kernel');
+  } finally {
+    closeSync(fd);
+  }
+  return elf ? elfFileSource(path, stat) : readBootFile(path, 'kernel');
+}
+
+function sameFile(a: Stats, b: Stats): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
+}
+
+function elfFileSource(path: string, first: Stats): KernelSource {
+  return {
+    size: first.size,
+    readAt(into: Uint8Array, position: number): void {
+      let fd: number;
+      try {
+        fd = openSync(path, 'r');
+      } catch (e) {
+        throw bootFileError(e, path, 'kernel');
+      }
+      try {
+        if (!sameFile(fstatSync(fd), first)) throw new LoaderError('format', `kernel ${path}: the file changed while it was being loaded; start again`);
+        if (readFully(fd, into, position) !== into.length) throw new LoaderError('format', `kernel ${path}: the file ends before byte ${position + into.length} (did it change?)`);
+      } catch (e) {
+        throw e instanceof LoaderError ? e : bootFileError(e, path, 'kernel');
+      } finally {
+        closeSync(fd);
+      }
+    },
+  };
+}
+
 export interface LinuxBootFiles extends Omit<LinuxBootOptions, 'kernel' | 'kernelName' | 'initrd' | 'initrdName'> {
   kernelPath: string;
   initrdPath?: string;
-  /** The kernel file's bytes when the caller has read them already (they are not read again). */
-  kernelBytes?: Uint8Array;
+  /**
+   * The kernel as the caller has it already (from `kernelFile(kernelPath)`, or the file's bytes): not
+   * opened again.
+   */
+  kernelImage?: KernelImage;
 }
 
 /**
- * `loadLinux` from files on disk, with Node's decompressors (gzip, lz4) for host-side unpacking. The
- * initrd goes from its file straight into guest memory.
+ * `loadLinux` from files on disk, with Node's decompressors (gzip, lz4) for host-side unpacking. An ELF
+ * kernel's segments and the initrd go from their files straight into guest memory.
  */
 export function loadLinuxFiles(mem: GuestMemory, opts: LinuxBootFiles): LinuxBootSetup {
-  const { kernelPath, initrdPath, kernelBytes, decompressors, ...rest } = opts;
-  const kernel = kernelBytes ?? readBootFile(kernelPath, 'kernel');
+  const { kernelPath, initrdPath, kernelImage, decompressors, ...rest } = opts;
+  const kernel = kernelImage ?? kernelFile(kernelPath);
   const initrd = initrdPath === undefined ? undefined : openInitrdFile(initrdPath);
   try {
     return loadLinux(mem, {

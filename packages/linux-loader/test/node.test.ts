@@ -28,10 +28,10 @@ describe('loadLinuxFiles', () => {
 
   it('takes the kernel bytes a caller already read instead of reading the file (errors still name the path)', () => {
     const ram = new Uint8Array(64 * MiB);
-    const setup = loadLinuxFiles(flatMemory(ram), { kernelPath: '/not/read/bzImage', kernelBytes: makeBzImage(), memBytes: ram.length });
+    const setup = loadLinuxFiles(flatMemory(ram), { kernelPath: '/not/read/bzImage', kernelImage: makeBzImage(), memBytes: ram.length });
     expect(setup.kernel.mode).toBe('bzimage-unpacked');
     const corrupt = makeBzImage().fill(0, 0x1f0, 0x210);
-    expect(() => loadLinuxFiles(flatMemory(ram), { kernelPath: '/not/read/bzImage', kernelBytes: corrupt, memBytes: ram.length })).toThrow(
+    expect(() => loadLinuxFiles(flatMemory(ram), { kernelPath: '/not/read/bzImage', kernelImage: corrupt, memBytes: ram.length })).toThrow(
       'kernel /not/read/bzImage: not a bzImage',
     );
   });

@@ -1,7 +1,7 @@
 import { buildAcpiTables } from '@hype/acpi';
 import { AgentClient } from '@hype/guest-agent';
 import { KvmCap, PioReadMirror, type Kvm, type Vcpu, type Vm } from '@hype/kvm';
-import { LAYOUT, LoaderError } from '@hype/linux-loader';
+import { type KernelImage, LAYOUT, LoaderError } from '@hype/linux-loader';
 import { loadLinuxFiles } from '@hype/linux-loader/node';
 import { ConsoleDevice, MMIO_WINDOW_SIZE, type VirtioDevice } from '@hype/virtio';
 import { Bus, type ReadMirror } from '../bus.js';
@@ -46,10 +46,11 @@ export interface VmRuntimeOptions {
   /** Boot-timing events (VM created, first KVM_RUN, guest markers on port 0xf5, exit). */
   onTiming?(event: TimingEvent): void;
   /**
-   * The bytes of `config.kernel` when the caller has read them already (e.g. to check the kernel before
-   * building a VM), so the file is not read twice; a 17 MiB vmlinux over a slow file system costs.
+   * `config.kernel` as the caller has it already (e.g. it checked the kernel before building a VM with
+   * `checkLinux`): `kernelFile(config.kernel)` of @hype/linux-loader/node, or the file's bytes. Not opened
+   * again. Without it the file is opened by the loader: an ELF's segments go straight into guest RAM.
    */
-  kernelBytes?: Uint8Array;
+  kernelImage?: KernelImage;
   /**
    * Answer the reads of device registers that have no side effect (8250 LSR, MSR, IIR, ...; i8042 status)
    * on the vCPU threads from values the device models publish, instead of an exit to JavaScript each
@@ -69,8 +70,8 @@ export interface VmRuntimeOptions {
 /** What the build steps share: the config, the options, where undo steps go, how devices end the VM. */
 interface BuildContext {
   readonly config: VmConfig;
-  /** Without `kernelBytes` (given to loadKernel alone: what the context reaches lives as long as the VM). */
-  readonly options: Omit<VmRuntimeOptions, 'kernelBytes'>;
+  /** Without `kernelImage` (given to loadKernel alone: what the context reaches lives as long as the VM). */
+  readonly options: Omit<VmRuntimeOptions, 'kernelImage'>;
   readonly logger: Logger;
   readonly teardown: Teardown;
   readonly timing: (event: TimingEventName, value?: number) => void;
@@ -92,7 +93,7 @@ interface BuildContext {
 export async function createVm(config: VmConfig, runtimeOptions: VmRuntimeOptions): Promise<Machine> {
   // The kernel's bytes are needed only to load it: the closures made below (device sinks, timing) live as
   // long as the VM and keep what they reach, and a 17 MiB vmlinux must not be part of that.
-  const { kernelBytes, ...options } = runtimeOptions;
+  const { kernelImage, ...options } = runtimeOptions;
   const devices = config.devices ?? [];
   const teardown = new Teardown();
   const closeDevices = once(async () => {
@@ -128,7 +129,7 @@ export async function createVm(config: VmConfig, runtimeOptions: VmRuntimeOption
     teardown.push(closeDevices); // device I/O in flight drains while guest RAM is still mapped
     // The quirks layer merges its additions in (a value the user set wins; clearcpuid lists combine).
     const cmdline = quirks.cmdline(joinCmdline(baseCmdline(config.console), virtio.slots.slots.map((s) => s.cmdline).join(' '), config.cmdline));
-    const boot = loadKernel(context, vm, virtio.slots, cmdline, kernelBytes);
+    const boot = loadKernel(context, vm, virtio.slots, cmdline, kernelImage);
     const vcpus = createVcpus(config, kvm, vm, quirks);
     applyBootState(vcpus[0], boot.cpu);
     const coalescedPio = attachCoalescedRing(platform.coalescedPio, vm, vcpus[0], context.logger);
@@ -292,7 +293,7 @@ function attachVirtioDevices({ config, options, logger, teardown }: BuildContext
 }
 
 /** Kernel, initrd, command line and the boot tables (ACPI describes the same machine as the MP table). */
-function loadKernel({ config, logger }: BuildContext, vm: Vm, slots: VirtioSlots, cmdline: string, kernelBytes: Uint8Array | undefined) {
+function loadKernel({ config, logger }: BuildContext, vm: Vm, slots: VirtioSlots, cmdline: string, kernelImage: KernelImage | undefined) {
   // Distribution kernels find virtio-mmio devices only through ACPI (their virtio_mmio lacks
   // VIRTIO_MMIO_CMDLINE_DEVICES) and power off through the S5 sleep register.
   const acpi = buildAcpiTables({
@@ -309,7 +310,7 @@ function loadKernel({ config, logger }: BuildContext, vm: Vm, slots: VirtioSlots
   try {
     boot = loadLinuxFiles(vm.memory, {
       kernelPath: config.kernel,
-      ...(kernelBytes ? { kernelBytes } : {}),
+      ...(kernelImage ? { kernelImage } : {}),
       initrdPath: config.initrd,
       cmdline,
       memBytes: config.memMiB * MiB,
