@@ -45,20 +45,19 @@ export default defineConfig([
     target: 'node20',
   },
   {
-    // What bin.js runs: the CLI in one CommonJS file, with the workspace packages and commander bundled
-    // in (one file to read and compile, from V8's code cache, instead of some twenty modules to resolve).
-    // @hype/kvm-sys stays outside: it finds its native addon relative to its own file.
+    // What bin.js runs: the CLI in one CommonJS file, with the workspace packages (@hype/kvm-sys's
+    // JavaScript too: it finds its native addon by resolving its package name, a dependency of this
+    // package) and commander bundled in: one file to read and compile, from V8's code cache, instead of
+    // some twenty modules to resolve.
     entry: { main: 'src/main.ts' },
     format: ['cjs'],
     sourcemap: true,
     shims: true,
     target: 'node20',
-    noExternal: [/^@hype\/(?!kvm-sys$)/, 'commander'],
-    external: ['@hype/kvm-sys'],
+    noExternal: [/^@hype\//, 'commander'],
     esbuildPlugins: [bundleInputs],
-    // import() of what stays outside (@hype/kvm-sys in virtio-net's passt code, node:dgram) becomes
-    // require(): bin.js runs this file through vm.Script, where import() has no loader and fails, and
-    // its require resolves @hype/kvm-sys from @hype/kvm's place.
+    // import() of what stays outside (node:dgram in virtio-net) becomes require(): bin.js runs this file
+    // through vm.Script, where import() has no loader and fails.
     esbuildOptions(options) {
       options.supported = { ...options.supported, 'dynamic-import': false };
     },

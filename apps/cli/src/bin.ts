@@ -1,13 +1,12 @@
 #!/usr/bin/env node
 /**
  * The `hype` executable. It runs main.ts from dist/main.cjs, one CommonJS bundle of the CLI with the
- * workspace packages and commander inside, compiled through V8's code cache in the hype cache directory
- * (code-cache.ts): resolving and compiling some twenty ES modules was most of hype's start-up on a slow
- * machine. HYPE_CODE_CACHE=0 turns the cache off (the bundle is then compiled from source each time).
+ * workspace packages and commander inside (the native addon stays outside), compiled through V8's code
+ * cache in the hype cache directory (code-cache.ts): resolving and compiling some twenty ES modules was
+ * most of hype's start-up on a slow machine. HYPE_CODE_CACHE=0 turns the cache off (the bundle is then compiled from source each time).
  * When a package in the bundle was rebuilt after it (a source checkout), the unbundled dist/main.js runs
  * instead, with the packages as they are now.
  */
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleIsCurrent, cachedRequire, hypeCacheRoot } from './code-cache.js';
@@ -27,22 +26,9 @@ await main(options);
 
 function bundledMain(file: string): Main {
   const root = process.env.HYPE_CODE_CACHE === '0' ? undefined : hypeCacheRoot(process.env);
-  const bundleRequire = createRequire(file);
-  // @hype/kvm-sys stays outside the bundle (it finds its native addon from its own file) and is not a
-  // dependency of this package: it is resolved from @hype/kvm's place, as @hype/kvm would.
-  let kvmSys: unknown;
-  const requireForBundle = (id: string): unknown => {
-    if (id !== '@hype/kvm-sys') return bundleRequire(id);
-    if (kvmSys === undefined) {
-      const vmRequire = createRequire(bundleRequire.resolve('@hype/vm'));
-      kvmSys = createRequire(vmRequire.resolve('@hype/kvm'))(id);
-    }
-    return kvmSys;
-  };
   const { exports } = cachedRequire({
     file,
     cacheDir: root === undefined ? undefined : join(root, 'code-cache', 'cli'),
-    require: Object.assign(requireForBundle, bundleRequire),
     // The cache holds what ran before it was written: a `hype run` makes one that covers start-up.
     writeAtExit: process.argv.slice(2).includes('run'),
   });

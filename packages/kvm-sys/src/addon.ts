@@ -1,4 +1,4 @@
-// Loads the native addon (node-gyp-build: build/Release first, then prebuilds/<platform>-<arch>/) and
+// Loads the native addon (as node-gyp-build does: build/Release first, then prebuilds/<platform>-<arch>/) and
 // describes what it exports. Everything returning a number returns -errno on failure unless noted.
 // Every function checks all of its arguments before it acts and throws a TypeError (wrong type) or
 // RangeError (wrong value) "<function>: <argument> must be ..." otherwise: fds are integers from 0 to
@@ -6,8 +6,7 @@
 // of a (non-shared, attached) ArrayBuffer.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join, resolve, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join, resolve, sep } from 'node:path';
 
 /** An addon-owned mmap, exposed as one external ArrayBuffer. */
 export interface NativeMapping {
@@ -132,20 +131,29 @@ export interface NativeAddon {
   readonly kickSignal: number;
 }
 
-/** The package directory (holding binding.gyp, build/ and prebuilds/), from src/ or dist/. */
-export const packageRoot = fileURLToPath(new URL('..', import.meta.url));
+let root: string | undefined;
+
+/**
+ * The package directory (holding binding.gyp, build/ and prebuilds/). Found by resolving this package's
+ * own package.json rather than from this file's place: this module may be bundled into another file (hype's
+ * CLI, which depends on @hype/kvm-sys so that the name resolves from there too).
+ */
+export function packageRoot(): string {
+  root ??= dirname(createRequire(import.meta.url).resolve('@hype/kvm-sys/package.json'));
+  return root;
+}
 
 /**
  * True when `root` is this package inside a checkout of the hype repository (packages/kvm-sys beside the
  * workspace's pnpm-workspace.yaml), false for an installed copy (under node_modules).
  */
-export function isSourceCheckout(root: string = packageRoot): boolean {
+export function isSourceCheckout(root: string = packageRoot()): boolean {
   const parts = resolve(root).split(sep);
   return !parts.includes('node_modules') && existsSync(join(root, '..', '..', 'pnpm-workspace.yaml')) && existsSync(join(root, 'native'));
 }
 
 /** What to do when the addon does not load, for this repository's developers or for an installed package. */
-export function addonLoadHint(root: string = packageRoot): string {
+export function addonLoadHint(root: string = packageRoot()): string {
   if (isSourceCheckout(root)) {
     return 'Run `pnpm install` or `pnpm --filter @hype/kvm-sys build` in the repository (needs a C++ toolchain and python3).';
   }
@@ -157,17 +165,38 @@ export function addonLoadHint(root: string = packageRoot): string {
   );
 }
 
+/**
+ * The file node-gyp-build would load in the two usual cases, found without loading node-gyp-build (a tenth
+ * of a second of start-up under emulation): a build from source (build/Release), or, with no build at
+ * all, the linux-x64 glibc prebuild (node-gyp-build's libc rule: LIBC, else musl where
+ * /etc/alpine-release exists). Undefined otherwise: node-gyp-build decides.
+ */
+export function usualAddonPath(root: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const build = (config: string) => join(root, 'build', config, 'kvm_sys.node');
+  if (!env.PREBUILDS_ONLY) {
+    if (existsSync(build('Release'))) return build('Release');
+    if (existsSync(build('Debug'))) return undefined;
+  }
+  const libc = env.LIBC || (existsSync('/etc/alpine-release') ? 'musl' : 'glibc');
+  if (process.platform !== 'linux' || process.arch !== 'x64' || libc !== 'glibc') return undefined;
+  const prebuild = join(root, 'prebuilds', 'linux-x64', '@hype+kvm-sys.glibc.node');
+  return existsSync(prebuild) ? prebuild : undefined;
+}
+
 let cached: NativeAddon | undefined;
 
 /** The native addon, loaded on first use. */
 export function addon(): NativeAddon {
   if (cached) return cached;
-  const require = createRequire(import.meta.url);
-  const load = require('node-gyp-build') as (dir: string) => NativeAddon;
+  let dir: string | undefined;
   try {
-    cached = load(packageRoot);
+    dir = packageRoot();
+    const require = createRequire(join(dir, 'package.json'));
+    const usual = usualAddonPath(dir);
+    cached = (usual !== undefined ? require(usual) : (require('node-gyp-build') as (dir: string) => unknown)(dir)) as NativeAddon;
   } catch (error) {
-    throw new Error(`@hype/kvm-sys: the native addon is not built or does not load (${(error as Error).message.split('\n')[0]}). ${addonLoadHint()}`, {
+    const hint = addonLoadHint(dir ?? '');
+    throw new Error(`@hype/kvm-sys: the native addon is not built or does not load (${(error as Error).message.split('\n')[0]}). ${hint}`, {
       cause: error,
     });
   }

@@ -50,7 +50,7 @@ interface Outcome {
 /** Evaluates each expression in one child process; returns what each did and the side-effect report. */
 function evaluate(expressions: string[]): { outcomes: Outcome[]; after: typeof noSideEffects } {
   const script = `
-    const native = require(${JSON.stringify(nodeGypBuild)})(${JSON.stringify(packageRoot)});
+    const native = require(${JSON.stringify(nodeGypBuild)})(${JSON.stringify(packageRoot())});
     ${fixtures}
     const outcomes = ${JSON.stringify(expressions)}.map((expression) => {
       try {

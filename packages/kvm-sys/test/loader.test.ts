@@ -7,11 +7,11 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { addonLoadHint, isSourceCheckout, packageRoot } from '../src/index.js';
+import { addonLoadHint, isSourceCheckout, packageRoot, usualAddonPath } from '../src/index.js';
 
 const require = createRequire(import.meta.url);
 const nodeGypBuild = require.resolve('node-gyp-build');
-const binary: string = require('node-gyp-build').path(packageRoot);
+const binary: string = require('node-gyp-build').path(packageRoot());
 const scratch = mkdtempSync(join(tmpdir(), 'hype-kvm-sys-loader-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
@@ -51,10 +51,29 @@ describe('node-gyp-build finds the addon', () => {
   });
 });
 
+describe('addon() finds the usual files without node-gyp-build, as node-gyp-build would', () => {
+  it('build/Release, then (without a build) the glibc prebuild; anything else is left to node-gyp-build', () => {
+    const source = loadFrom('usual-source', 'build/Release/kvm_sys.node');
+    expect(usualAddonPath(source.dir, {})).toBe(source.path);
+    expect(usualAddonPath(source.dir, { PREBUILDS_ONLY: '1' })).toBeUndefined();
+    const glibc = loadFrom('usual-glibc', 'prebuilds/linux-x64/@hype+kvm-sys.glibc.node');
+    expect(usualAddonPath(glibc.dir, {})).toBe(glibc.path);
+    expect(usualAddonPath(glibc.dir, { LIBC: 'musl' })).toBeUndefined();
+    expect(usualAddonPath(loadFrom('usual-untagged', 'prebuilds/linux-x64/@hype+kvm-sys.node').dir, {})).toBeUndefined();
+    expect(usualAddonPath(loadFrom('usual-debug', 'build/Debug/kvm_sys.node').dir, {})).toBeUndefined();
+    // This package as it is: what addon() loads is what node-gyp-build picks.
+    expect(usualAddonPath(packageRoot())).toBe(binary);
+  });
+
+  it('packageRoot() is this package\'s directory, found by name', () => {
+    expect(packageRoot()).toBe(join(import.meta.dirname, '..'));
+  });
+});
+
 describe('the advice when the addon does not load', () => {
   it('names the repository commands only inside this repository', () => {
-    expect(isSourceCheckout(packageRoot)).toBe(true);
-    expect(addonLoadHint(packageRoot)).toMatch(/pnpm --filter @hype\/kvm-sys build/);
+    expect(isSourceCheckout(packageRoot())).toBe(true);
+    expect(addonLoadHint(packageRoot())).toMatch(/pnpm --filter @hype\/kvm-sys build/);
   });
 
   it('tells an installed package what to install and run, without monorepo commands', () => {

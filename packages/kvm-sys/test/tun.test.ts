@@ -54,7 +54,7 @@ describe('tunSetIff', () => {
   const inNamespace = (flags: string[], body: string): unknown => {
     const nodeGypBuild = createRequire(import.meta.url).resolve('node-gyp-build');
     const script = `
-      const native = require(${JSON.stringify(nodeGypBuild)})(${JSON.stringify(packageRoot)});
+      const native = require(${JSON.stringify(nodeGypBuild)})(${JSON.stringify(packageRoot())});
       const fs = require('node:fs');
       const open = () => fs.openSync('/dev/net/tun', fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
       process.stdout.write(JSON.stringify((() => { ${body} })()));

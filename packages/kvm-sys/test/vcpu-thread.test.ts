@@ -230,7 +230,7 @@ describe('VcpuThread and the process lifetime', () => {
 
   function runChild(body: string) {
     const script = `
-      const native = require(${JSON.stringify(nodeGypBuild)})(${JSON.stringify(packageRoot)});
+      const native = require(${JSON.stringify(nodeGypBuild)})(${JSON.stringify(packageRoot())});
       const run = new native.Mapping(native.pageSize);
       new Uint8Array(run.buffer)[2] = 1; // padding1[0]: block in the simulated KVM_RUN
       const thread = new native.VcpuThread(-1, run, () => {}, (errno) => console.log('stopped', errno), { simulate: true });
