@@ -2,19 +2,22 @@
  * Runs a CommonJS file through V8's code cache (the v8-compile-cache technique; Node 20 has no
  * module.enableCompileCache): the file is compiled by vm.Script with the bytes of an earlier compilation,
  * so V8 deserializes bytecode instead of parsing and compiling, which is most of hype's start-up on a slow
- * machine. The cache is a file under the hype cache directory named by a hash of the source, the Node
+ * machine. The cache is a file under the hype cache directory named by a checksum of the source, the Node
  * version and the architecture, so changed code never runs from an old cache (V8 itself only checks the
- * source's length and its own version). Everything about the cache is optional: a missing, unreadable,
+ * source's length and its own version). The checksum is zlib's CRC-32 and the length: the directory is
+ * private (no one else's bytes are trusted), so what it has to catch is a rebuild, not an attacker, and
+ * node:crypto alone took longer to load than the whole cache saved on a slow machine (Node without
+ * zlib.crc32, before 20.15, uses SHA-256). Everything about the cache is optional: a missing, unreadable,
  * rejected or unwritable cache falls back silently to a plain compilation.
  *
  * This module must stay small and import only Node's built-ins: it runs before anything else.
  */
-import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { Script } from 'node:vm';
+import * as zlib from 'node:zlib';
 
 /** hype's cache root, as hypeCacheDir() of @hype/guest (not imported: it would load @hype/guest first). */
 export function hypeCacheRoot(env: NodeJS.ProcessEnv): string | undefined {
@@ -81,14 +84,16 @@ export interface CachedRequireResult {
 const WRAPPER_HEAD = '(function (exports, require, module, __filename, __dirname) { ';
 const WRAPPER_TAIL = '\n});';
 
-/** The cache file for `source`: hashed with the Node version and architecture, which V8's code depends on. */
+/** The cache file for `source`: named by its checksum and length with the Node version and architecture, which V8's code depends on. */
 export function cacheFileFor(cacheDir: string, file: string, source: string): string {
-  const hash = createHash('sha256')
-    .update(`${process.version}\0${process.arch}\0${file}\0${WRAPPER_HEAD}\0${WRAPPER_TAIL}\0`)
-    .update(source)
-    .digest('hex')
-    .slice(0, 32);
-  return join(cacheDir, `${hash}.bin`);
+  const key = `${process.version}\0${process.arch}\0${file}\0${WRAPPER_HEAD}\0${WRAPPER_TAIL}\0`;
+  return join(cacheDir, `${checksum(key, source)}-${source.length}.bin`);
+}
+
+function checksum(key: string, source: string): string {
+  if (typeof zlib.crc32 === 'function') return (zlib.crc32(source, zlib.crc32(key)) >>> 0).toString(16).padStart(8, '0');
+  const { createHash } = createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto');
+  return createHash('sha256').update(key).update(source).digest('hex').slice(0, 32);
 }
 
 /**

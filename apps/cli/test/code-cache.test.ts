@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { bundleIsCurrent, cachedRequire, cacheFileFor, hypeCacheRoot } from '../src/code-cache.js';
-import { CLI_DIR, ensureBuiltBin } from './bin-process.js';
+import { BIN, CLI_DIR, ensureBuiltBin } from './bin-process.js';
+import { spawnSync } from 'node:child_process';
 
 let dir: string;
 beforeEach(() => {
@@ -138,6 +139,20 @@ describe('hypeCacheRoot', () => {
 });
 
 describe('the built bundle (dist/main.cjs)', () => {
+  it('starts without node:crypto (loading it cost more than the code cache saves on a slow machine)', async () => {
+    await ensureBuiltBin();
+    const preload = join(dir, 'list-modules.cjs');
+    writeFileSync(preload, "process.on('exit', () => require('node:fs').writeSync(2, `modules: ${process.moduleLoadList.join(',')}\\n`));");
+    const cacheDir = join(dir, 'cache');
+    for (let run = 0; run < 2; run++) {
+      const child = spawnSync(process.execPath, ['--require', preload, BIN, '--version'], { encoding: 'utf8', env: { ...process.env, HYPE_CACHE_DIR: cacheDir } });
+      expect(child.status).toBe(0);
+      const modules = /modules: (.*)/.exec(child.stderr)?.[1].split(',') ?? [];
+      expect(modules).toContain('NativeModule zlib');
+      expect(modules.filter((m) => /crypto/.test(m))).toEqual([]);
+    }
+  }, 120_000);
+
   it('has no import() left (vm.Script gives it no module loader: --net user failed there once) and every workspace package inside', async () => {
     await ensureBuiltBin();
     const bundle = readFileSync(join(CLI_DIR, 'dist', 'main.cjs'), 'utf8');
