@@ -21,6 +21,7 @@ export interface MainOptions {
 
 /** Runs `hype` with process.argv and exits the process with its exit code. */
 export async function main(options: MainOptions): Promise<never> {
+  const startedAtMs = performance.now();
   const hooks = installProcessHooks();
   const code = await runCli(process.argv.slice(2), {
     stdin: process.stdin,
@@ -39,6 +40,7 @@ export async function main(options: MainOptions): Promise<never> {
     onSignal: hooks.onSignal,
     registerCleanup: hooks.registerCleanup,
     totalMemBytes: totalmem(),
+    startedAtMs,
   });
   hooks.runCleanups();
   // Exit at once: stdin, vCPU threads or timers must not keep a finished hype alive.

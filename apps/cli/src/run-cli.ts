@@ -57,6 +57,11 @@ export interface CliIo {
   probeKvm?: (path: string) => Promise<string | undefined>;
   /** The nested rig for --accel auto|nested; absent: nesting is not available. */
   nested?: NestedRig;
+  /**
+   * When the CLI's code started running, in `ms` since the process started (main() sets it first thing):
+   * --timings prints it as the first event, `cli-start` (what came before it is Node's and the bundle's).
+   */
+  startedAtMs?: number;
 }
 
 const STOP_SIGNALS: StopSignal[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -127,6 +132,7 @@ async function guestBuild(io: CliIo): Promise<number> {
 async function run(parsed: RunParsed, io: CliIo, argv: readonly string[]): Promise<number | CommandStatus> {
   const { flags, configFile, accel, guestCommand, vsock } = parsed;
   const timings = parsed.timings === true;
+  if (timings && io.startedAtMs !== undefined) printTiming(io, { event: 'cli-start', ms: io.startedAtMs });
   const fs = io.fs ?? nodeFs;
   const logLevel = logLevelFromEnv(io.env);
   const file = configFile === undefined ? undefined : await loadConfigFile(configFile, io.readTextFile ?? ((p) => readFile(p, 'utf8')));
@@ -254,6 +260,11 @@ function removeSocketFile(path: string): () => void {
       // already gone
     }
   };
+}
+
+/** A --timings line: `hype-timing {"event":...,"ms":...}` on stderr. */
+function printTiming(io: CliIo, event: TimingEventLike): void {
+  io.stderr.write(`hype-timing ${JSON.stringify(event)}\n`);
 }
 
 /** Prepended to the kernel command line of `hype run -- CMD` (a user's --cmdline comes after it and wins). */
@@ -395,12 +406,10 @@ async function createCliVm(
 ): Promise<CliVm | number> {
   const logger = stderrLogger((text) => io.stderr.write(text), logLevel, rawConsole);
   try {
-    // --timings: one line per event, `ms` since the process started (performance.timeOrigin).
-    const onTiming = timings
-      ? (event: TimingEventLike) => {
-          io.stderr.write(`hype-timing ${JSON.stringify(event)}\n`);
-        }
-      : undefined;
+    // --timings: one line per event, `ms` since the process started (performance.timeOrigin); `vm-create`
+    // when the inputs are checked and the VM is asked for.
+    const onTiming = timings ? (event: TimingEventLike) => printTiming(io, event) : undefined;
+    onTiming?.({ event: 'vm-create', ms: performance.now() });
     const vm = await io.createVm(config, { ...console, kvmDevice, logger, ...(onTiming ? { onTiming } : {}) });
     delete config.kernelImage; // loaded into guest RAM; not needed again
     // After the caller has started the VM (this turn), start-up's garbage goes: see collectStartupGarbage.
