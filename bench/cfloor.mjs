@@ -147,6 +147,13 @@ function timedRun(label, command, args, prefix, env = process.env) {
         runToInitMs: marker.ms - firstRun.ms,
         exitEventMs: ended.ms,
         processWallMs: exitWallMs,
+        // hype's start-up split (its own events; cfloor has none of them)
+        startup: {
+          cliStartMs: event('cli-start')?.ms,
+          vmCreateMs: event('vm-create')?.ms,
+          vmCreatedMs: event('vm-created')?.ms,
+          firstKvmRunMs: firstRun.ms,
+        },
         ...(marker.exits ? { exitsToInit: marker.exits, exitsToEnd: ended.exits } : {}),
         stdout: run.stdout,
         stderr: run.stderr,
@@ -243,6 +250,27 @@ for (const side of sides) {
     cfloor: cs,
     cfloorExits: side.c.map((r) => ({ toInit: r.exitsToInit, toEnd: r.exitsToEnd })),
     hypeExits: side.hype.map((r) => ({ toInit: r.exitsToInit, toEnd: r.exitsToEnd })),
+    hypeStartup: startupSplit(side.hype),
+  };
+  const s = data[name].hypeStartup;
+  if (s) {
+    process.stderr.write(
+      `cfloor: ${name}: hype's start-up, medians: Node and the bundle to cli-start ${s.toCliStart} ms, the checks to vm-create ` +
+        `${s.checks} ms, createVm ${s.createVm} ms, then to the first KVM_RUN ${s.toFirstRun} ms (C: ${cs.firstKvmRunMs.median.toFixed(0)} ms in all)\n`,
+    );
+  }
+}
+
+/** Medians of the steps of hype's start-up (ms), from its cli-start, vm-create and vm-created events; undefined without them. */
+function startupSplit(runs) {
+  const steps = runs.map(({ startup: s }) => s);
+  if (steps.some((s) => s.cliStartMs === undefined || s.vmCreateMs === undefined || s.vmCreatedMs === undefined)) return undefined;
+  const median = (f) => Math.round(summarize(steps.map(f)).median);
+  return {
+    toCliStart: median((s) => s.cliStartMs),
+    checks: median((s) => s.vmCreateMs - s.cliStartMs),
+    createVm: median((s) => s.vmCreatedMs - s.vmCreateMs),
+    toFirstRun: median((s) => s.firstKvmRunMs - s.vmCreatedMs),
   };
 }
 
