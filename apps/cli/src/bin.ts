@@ -26,11 +26,13 @@ await main(options);
 
 function bundledMain(file: string): Main {
   const root = process.env.HYPE_CODE_CACHE === '0' ? undefined : hypeCacheRoot(process.env);
-  const { exports } = cachedRequire({
+  const loaded = cachedRequire({
     file,
     cacheDir: root === undefined ? undefined : join(root, 'code-cache', 'cli'),
-    // The cache holds what ran before it was written: a `hype run` makes one that covers start-up.
+    // The cache holds what ran before it was written: a `hype run` makes one that covers start-up, and
+    // one whose VM started makes the complete one.
     writeAtExit: process.argv.slice(2).includes('run'),
   });
-  return (exports as { main: Main }).main;
+  options.onVmStarted = () => loaded.reachedFar();
+  return (loaded.exports as { main: Main }).main;
 }

@@ -74,10 +74,18 @@ export interface CachedRequireResult {
   exports: unknown;
   /** 'hit': compiled from the cache; 'miss': no cache file; 'rejected': V8 refused it; 'off': no cacheDir. */
   cache: 'hit' | 'miss' | 'rejected' | 'off';
-  /** The cache file's path (undefined when off). */
+  /** The cache file's path (undefined when off): the one it was compiled from, else the one it writes. */
   cacheFile: string | undefined;
+  /** Whether the cache it was compiled from was written by a run that called `reachedFar()`. */
+  complete: boolean;
   /** Writes the cache file now, from what has been compiled so far (a no-op when off; failures ignored). */
   writeCache(): void;
+  /**
+   * This run went far (hype: a VM started), so what it compiles makes a complete cache: one is written at
+   * exit unless the cache it was compiled from is complete already. A cache that a short run wrote (a
+   * `hype run` that stopped at a bad flag) would otherwise leave the VM's code compiled at every start.
+   */
+  reachedFar(): void;
 }
 
 /** The CommonJS wrapper Node puts around a module's source (same parameters, same order). */
@@ -122,12 +130,20 @@ export function cachedRequire(options: CachedRequireOptions): CachedRequireResul
   const source = readFileSync(file, 'utf8');
   let cacheFile: string | undefined;
   let cachedData: Buffer | undefined;
+  let complete = false;
+  let completeFile: string | undefined;
   if (options.cacheDir !== undefined && safeCacheDir(options.cacheDir)) {
     cacheFile = cacheFileFor(options.cacheDir, file, source);
-    try {
-      cachedData = readFileSync(cacheFile);
-    } catch {
-      // no cache yet, or the directory is not readable: compile from the source
+    completeFile = cacheFile.replace(/\.bin$/, '.complete.bin');
+    for (const [path, isComplete] of [[completeFile, true], [cacheFile, false]] as const) {
+      try {
+        cachedData = readFileSync(path);
+        cacheFile = path;
+        complete = isComplete;
+        break;
+      } catch {
+        // no cache yet, or the directory is not readable: compile from the source
+      }
     }
   }
   const script = new Script(WRAPPER_HEAD + source + WRAPPER_TAIL, {
@@ -138,7 +154,14 @@ export function cachedRequire(options: CachedRequireOptions): CachedRequireResul
   const write = () => {
     if (cacheFile !== undefined) writeCache(script, cacheFile);
   };
-  if ((cache === 'miss' || cache === 'rejected') && options.writeAtExit !== false) process.once('exit', write);
+  let atExit = (cache === 'miss' || cache === 'rejected') && options.writeAtExit !== false;
+  if (atExit) process.once('exit', write);
+  const reachedFar = () => {
+    if (completeFile === undefined || (complete && cache === 'hit')) return;
+    cacheFile = completeFile;
+    if (!atExit) process.once('exit', write);
+    atExit = true;
+  };
   const wrapper = script.runInThisContext() as (
     exports: unknown,
     require: NodeJS.Require,
@@ -148,7 +171,16 @@ export function cachedRequire(options: CachedRequireOptions): CachedRequireResul
   ) => void;
   const module = { exports: {} as unknown };
   wrapper.call(module.exports, module.exports, options.require ?? createRequire(file), module, file, dirname(file));
-  return { exports: module.exports, cache, cacheFile, writeCache: write };
+  return {
+    exports: module.exports,
+    cache,
+    get cacheFile() {
+      return cacheFile;
+    },
+    complete: complete && cache === 'hit',
+    writeCache: write,
+    reachedFar,
+  };
 }
 
 /**

@@ -17,6 +17,8 @@ export interface MainOptions {
    * finds its own files (and keys its cache) by its module URL.
    */
   loadDefaultGuest(): Promise<DefaultGuest>;
+  /** Called when a VM has been built and started (bin.ts: the code cache then covers the VM's code). */
+  onVmStarted?(): void;
 }
 
 /** Runs `hype` with process.argv and exits the process with its exit code. */
@@ -41,6 +43,7 @@ export async function main(options: MainOptions): Promise<never> {
     registerCleanup: hooks.registerCleanup,
     totalMemBytes: totalmem(),
     startedAtMs,
+    ...(options.onVmStarted ? { onVmStarted: options.onVmStarted } : {}),
   });
   hooks.runCleanups();
   // Exit at once: stdin, vCPU threads or timers must not keep a finished hype alive.

@@ -62,6 +62,8 @@ export interface CliIo {
    * --timings prints it as the first event, `cli-start` (what came before it is Node's and the bundle's).
    */
   startedAtMs?: number;
+  /** Called once a VM is built and about to start. */
+  onVmStarted?(): void;
 }
 
 const STOP_SIGNALS: StopSignal[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -412,6 +414,7 @@ async function createCliVm(
     onTiming?.({ event: 'vm-create', ms: performance.now() });
     const vm = await io.createVm(config, { ...console, kvmDevice, logger, ...(onTiming ? { onTiming } : {}) });
     delete config.kernelImage; // loaded into guest RAM; not needed again
+    io.onVmStarted?.();
     // After the caller has started the VM (this turn), start-up's garbage goes: see collectStartupGarbage.
     setTimeout(collectStartupGarbage, 0).unref();
     return vm;

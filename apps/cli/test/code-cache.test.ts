@@ -1,6 +1,6 @@
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { bundleIsCurrent, cachedRequire, cacheFileFor, hypeCacheRoot } from '../src/code-cache.js';
 import { BIN, CLI_DIR, ensureBuiltBin } from './bin-process.js';
@@ -52,6 +52,27 @@ describe('cachedRequire', () => {
     expect(result.exports).toEqual({ value: 2 });
     result.writeCache();
     expect(readdirSync(cacheDir)).toHaveLength(1); // the old build's cache is removed
+  });
+
+  it('a short run\'s cache is replaced by a complete one from the first run that reaches far, which later runs keep', () => {
+    const file = writeModule('exports.start = () => 1; exports.far = () => 2;');
+    const cacheDir = join(dir, 'cache');
+    const short = cachedRequire({ file, cacheDir, writeAtExit: false });
+    short.writeCache(); // as at the exit of a run that stopped early
+    expect(readdirSync(cacheDir)).toEqual([basename(short.cacheFile!)]);
+
+    const far = cachedRequire({ file, cacheDir, writeAtExit: false });
+    expect([far.cache, far.complete]).toEqual(['hit', false]);
+    far.reachedFar();
+    expect(far.cacheFile).toMatch(/\.complete\.bin$/);
+    far.writeCache();
+    expect(readdirSync(cacheDir)).toEqual([basename(far.cacheFile!)]); // the short run's cache is gone
+
+    const later = cachedRequire({ file, cacheDir, writeAtExit: false });
+    expect([later.cache, later.complete]).toEqual(['hit', true]);
+    expect((later.exports as { far(): number }).far()).toBe(2);
+    later.reachedFar(); // already complete: nothing to write
+    expect(later.cacheFile).toBe(far.cacheFile);
   });
 
   it('compiles from source when the cache file is not V8 code cache', () => {

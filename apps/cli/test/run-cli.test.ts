@@ -198,6 +198,22 @@ describe('runCli: running a VM', () => {
     );
   });
 
+  it('tells onVmStarted once the VM is built, and never when the run stops before', async () => {
+    const w = workdir();
+    const h = harness();
+    let started = 0;
+    h.io.onVmStarted = () => started++;
+    const code = runCli(['run', '--kernel', w.kernel()], h.io);
+    const vm = await h.vmStarted;
+    expect(started).toBe(1);
+    vm.finish({ kind: 'poweroff', status: 0 });
+    expect(await code).toBe(0);
+    const bad = harness();
+    bad.io.onVmStarted = () => started++;
+    expect(await runCli(['run', '--kernel', '/nonexistent'], bad.io)).toBe(2);
+    expect(started).toBe(1);
+  });
+
   it('without --timings the VM gets no timing listener', async () => {
     const w = workdir();
     const h = harness();
