@@ -1,4 +1,4 @@
-import { constants, promises as fsp } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import type { KernelImage } from '@hype/linux-loader';
 import { kernelFile } from '@hype/linux-loader/node';
 
@@ -23,10 +23,15 @@ export interface HostFs {
   openKernel?(path: string): Promise<KernelImage>;
 }
 
+/**
+ * The real file system. The calls are synchronous behind the promises: at start-up nothing else waits for
+ * the event loop, and each asynchronous call was a round trip through libuv's thread pool (tens of
+ * milliseconds of hype's start-up under emulation for a handful of stat and access calls).
+ */
 export const nodeFs: HostFs = {
-  stat: (path) => fsp.stat(path),
-  access: (path, mode) => fsp.access(path, mode),
-  readFile: (path) => fsp.readFile(path),
+  stat: async (path) => statSync(path),
+  access: async (path, mode) => accessSync(path, mode),
+  readFile: async (path) => readFileSync(path),
   openKernel: async (path) => kernelFile(path),
 };
 
