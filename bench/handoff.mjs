@@ -5,6 +5,11 @@
 //   sync C loop       KVM_RUN in a loop on the calling thread, each exit completed in C (the floor)
 //   handoff           @hype/kvm Vcpu.start(): native vCPU thread -> ThreadSafeFunction -> JS handler
 //                     -> resume(); measured between consecutive handler calls (spinNs 0 and 20 µs)
+//   exit poll         the same, with StartOptions.exitPoll: after each handler the JS thread waits up to
+//                     the budget (adapted to the exits seen) for the next exit and handles it inline (no
+//                     event-loop turn, no TSFN), at most 64 in a row or for 1 ms; variants from
+//                     HANDOFF_POLL (comma-separated budgetNs[/spinNs][:maxMs],
+//                     default 100000,1000000; the rig's exits are ~10x slower than a real host's)
 //   simulated         the same handoff with the addon's stand-in for KVM_RUN (no guest at all): the cost
 //                     of the thread handoff alone; runs on hosts without /dev/kvm too
 //
@@ -34,7 +39,7 @@ async function load(pkg) {
 }
 
 /** Handler-to-handler intervals of `exits` exits handed to JS by a running vCPU. */
-function measureHandoff(vcpu, exits, spinNs) {
+function measureHandoff(vcpu, exits, spinNs, exitPoll = { budgetNs: 0 }) {
   const samples = new Float64Array(exits);
   let count = 0;
   let last = process.hrtime.bigint();
@@ -46,7 +51,7 @@ function measureHandoff(vcpu, exits, spinNs) {
         last = now;
         return count === exits ? 'stop' : undefined;
       },
-      { spinNs },
+      { spinNs, exitPoll },
     )
     .then(() => samples.subarray(1)); // the first interval includes thread start-up
 }
@@ -77,6 +82,25 @@ async function measureSimulated(exits) {
   run.close();
   return stats(samples.subarray(1));
 }
+
+function pollVariants() {
+  const list = (process.env.HANDOFF_POLL ?? '100000,1000000').split(',').filter((x) => x.trim() !== '');
+  return list.map((item) => {
+    const [ns, maxMsText] = item.split(':');
+    const [budgetNs, spinNs] = ns.split('/').map(Number);
+    const maxMs = maxMsText === undefined ? undefined : Number(maxMsText);
+    const ok = (x) => Number.isInteger(x) && x >= 0 && x <= 1_000_000;
+    if (!ok(budgetNs) || budgetNs === 0 || (spinNs !== undefined && !ok(spinNs)) || (maxMs !== undefined && !(maxMs > 0))) {
+      throw new Error(`HANDOFF_POLL: ${item} must be budgetNs[/spinNs][:maxMs], whole numbers of ns up to 1000000 (budget > 0)`);
+    }
+    return { budgetNs, ...(spinNs === undefined ? {} : { spinNs }), ...(maxMs === undefined ? {} : { maxMs }) };
+  });
+}
+
+const pollName = (p) =>
+  `up to ${p.budgetNs / 1000} µs` +
+  (p.spinNs === undefined ? '' : ` (spinning ${p.spinNs / 1000} µs)`) +
+  (p.maxMs === undefined ? '' : ` (inline for ${p.maxMs} ms at most)`);
 
 const TITLE = 'KVM exit round trip: native vCPU thread -> JS handler vs a synchronous C KVM_RUN loop';
 
@@ -109,6 +133,11 @@ export async function runHandoffBench({ exits = 20_000 } = {}) {
     await measureHandoff(vcpu, 1000, 0); // warm-up
     const handoff = stats(await measureHandoff(vcpu, exits, 0));
     const handoffSpin = stats(await measureHandoff(vcpu, exits, 20_000));
+    const polls = [];
+    for (const exitPoll of pollVariants()) {
+      const result = stats(await measureHandoff(vcpu, exits, 0, exitPoll));
+      polls.push({ ...exitPoll, ...result, polledShare: round(vcpu.polledExits / exits) }); // counts of this run
+    }
     const baseline = { name: 'synchronous C KVM_RUN loop (median)', value: sync.medianUs };
     const row = (metric, value, note) => ({
       metric, value, unit: 'µs', better: 'lower', baseline, ratio: round(value / sync.medianUs), note,
@@ -119,12 +148,16 @@ export async function runHandoffBench({ exits = 20_000 } = {}) {
       rows: [
         row('PIO exit round trip, vCPU thread -> JS (median)', handoff.medianUs, `p90 ${handoff.p90Us} µs`),
         row('same, vCPU thread spinning 20 µs before sleeping (median)', handoffSpin.medianUs, `p90 ${handoffSpin.p90Us} µs`),
+        ...polls.map((p) =>
+          row(`same, JS polling ${pollName(p)} for the next exit (median)`, p.medianUs,
+            `p90 ${p.p90Us} µs; ${Math.round(p.polledShare * 100)}% of exits taken by the poll`),
+        ),
         {
           metric: 'thread handoff alone, simulated KVM_RUN (median)', value: simulated.medianUs, unit: 'µs',
           better: 'lower', note: 'no guest: native thread -> JS -> resume',
         },
       ],
-      data: { exits, syncCLoop: sync, handoff, handoffSpin20us: handoffSpin, simulatedHandoff: simulated },
+      data: { exits, syncCLoop: sync, handoff, handoffSpin20us: handoffSpin, exitPoll: polls, simulatedHandoff: simulated },
     };
   } finally {
     vm.close();
@@ -136,10 +169,14 @@ export async function runHandoffBench({ exits = 20_000 } = {}) {
 export function formatHandoff(result) {
   const sim = `simulated thread handoff (no KVM) median ${result.data.simulatedHandoff.medianUs} µs`;
   if (result.status === 'skipped') return `handoff: cannot run: ${result.reason}; ${sim}`;
-  const { syncCLoop, handoff, handoffSpin20us } = result.data;
+  const { syncCLoop, handoff, handoffSpin20us, exitPoll = [] } = result.data;
+  const polls = exitPoll.map(
+    (p) => `; JS polling ${pollName(p)}: ${p.medianUs} µs, ratio ${round(p.medianUs / syncCLoop.medianUs)}x (${Math.round(p.polledShare * 100)}% polled)`,
+  );
   return (
     `handoff: sync C loop median ${syncCLoop.medianUs} µs, vCPU thread -> JS median ${handoff.medianUs} µs ` +
-    `(ratio ${result.rows[0].ratio}x; spinning 20 µs: ${handoffSpin20us.medianUs} µs, ratio ${result.rows[1].ratio}x); ${sim}`
+    `(ratio ${result.rows[0].ratio}x; spinning 20 µs: ${handoffSpin20us.medianUs} µs, ratio ${result.rows[1].ratio}x` +
+    `${polls.join('')}); ${sim}`
   );
 }
 

@@ -15,14 +15,27 @@
 // the table holds a valid value for is answered here (the value goes into kvm_run's data area, which
 // KVM_RUN consumes on re-entry) and the thread re-enters KVM_RUN at once: no event, no JS. Only reads the
 // device model published as side-effect free take this path; everything else still goes to JS.
+//
+// Polling for the next exit (resumeAndPoll(budgetNs), JS thread): instead of returning to the event loop
+// after completing an exit, JS may wait a short, bounded time for this thread's next exit. poll_state_
+// decides which path delivers each exit, so exactly one does:
+//   JS:    Idle -> Spinning, then resume; (-> Sleeping on a futex); timeout: CAS back to Idle, which
+//          fails only if the state is Handed (the exit is then taken after all)
+//   vCPU:  on an exit, CAS Spinning|Sleeping -> Handed (FUTEX_WAKE if Sleeping): the poller takes the exit
+//          and resets Idle; if it finds Idle, the exit goes through the TSFN as usual.
+// After handing an exit to a poller the thread spins (for the poll's spin time) waiting for resume(): JS
+// is handling that exit right now. A poll gives up early when any vCPU thread has an event queued on a
+// TSFN (another vCPU's exit, this thread's end); none starts once a stop is requested.
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -42,6 +55,18 @@ inline void CpuRelax() {
 #endif
 }
 
+// Events posted to any vCPU thread's TSFN and not yet delivered: a poll stops waiting when one is queued.
+std::atomic<int> queued_events{0};
+
+void FutexWait(std::atomic<int>* word, int expected, uint64_t timeout_ns) {
+  timespec ts = {static_cast<time_t>(timeout_ns / 1000000000), static_cast<long>(timeout_ns % 1000000000)};
+  syscall(SYS_futex, reinterpret_cast<int*>(word), FUTEX_WAIT_PRIVATE, expected, &ts, nullptr, 0);
+}
+
+void FutexWake(std::atomic<int>* word) {
+  syscall(SYS_futex, reinterpret_cast<int*>(word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
 // kvm_run fields the thread touches, through volatile so every access really goes to the shared page.
 inline void SetImmediateExit(kvm_run* run, uint8_t value) {
   reinterpret_cast<volatile uint8_t*>(&run->immediate_exit)[0] = value;
@@ -54,6 +79,7 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
                        {
                            InstanceMethod<&VcpuThread::Start>("start"),
                            InstanceMethod<&VcpuThread::Resume>("resume"),
+                           InstanceMethod<&VcpuThread::ResumeAndPoll>("resumeAndPoll"),
                            InstanceMethod<&VcpuThread::Stop>("stop"),
                            InstanceMethod<&VcpuThread::Join>("join"),
                            InstanceMethod<&VcpuThread::Probe>("probe"),
@@ -62,6 +88,7 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
                            InstanceAccessor<&VcpuThread::GetRunning>("running"),
                            InstanceAccessor<&VcpuThread::GetExitPending>("exitPending"),
                            InstanceAccessor<&VcpuThread::GetPioMirrorHits>("pioMirrorHits"),
+                           InstanceAccessor<&VcpuThread::GetPolledExits>("polledExits"),
                        });
   }
 
@@ -131,6 +158,10 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
 
   // Longest busy-wait for resume() that options.spinNs may ask for.
   static constexpr uint64_t kMaxSpinNs = 1000000000;
+  // Longest resumeAndPoll() budget.
+  static constexpr uint64_t kMaxPollNs = 1000000;
+
+  enum PollState : int { kPollIdle = 0, kPollSpinning = 1, kPollSleeping = 2, kPollHanded = 3 };
 
   // { spinNs = 0, simulate = false } or undefined.
   bool ReadOptions(const Napi::Value& value) {
@@ -251,8 +282,12 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
         continue;  // re-enter KVM_RUN (after the stop check at the top): no JS round trip
       }
       resumed_.store(false, std::memory_order_relaxed);
-      if (!Post(EventKind::Exit, generation, 0)) break;  // environment shutting down
-      WaitForResume();
+      if (HandToPoller()) {
+        WaitForResume(poll_resume_spin_ns_.load(std::memory_order_relaxed));
+      } else {
+        if (!Post(EventKind::Exit, generation, 0)) break;  // environment shutting down
+        WaitForResume(spin_ns_);
+      }
       if (abandon_.load(std::memory_order_acquire)) break;
     }
     Post(EventKind::Stopped, generation, err);
@@ -294,16 +329,30 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
 
   bool Post(EventKind kind, uint64_t generation, int err) {
     auto* event = new Event{kind, generation, err};
+    queued_events.fetch_add(1, std::memory_order_acq_rel);
     if (napi_call_threadsafe_function(tsfn_, event, napi_tsfn_blocking) != napi_ok) {
+      queued_events.fetch_sub(1, std::memory_order_acq_rel);
       delete event;
       return false;
     }
     return true;
   }
 
-  void WaitForResume() {
-    if (spin_ns_ > 0) {
-      const uint64_t deadline = NowNs() + static_cast<uint64_t>(spin_ns_);
+  // The exit now in kvm_run goes to a JS thread waiting in resumeAndPoll(), if there is one.
+  bool HandToPoller() {
+    int state = poll_state_.load(std::memory_order_acquire);
+    while (state == kPollSpinning || state == kPollSleeping) {
+      if (poll_state_.compare_exchange_weak(state, kPollHanded, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        if (state == kPollSleeping) FutexWake(&poll_state_);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void WaitForResume(int64_t spin_ns) {
+    if (spin_ns > 0) {
+      const uint64_t deadline = NowNs() + static_cast<uint64_t>(spin_ns);
       for (unsigned i = 1;; i++) {
         if (resumed_.load(std::memory_order_acquire) || abandon_.load(std::memory_order_acquire)) return;
         if ((i & 63) == 0 && NowNs() > deadline) break;
@@ -321,6 +370,7 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
   static void CallJs(napi_env raw_env, napi_value, void* context, void* data) {
     auto* self = static_cast<VcpuThread*>(context);
     auto* event = static_cast<Event*>(data);
+    queued_events.fetch_sub(1, std::memory_order_acq_rel);
     if (raw_env != nullptr) self->Deliver(*event);
     delete event;
   }
@@ -369,6 +419,7 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
     stop_requested_ = false;
     abandon_ = false;
     resumed_ = false;
+    poll_state_ = kPollIdle;
     SetImmediateExit(run_, 0);
     thread_generation_ = generation_;
 
@@ -411,6 +462,78 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
     }
     wake_.notify_one();
     return env.Undefined();
+  }
+
+  // resumeAndPoll(budgetNs, spinNs = budgetNs): resume(), then wait up to budgetNs for the thread's next
+  // exit, the first spinNs of it busy (in the nested rig, sleeping on the futex cost more than the TSFN
+  // path). True: that exit is now pending (as if onExit had been called; complete it with resume() or
+  // resumeAndPoll()); false: none came in time, or polling is pointless (stopping, an event of any vCPU
+  // thread queued) and the next exit is delivered to onExit. The poller is registered before the thread
+  // is woken: otherwise a fast next exit would find no poller and take the TSFN.
+  Napi::Value ResumeAndPoll(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::optional<uint64_t> budget = ArgUint(info[0], "resumeAndPoll", "budgetNs", kMaxPollNs);
+    if (!budget) return env.Undefined();
+    uint64_t spin = *budget;
+    if (!info[1].IsUndefined()) {
+      std::optional<uint64_t> arg = ArgUint(info[1], "resumeAndPoll", "spinNs", kMaxPollNs);
+      if (!arg) return env.Undefined();
+      spin = std::min(*budget, *arg);
+    }
+    if (!exit_pending_) {
+      Napi::Error::New(env, "resumeAndPoll(): no exit is pending").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    const bool poll = *budget > 0 && !stop_requested_.load(std::memory_order_acquire) &&
+                      queued_events.load(std::memory_order_acquire) == 0;
+    if (poll) {
+      // The thread spins this long for resume() after handing an exit over: JS is handling it right now.
+      poll_resume_spin_ns_.store(static_cast<int64_t>(std::max(spin, uint64_t{2000})), std::memory_order_relaxed);
+      poll_state_.store(kPollSpinning, std::memory_order_seq_cst);
+    }
+    exit_pending_ = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      resumed_.store(true, std::memory_order_release);
+    }
+    wake_.notify_one();
+    return Napi::Boolean::New(env, poll && Poll(*budget, spin));
+  }
+
+  // Waits for the thread to hand over its next exit (poll_state_ is Spinning).
+  bool Poll(uint64_t budget_ns, uint64_t spin_ns) {
+    const uint64_t start = NowNs();
+    const uint64_t deadline = start + budget_ns;
+    const uint64_t spin_deadline = start + spin_ns;
+    int expected = kPollSpinning;
+    for (unsigned i = 1;; i++) {
+      if (poll_state_.load(std::memory_order_acquire) == kPollHanded) return TakePolledExit();
+      if ((i & 31) == 0 && (NowNs() > spin_deadline || queued_events.load(std::memory_order_relaxed) > 0)) break;
+      CpuRelax();
+    }
+    if (NowNs() < deadline && queued_events.load(std::memory_order_acquire) == 0) {
+      if (!poll_state_.compare_exchange_strong(expected, kPollSleeping, std::memory_order_acq_rel)) {
+        return TakePolledExit();  // Handed meanwhile
+      }
+      expected = kPollSleeping;
+      for (;;) {
+        const uint64_t now = NowNs();
+        if (now >= deadline) break;
+        FutexWait(&poll_state_, kPollSleeping, deadline - now);
+        if (poll_state_.load(std::memory_order_acquire) == kPollHanded) return TakePolledExit();
+        if (queued_events.load(std::memory_order_acquire) > 0) break;
+      }
+    }
+    // Give up; the CAS fails only if the thread handed an exit over at the last moment: take it.
+    if (poll_state_.compare_exchange_strong(expected, kPollIdle, std::memory_order_acq_rel)) return false;
+    return TakePolledExit();
+  }
+
+  bool TakePolledExit() {
+    poll_state_.store(kPollIdle, std::memory_order_relaxed);
+    exit_pending_ = true;
+    polled_exits_.fetch_add(1, std::memory_order_relaxed);
+    return true;
   }
 
   void Kick() {
@@ -495,6 +618,11 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
     return Napi::Number::New(info.Env(), static_cast<double>(pio_mirror_hits_.load(std::memory_order_relaxed)));
   }
 
+  // Exits delivered through resumeAndPoll() so far (never reset).
+  Napi::Value GetPolledExits(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(polled_exits_.load(std::memory_order_relaxed)));
+  }
+
   Napi::Env env_ = Napi::Env(nullptr);
   int fd_ = -1;
   std::shared_ptr<MappingState> run_state_;
@@ -530,6 +658,9 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
   std::atomic<int> tid_{0};
   std::atomic<bool> abandon_{false};
   std::atomic<bool> resumed_{false};
+  std::atomic<int> poll_state_{kPollIdle};
+  std::atomic<int64_t> poll_resume_spin_ns_{0};
+  std::atomic<uint64_t> polled_exits_{0};
   std::mutex mutex_;
   std::condition_variable wake_;
 };

@@ -61,6 +61,14 @@ export interface NativeVcpuThread {
   start(): void;
   /** Completes the exit last delivered to onExit; the thread re-enters KVM_RUN. */
   resume(): void;
+  /** resume(), then waits up to `budgetNs` (at most 1 ms; the first `spinNs`, default all of it,
+   * busy) for the thread's next exit. True: that exit is now pending, exactly as if onExit had been called
+   * (onExit is not called for it); complete it with resume() or resumeAndPoll(). False: no exit came in
+   * time, or polling was pointless (budget 0, stopping, an event of any vCPU thread queued for
+   * onExit/onStop); the next exit goes to onExit. Blocks the JS thread for at most `budgetNs`. */
+  resumeAndPoll(budgetNs: number, spinNs?: number): boolean;
+  /** Exits this object's threads delivered through resumeAndPoll() so far. */
+  readonly polledExits: number;
   /** Asks the thread to end (kick signal + immediate_exit); onStop(0) follows. A pending exit is still
    * completed by resume() first. */
   stop(): void;

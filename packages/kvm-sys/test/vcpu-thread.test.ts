@@ -153,6 +153,76 @@ describe('VcpuThread (simulated KVM_RUN)', () => {
   });
 });
 
+describe('VcpuThread.resumeAndPoll (simulated KVM_RUN)', () => {
+  it('hands each next exit to the poller or to onExit, never both, in order', async () => {
+    const vcpu = simulatedVcpu();
+    const seen: number[] = [];
+    let viaOnExit = 0;
+    const dataOf = () => vcpu.page[Number(vcpu.view.getBigUint64(kvm_run.io_data_offset, true))];
+    vcpu.setOnExit((thread) => {
+      viaOnExit++;
+      for (let inline = 0; ; inline++) {
+        expect(thread.exitPending).toBe(true);
+        seen.push(dataOf());
+        if (seen.length === 2000) {
+          thread.stop();
+          thread.resume();
+          return;
+        }
+        if (inline === 16) {
+          thread.resume();
+          return;
+        }
+        if (!thread.resumeAndPoll(200_000)) return;
+      }
+    });
+    vcpu.thread.start();
+    expect(await vcpu.stopped).toBe(0);
+    expect(seen).toEqual(Array.from({ length: 2000 }, (_, i) => (i + 1) & 0xff));
+    expect(vcpu.thread.polledExits + viaOnExit).toBe(2000);
+    expect(vcpu.thread.polledExits).toBeGreaterThan(0);
+    vcpu.run.close();
+  });
+
+  it('gives up after its budget when the guest does not exit; stop() then ends the thread', async () => {
+    const vcpu = simulatedVcpu();
+    const polls: boolean[] = [];
+    vcpu.setOnExit((thread) => {
+      vcpu.page[kvm_run.padding1] = 1; // the next "KVM_RUN" blocks like a guest that never exits
+      const started = process.hrtime.bigint();
+      polls.push(thread.resumeAndPoll(1_000_000, 0)); // 1 ms, sleeping on the futex
+      expect(Number(process.hrtime.bigint() - started)).toBeLessThan(200_000_000);
+      expect(thread.exitPending).toBe(false);
+    });
+    vcpu.thread.start();
+    await delay(20);
+    expect(polls).toEqual([false]);
+    expect(vcpu.thread.running).toBe(true);
+    vcpu.thread.stop();
+    expect(await vcpu.stopped).toBe(0);
+    vcpu.run.close();
+  });
+
+  it('checks its arguments and needs a pending exit', async () => {
+    const vcpu = simulatedVcpu();
+    expect(() => vcpu.thread.resumeAndPoll(1000)).toThrow(/no exit is pending/);
+    expect(() => vcpu.thread.resumeAndPoll(1_000_001)).toThrow(RangeError);
+    expect(() => vcpu.thread.resumeAndPoll(-1)).toThrow(RangeError);
+    expect(() => vcpu.thread.resumeAndPoll(1000, 1.5)).toThrow(RangeError);
+    expect(() => vcpu.thread.resumeAndPoll('1000' as never)).toThrow(TypeError);
+    let stopped = false;
+    vcpu.setOnExit((thread) => {
+      thread.stop();
+      expect(thread.resumeAndPoll(1_000_000)).toBe(false); // stopping: resumes without polling
+      stopped = true;
+    });
+    vcpu.thread.start();
+    expect(await vcpu.stopped).toBe(0);
+    expect(stopped).toBe(true);
+    vcpu.run.close();
+  });
+});
+
 describe('VcpuThread: reads answered from the pioReadMirror', () => {
   const IN_PORT = 0x11;
   const newMirror = () => {

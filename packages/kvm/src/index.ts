@@ -7,6 +7,8 @@ export { CoalescedRing } from './coalesced-ring.js';
 export type { CoalescedWriteVisitor } from './coalesced-ring.js';
 export { Vcpu } from './vcpu.js';
 export type { ExitAction, ExitHandler, StartOptions, VcpuStopReason } from './vcpu.js';
+export { DEFAULT_EXIT_POLL_BUDGET_NS, RECOMMENDED_EXIT_POLL_BUDGET_NS, resolveExitPoll } from './exit-poll.js';
+export type { ExitPoll, ExitPollOptions } from './exit-poll.js';
 export { PioReadMirror } from './pio-read-mirror.js';
 export { KvmRun } from './kvm-run.js';
 export type { InternalErrorExit, IoExit, MmioExit, SystemEventExit } from './kvm-run.js';

@@ -1,5 +1,6 @@
 import { addon, ioctls, layout, type NativeMapping, type NativeVcpuThread } from '@hype/kvm-sys';
 import { closedError, ioctl, KvmError } from './errors.js';
+import { PollGovernor, resolveExitPoll, shouldPollAgain, type ExitPollOptions } from './exit-poll.js';
 import { KvmRun } from './kvm-run.js';
 import type { PioReadMirror } from './pio-read-mirror.js';
 import {
@@ -22,6 +23,9 @@ export interface StartOptions {
   /** 1-byte port reads the vCPU thread answers itself from what device models published (see
    * PioReadMirror); the handler sees only the other exits. */
   pioReadMirror?: PioReadMirror;
+  /** After a synchronous handler, wait briefly on the JS thread for the next exit and handle it inline
+   * (see ExitPollOptions; default from resolveExitPoll: HYPE_EXIT_POLL, else off). */
+  exitPoll?: ExitPollOptions;
 }
 
 /** Why a vCPU's run ended normally: stop() (or a handler's 'stop'), or close(). */
@@ -156,12 +160,16 @@ export class Vcpu implements Disposable {
   start(handler: ExitHandler, options: StartOptions = {}): Promise<VcpuStopReason> {
     const fd = this.#open();
     if (this.running) throw new Error(`vCPU ${this.id} is already running`);
+    const poll = resolveExitPoll(options.exitPoll);
+    const governor = new PollGovernor(poll.budgetNs);
     return new Promise<VcpuStopReason>((resolve, reject) => {
       let failure: { error: unknown } | undefined;
+      let resumedMs = 0; // when the guest last resumed (kept only while polling is on)
       const complete = (action: ExitAction) => {
         if (!thread.exitPending) return; // closed meanwhile
         if (action === 'stop') thread.stop();
         thread.resume();
+        if (poll.budgetNs > 0) resumedMs = performance.now();
       };
       const fail = (error: unknown) => {
         failure ??= { error };
@@ -169,15 +177,34 @@ export class Vcpu implements Disposable {
         if (thread.exitPending) thread.resume();
       };
       const onExit = () => {
-        let action: ExitAction | Promise<ExitAction>;
-        try {
-          action = handler(this.run, this);
-        } catch (error) {
-          fail(error);
-          return;
+        const startedMs = poll.budgetNs > 0 ? performance.now() : 0;
+        if (poll.budgetNs > 0) governor.startTurn((startedMs - resumedMs) * 1e6);
+        for (let inline = 0; ; inline++) {
+          let action: ExitAction | Promise<ExitAction>;
+          try {
+            action = handler(this.run, this);
+          } catch (error) {
+            fail(error);
+            return;
+          }
+          if (action instanceof Promise) {
+            action.then(complete, fail);
+            return;
+          }
+          const now = poll.budgetNs > 0 ? performance.now() : 0;
+          if (action === 'stop' || !shouldPollAgain(poll, inline, startedMs, now) || !governor.allows()) {
+            complete(action);
+            return;
+          }
+          if (!thread.exitPending) return; // closed meanwhile
+          const budgetNs = governor.budgetNs;
+          const hit = thread.resumeAndPoll(budgetNs, poll.spinNs === undefined ? undefined : Math.min(poll.spinNs, budgetNs));
+          governor.record(hit, (performance.now() - now) * 1e6);
+          if (!hit) {
+            resumedMs = now;
+            return;
+          }
         }
-        if (action instanceof Promise) action.then(complete, fail);
-        else complete(action);
       };
       const onStop = (errno: number) => {
         this.#settleClosed = undefined;
@@ -213,6 +240,11 @@ export class Vcpu implements Disposable {
   /** The last probe's result (`count` 0: none yet), or undefined when the vCPU was never started. */
   get probeResult(): { count: number; mpState: number; rflags: number; errno: number } | undefined {
     return this.#thread?.probeResult;
+  }
+
+  /** Exits handed to the handler through the exit poll (StartOptions.exitPoll) so far. */
+  get polledExits(): number {
+    return this.#thread?.polledExits ?? 0;
   }
 
   /** Port reads the vCPU thread answered from the pioReadMirror in the last (or current) run. */

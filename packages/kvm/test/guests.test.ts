@@ -418,6 +418,56 @@ describe.skipIf(!hasKvm)('KVM guests', () => {
     expect(ram.bytes.length).toBe(0); // unmapped
   });
 
+  it('exit poll: many exits each delivered once, in order; stop() from a timer ends a polling run', async () => {
+    const kvm = track(Kvm.open());
+    const vm = track(createVm(kvm));
+    const ram = vm.addMemory({ guestPhysAddr: 0, size: 0x8000 });
+    // prettier-ignore
+    ram.bytes.set([
+      0x31, 0xc0, //             xor ax, ax
+      0x40, //             l:    inc ax
+      0xe7, 0x10, //             out 0x10, ax        -> IO out 0x10 2, data = the exit's number
+      0xeb, 0xfb, //             jmp l
+    ], CODE);
+    const vcpu = vm.createVcpu(0);
+    enterRealMode(vcpu, CODE);
+    // A budget far above an exit's round trip and a time cap far above the 64-exit cap, even in a nested
+    // emulator: most exits after the first of an event-loop turn come through the poll.
+    const exitPoll = { budgetNs: 1_000_000, maxMs: 50 };
+    let last = 0;
+    const check = (run: KvmRun) => {
+      expect(describeExit(run)).toBe('io out 0x10 2');
+      const value = run.io.data[0] | (run.io.data[1] << 8);
+      expect(value).toBe((last + 1) & 0xffff);
+      last = value;
+    };
+    let exits = 0;
+    expect(await vcpu.start((run) => (check(run), ++exits === 3000 ? 'stop' : undefined), { exitPoll })).toBe('stopped');
+    expect(last).toBe(3000);
+    expect(vcpu.polledExits).toBeGreaterThan(1000);
+    expect(vcpu.getRegs().rip).toBe(BigInt(CODE + 5)); // the OUT completed, the jmp not yet run
+
+    // Nothing returns 'stop' now: the timer must get its turn between inline bursts.
+    let timerRan = false;
+    const running = vcpu.start(check, { exitPoll });
+    setTimeout(() => {
+      timerRan = true;
+      vcpu.stop();
+    }, 200);
+    expect(await running).toBe('stopped');
+    expect(timerRan).toBe(true);
+    expect(last).toBeGreaterThan(3000);
+    expect(vcpu.polledExits).toBeGreaterThan(0);
+    // Stopped between instructions: before or after `inc ax`, never with an exit lost or repeated.
+    const regs = vcpu.getRegs();
+    const ax = Number(regs.rax & 0xffffn);
+    if (regs.rip === BigInt(CODE + 3)) expect(ax).toBe((last + 1) & 0xffff);
+    else {
+      expect([BigInt(CODE + 2), BigInt(CODE + 5)]).toContain(regs.rip);
+      expect(ax).toBe(last);
+    }
+  });
+
   it('probe(): a running vCPU reports its MP state and RFLAGS from its own thread (cli; hlt = halted, IF clear)', async () => {
     const kvm = track(Kvm.open());
     const vm = track(createVm(kvm));

@@ -97,3 +97,69 @@ describe('Vcpu run loop (simulated KVM_RUN)', () => {
     expect(await running).toBe('closed');
   });
 });
+
+describe('Vcpu run loop with the exit poll (simulated KVM_RUN)', () => {
+  const exitPoll = { budgetNs: 200_000 };
+
+  it('delivers every exit exactly once, in order, most of them through the poll', async () => {
+    const { vcpu } = simulatedVcpu();
+    const data: number[] = [];
+    const result = await vcpu.start(
+      (run) => {
+        data.push(run.io.data[0]);
+        return data.length === 3000 ? 'stop' : undefined;
+      },
+      { exitPoll },
+    );
+    expect(result).toBe('stopped');
+    expect(data).toEqual(Array.from({ length: 3000 }, (_, i) => (i + 1) & 0xff));
+    expect(vcpu.polledExits).toBeGreaterThan(0);
+    expect(vcpu.polledExits).toBeLessThan(3000); // the cap hands some back to the event loop
+    vcpu.close();
+  });
+
+  it('returns to the event loop at least every maxExits + 1 exits, so timers and stop() run', async () => {
+    const { vcpu } = simulatedVcpu();
+    let exits = 0;
+    let maxRun = 0;
+    let run = 0;
+    let ticks = 0;
+    const tick = setInterval(() => ticks++, 1);
+    const running = vcpu.start(
+      (kvmRun) => {
+        expect(kvmRun.io.data[0]).toBe(++exits & 0xff);
+        maxRun = Math.max(maxRun, ++run);
+        // Microtasks run only between event-loop callbacks: this one marks the end of an inline burst.
+        if (run === 1) queueMicrotask(() => (run = 0));
+      },
+      { exitPoll: { ...exitPoll, maxExits: 8 } },
+    );
+    setTimeout(() => vcpu.stop(), 30);
+    expect(await running).toBe('stopped');
+    clearInterval(tick);
+    expect(ticks).toBeGreaterThan(0);
+    expect(exits).toBeGreaterThan(0);
+    expect(maxRun).toBeLessThanOrEqual(9);
+    expect(vcpu.polledExits).toBeGreaterThan(0);
+    vcpu.close();
+  });
+
+  it('an asynchronous handler, a handler error and close() still work with the poll on', async () => {
+    const { vcpu } = simulatedVcpu();
+    let exits = 0;
+    expect(await vcpu.start(async () => (++exits === 5 ? 'stop' : undefined), { exitPoll })).toBe('stopped');
+    exits = 0;
+    await expect(
+      vcpu.start(
+        () => {
+          if (++exits === 100) throw new Error('device exploded');
+        },
+        { exitPoll },
+      ),
+    ).rejects.toThrow('device exploded');
+    const running = vcpu.start(() => undefined, { exitPoll });
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    vcpu.close();
+    expect(await running).toBe('closed');
+  });
+});

@@ -1,4 +1,6 @@
-import { KvmExit, KvmInternalError, KvmSystemEvent, type KvmRun, type PioReadMirror, type Regs, type Sregs, type Vcpu } from '@hype/kvm';
+import {
+  KvmExit, KvmInternalError, KvmSystemEvent, type ExitPollOptions, type KvmRun, type PioReadMirror, type Regs, type Sregs, type Vcpu,
+} from '@hype/kvm';
 import {
   AgentError,
   type AgentClient,
@@ -53,7 +55,10 @@ export interface ExitCounts {
 export type MachineVcpu = ProbedVcpu &
   Pick<Vcpu, 'id' | 'stop' | 'getRegs' | 'setRegs' | 'getSregs' | 'setSregs' | 'getMsrs' | 'getVcpuEvents' | 'setVcpuEvents'> & {
     /** Runs the vCPU on its thread, calling `handler` for each exit, until it returns 'stop' or stop() is called. */
-    start(handler: (run: KvmRun, vcpu: MachineVcpu) => 'stop' | void, options?: { pioReadMirror?: PioReadMirror }): Promise<unknown>;
+    start(
+      handler: (run: KvmRun, vcpu: MachineVcpu) => 'stop' | void,
+      options?: { pioReadMirror?: PioReadMirror; exitPoll?: ExitPollOptions },
+    ): Promise<unknown>;
     /** Port reads the vCPU thread answered from the read mirror. */
     readonly pioMirrorHits?: number;
   };
@@ -67,6 +72,9 @@ export interface MachineParts {
   mmio: Bus;
   /** Register reads answered on the vCPU threads (the devices on `pio` publish into it). */
   pioReadMirror?: PioReadMirror;
+  /** Polling for the next exit on the JS thread (@hype/kvm's StartOptions.exitPoll); default: the
+   * environment (HYPE_EXIT_POLL=<budget ns>, e.g. 1000000), else off. */
+  exitPoll?: ExitPollOptions;
   /** Posted port writes: drained before every exit is handled, started with the vCPUs (createVm closes it). */
   coalescedPio?: Pick<CoalescedPio, 'drain' | 'start' | 'delivered'>;
   quirks: HostQuirks;
@@ -104,6 +112,7 @@ export class Machine {
   private readonly mmio: Bus;
   private readonly pioReadMirror: PioReadMirror | undefined;
   private readonly coalescedPio: MachineParts['coalescedPio'];
+  private readonly exitPoll: ExitPollOptions | undefined;
   /** Exits handled here (JS), by kind. */
   private readonly handled = { all: 0, pio: 0, uart: 0, mmio: 0 };
   private readonly quirks: HostQuirks;
@@ -123,6 +132,7 @@ export class Machine {
     this.mmio = parts.mmio;
     this.pioReadMirror = parts.pioReadMirror;
     this.coalescedPio = parts.coalescedPio;
+    this.exitPoll = parts.exitPoll;
     this.quirks = parts.quirks;
     this.consoleInput = parts.consoleInput;
     this.teardown = parts.teardown;
@@ -222,9 +232,13 @@ export class Machine {
     if (this.closed) throw new Error('run(): this VM is closed');
     this.started = true;
     this.timing('first-kvm-run');
+    const options = {
+      ...(this.pioReadMirror ? { pioReadMirror: this.pioReadMirror } : {}),
+      ...(this.exitPoll ? { exitPoll: this.exitPoll } : {}),
+    };
     const runs = this.vcpus.map((vcpu) =>
       vcpu
-        .start((run, v) => this.onExit(run, v), this.pioReadMirror ? { pioReadMirror: this.pioReadMirror } : {})
+        .start((run, v) => this.onExit(run, v), options)
         .catch((error: unknown) => {
           this.failure ??= error;
           this.finish({ kind: 'stopped', reason: `vCPU ${vcpu.id} failed` });
