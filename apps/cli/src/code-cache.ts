@@ -128,17 +128,19 @@ function safeCacheDir(dir: string): boolean {
 export function cachedRequire(options: CachedRequireOptions): CachedRequireResult {
   const { file } = options;
   const source = readFileSync(file, 'utf8');
-  let cacheFile: string | undefined;
+  // A cache is written to `target`: the plain file, or the complete one once the run reached far.
+  let target: string | undefined;
+  let completeFile: string | undefined;
+  let loadedFrom: string | undefined;
   let cachedData: Buffer | undefined;
   let complete = false;
-  let completeFile: string | undefined;
   if (options.cacheDir !== undefined && safeCacheDir(options.cacheDir)) {
-    cacheFile = cacheFileFor(options.cacheDir, file, source);
-    completeFile = cacheFile.replace(/\.bin$/, '.complete.bin');
-    for (const [path, isComplete] of [[completeFile, true], [cacheFile, false]] as const) {
+    target = cacheFileFor(options.cacheDir, file, source);
+    completeFile = target.replace(/\.bin$/, '.complete.bin');
+    for (const [path, isComplete] of [[completeFile, true], [target, false]] as const) {
       try {
         cachedData = readFileSync(path);
-        cacheFile = path;
+        loadedFrom = path;
         complete = isComplete;
         break;
       } catch {
@@ -150,15 +152,17 @@ export function cachedRequire(options: CachedRequireOptions): CachedRequireResul
     filename: file,
     ...(cachedData ? { cachedData } : {}),
   });
-  const cache = cacheFile === undefined ? 'off' : cachedData === undefined ? 'miss' : script.cachedDataRejected === true ? 'rejected' : 'hit';
+  const cache = target === undefined ? 'off' : cachedData === undefined ? 'miss' : script.cachedDataRejected === true ? 'rejected' : 'hit';
   const write = () => {
-    if (cacheFile !== undefined) writeCache(script, cacheFile);
+    if (target !== undefined) writeCache(script, target);
   };
   let atExit = (cache === 'miss' || cache === 'rejected') && options.writeAtExit !== false;
+  let upgraded = false;
   if (atExit) process.once('exit', write);
   const reachedFar = () => {
     if (completeFile === undefined || (complete && cache === 'hit')) return;
-    cacheFile = completeFile;
+    target = completeFile;
+    upgraded = true;
     if (!atExit) process.once('exit', write);
     atExit = true;
   };
@@ -175,7 +179,7 @@ export function cachedRequire(options: CachedRequireOptions): CachedRequireResul
     exports: module.exports,
     cache,
     get cacheFile() {
-      return cacheFile;
+      return cache === 'hit' && !upgraded ? loadedFrom : target;
     },
     complete: complete && cache === 'hit',
     writeCache: write,

@@ -180,8 +180,8 @@ async function run(parsed: RunParsed, io: CliIo, argv: readonly string[]): Promi
     return ExitCode.usage;
   }
 
-  // kernelImage: the kernel as the checks opened it (a bzImage's bytes, an ELF's file), handed to the VM
-  // so that the file is read once.
+  // kernelImage: the kernel as the checks opened it (a bzImage's bytes, read once; an ELF's file, whose
+  // segments only the VM reads), handed to the VM.
   let boot: { kernel: string; initrd?: string; kernelImage?: KernelImage };
   if (options.kernel !== undefined) {
     boot = {

@@ -75,6 +75,22 @@ describe('cachedRequire', () => {
     expect(later.cacheFile).toBe(far.cacheFile);
   });
 
+  it('a complete cache V8 refuses (another Node flag) is replaced by a plain one from a short run, never marked complete by it', () => {
+    const source = 'exports.value = 7;';
+    const file = writeModule(source);
+    const cacheDir = join(dir, 'cache');
+    mkdirSync(cacheDir, { mode: 0o700 });
+    // (Not compiled in this process before: V8 would take its in-memory compilation and ignore the file.)
+    writeFileSync(cacheFileFor(cacheDir, file, source).replace(/\.bin$/, '.complete.bin'), 'garbage', { mode: 0o600 });
+    const short = cachedRequire({ file, cacheDir, writeAtExit: false });
+    expect(short.cache).toBe('rejected');
+    expect(short.cacheFile).not.toMatch(/complete/);
+    short.writeCache();
+    expect(readdirSync(cacheDir)).toEqual([basename(short.cacheFile!)]);
+    const next = cachedRequire({ file, cacheDir, writeAtExit: false });
+    expect([next.cache, next.complete]).toEqual(['hit', false]);
+  });
+
   it('compiles from source when the cache file is not V8 code cache', () => {
     const cacheDir = join(dir, 'cache');
     const file = writeModule('exports.value = 3;');
@@ -165,9 +181,11 @@ describe('the built bundle (dist/main.cjs)', () => {
     const preload = join(dir, 'list-modules.cjs');
     writeFileSync(preload, "process.on('exit', () => require('node:fs').writeSync(2, `modules: ${process.moduleLoadList.join(',')}\\n`));");
     const cacheDir = join(dir, 'cache');
-    for (let run = 0; run < 2; run++) {
-      const child = spawnSync(process.execPath, ['--require', preload, BIN, '--version'], { encoding: 'utf8', env: { ...process.env, HYPE_CACHE_DIR: cacheDir } });
-      expect(child.status).toBe(0);
+    // The first run (a `run` that stops at a bad flag) compiles and writes the cache; the second loads it.
+    for (const args of [['run', '--mem', 'lots'], ['run', '--mem', 'lots']]) {
+      const child = spawnSync(process.execPath, ['--require', preload, BIN, ...args], { encoding: 'utf8', env: { ...process.env, HYPE_CACHE_DIR: cacheDir } });
+      expect(child.status).toBe(2);
+      expect(readdirSync(join(cacheDir, 'code-cache', 'cli'))).toHaveLength(1);
       const modules = /modules: (.*)/.exec(child.stderr)?.[1].split(',') ?? [];
       expect(modules).toContain('NativeModule zlib');
       expect(modules.filter((m) => /crypto/.test(m))).toEqual([]);

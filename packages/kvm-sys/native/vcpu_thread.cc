@@ -24,8 +24,10 @@
 //   vCPU:  on an exit, CAS Spinning|Sleeping -> Handed (FUTEX_WAKE if Sleeping): the poller takes the exit
 //          and resets Idle; if it finds Idle, the exit goes through the TSFN as usual.
 // After handing an exit to a poller the thread spins (for the poll's spin time) waiting for resume(): JS
-// is handling that exit right now. A poll gives up early when any vCPU thread has an event queued on a
-// TSFN (another vCPU's exit, this thread's end); none starts once a stop is requested.
+// is handling that exit right now. A poll does not start, and its busy phase gives up, when any vCPU thread
+// has an event queued on a TSFN (another vCPU's exit, this thread's end); the futex phase (only when
+// spinNs < budgetNs) looks again each time it wakes, at the latest at the deadline (1 ms at most). None
+// starts once a stop is requested.
 #include <linux/kvm.h>
 #include <pthread.h>
 #include <linux/futex.h>

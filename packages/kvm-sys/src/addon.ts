@@ -203,7 +203,10 @@ export function addon(): NativeAddon {
     const usual = usualAddonPath(dir);
     cached = (usual !== undefined ? require(usual) : (require('node-gyp-build') as (dir: string) => unknown)(dir)) as NativeAddon;
   } catch (error) {
-    const hint = addonLoadHint(dir ?? '');
+    const hint =
+      dir !== undefined
+        ? addonLoadHint(dir)
+        : `The package @hype/kvm-sys itself was not found from ${import.meta.url}: install it beside the package that uses it (hype's CLI depends on it).`;
     throw new Error(`@hype/kvm-sys: the native addon is not built or does not load (${(error as Error).message.split('\n')[0]}). ${hint}`, {
       cause: error,
     });

@@ -41,8 +41,8 @@ const MAX_BUDGET_NS = 1_000_000;
 
 /**
  * The poll settings of a run: `options` first, then the environment variable HYPE_EXIT_POLL (`0`: off;
- * a number: the budget in ns), then the default (off; always off on a single CPU, where the poller would
- * spin on the CPU the vCPU thread needs to produce the exit).
+ * a number of ns up to 1 ms; anything else is refused), then the default (off). Always off on a single
+ * CPU, where the poller would spin on the CPU the vCPU thread needs to produce the exit.
  */
 export function resolveExitPoll(
   options: ExitPollOptions = {},
@@ -52,15 +52,18 @@ export function resolveExitPoll(
   let budgetNs = options.budgetNs;
   if (budgetNs === undefined) {
     const fromEnv = env.HYPE_EXIT_POLL;
-    if (fromEnv !== undefined && /^\d+$/.test(fromEnv)) budgetNs = Number(fromEnv);
-    else budgetNs = cpus > 1 ? DEFAULT_EXIT_POLL_BUDGET_NS : 0;
+    if (fromEnv === undefined || fromEnv === '') budgetNs = DEFAULT_EXIT_POLL_BUDGET_NS;
+    else if (/^\d+$/.test(fromEnv) && Number(fromEnv) <= MAX_BUDGET_NS) budgetNs = Number(fromEnv);
+    else throw new RangeError(`HYPE_EXIT_POLL=${fromEnv}: give the exit poll's budget in nanoseconds, 0 (off) to ${MAX_BUDGET_NS}`);
   }
   const check = (name: string, value: number, max: number) => {
     if (!Number.isInteger(value) || value < 0 || value > max) throw new RangeError(`exit poll: ${name} ${value} must be an integer from 0 to ${max}`);
     return value;
   };
+  check('budgetNs', budgetNs, MAX_BUDGET_NS);
   return {
-    budgetNs: check('budgetNs', Math.min(budgetNs, MAX_BUDGET_NS), MAX_BUDGET_NS),
+    // Never on one CPU: the poller would spin on the CPU the vCPU thread needs to produce the exit.
+    budgetNs: cpus > 1 ? budgetNs : 0,
     spinNs: options.spinNs === undefined ? undefined : check('spinNs', options.spinNs, MAX_BUDGET_NS),
     maxExits: check('maxExits', options.maxExits ?? 64, 1 << 20),
     maxMs: checkMs(options.maxMs ?? 1),

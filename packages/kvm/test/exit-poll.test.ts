@@ -8,21 +8,22 @@ describe('resolveExitPoll', () => {
     expect(resolveExitPoll({}, { HYPE_EXIT_POLL: '0' }).budgetNs).toBe(0);
     expect(DEFAULT_EXIT_POLL_BUDGET_NS).toBe(0); // off by default (see its comment for the measurements)
     expect(resolveExitPoll({}, {}, 1).budgetNs).toBe(0);
-    expect(resolveExitPoll({}, { HYPE_EXIT_POLL: '50000' }, 1).budgetNs).toBe(50_000);
-    expect(resolveExitPoll({}, { HYPE_EXIT_POLL: '150000' }).budgetNs).toBe(150_000);
-    expect(resolveExitPoll({ budgetNs: 0 }, { HYPE_EXIT_POLL: '150000' }).budgetNs).toBe(0);
+    expect(resolveExitPoll({}, { HYPE_EXIT_POLL: '50000' }, 1).budgetNs).toBe(0); // never on one CPU
+    expect(resolveExitPoll({ budgetNs: 50_000 }, {}, 1).budgetNs).toBe(0);
+    expect(resolveExitPoll({}, { HYPE_EXIT_POLL: '150000' }, 2).budgetNs).toBe(150_000);
+    expect(resolveExitPoll({ budgetNs: 0 }, { HYPE_EXIT_POLL: '150000' }, 2).budgetNs).toBe(0);
     expect(resolveExitPoll({ budgetNs: 5000, spinNs: 100, maxExits: 3, maxMs: 0.5 }, {})).toEqual({
       budgetNs: 5000, spinNs: 100, maxExits: 3, maxMs: 0.5,
     });
   });
 
-  it('ignores a HYPE_EXIT_POLL that is not a number of ns and caps the budget at 1 ms', () => {
-    for (const value of ['', 'on', '-5', '1e5', '20us']) {
-      expect(resolveExitPoll({}, { HYPE_EXIT_POLL: value }, 2).budgetNs).toBe(DEFAULT_EXIT_POLL_BUDGET_NS);
+  it('refuses a HYPE_EXIT_POLL that is not a number of ns up to 1 ms, naming it; an empty one is the default', () => {
+    expect(resolveExitPoll({}, { HYPE_EXIT_POLL: '' }, 2).budgetNs).toBe(DEFAULT_EXIT_POLL_BUDGET_NS);
+    for (const value of ['on', '-5', '1e5', '20us', '99999999']) {
+      expect(() => resolveExitPoll({}, { HYPE_EXIT_POLL: value }, 2)).toThrow(`HYPE_EXIT_POLL=${value}: give the exit poll's budget in nanoseconds, 0 (off) to 1000000`);
     }
     expect(resolveExitPoll({}, { HYPE_EXIT_POLL: '1000000' }, 2).budgetNs).toBe(1_000_000);
-    expect(resolveExitPoll({}, { HYPE_EXIT_POLL: '99999999' }).budgetNs).toBe(1_000_000);
-    expect(resolveExitPoll({ budgetNs: 5_000_000 }, {}).budgetNs).toBe(1_000_000);
+    expect(() => resolveExitPoll({ budgetNs: 5_000_000 }, {}, 2)).toThrow('budgetNs 5000000');
   });
 
   it('rejects options that are not whole numbers in range', () => {

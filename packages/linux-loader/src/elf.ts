@@ -125,9 +125,12 @@ export function parseElfImage(image: KernelImage, name: string): ElfImage {
   if (!isElf(head) || head.length < ELF.ehdrSize) return parseElf(head, name, size);
   const dv = dataView(head);
   const phoff = dv.getBigUint64(ELF.ehdr.phoff, true);
-  const headersEnd = phoff + BigInt(dv.getUint16(ELF.ehdr.phentsize, true)) * BigInt(dv.getUint16(ELF.ehdr.phnum, true));
-  // Headers past the file's end: parseElf says so from the first 64 bytes.
-  if (headersEnd > BigInt(size) || phoff < BigInt(ELF.ehdrSize)) return parseElf(head, name, size);
+  const phentsize = dv.getUint16(ELF.ehdr.phentsize, true);
+  const phnum = dv.getUint16(ELF.ehdr.phnum, true);
+  const headersEnd = phoff + BigInt(phentsize) * BigInt(phnum);
+  // Headers of the wrong size, none, or past the file's end: parseElf says so from the first 64 bytes
+  // (nothing more is read).
+  if (phentsize !== ELF.phdrSize || phnum === 0 || headersEnd > BigInt(size) || phoff < BigInt(ELF.ehdrSize)) return parseElf(head, name, size);
   return parseElf(imageBytes(image, 0, Number(headersEnd), name), name, size);
 }
 
@@ -166,10 +169,10 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 const MAX_NOTE_BYTES = 64 * 1024;
 
 /** The PVH entry point (XEN_ELFNOTE_PHYS32_ENTRY) if the kernel has one (CONFIG_PVH). */
-export function pvhEntry(image: KernelImage, elf: ElfImage): number | undefined {
+export function pvhEntry(image: KernelImage, elf: ElfImage, name = 'image'): number | undefined {
   for (const s of elf.segments) {
     if (s.type !== ELF.PT_NOTE || (isKernelSource(image) && s.filesz > MAX_NOTE_BYTES)) continue;
-    const notes = imageBytes(image, s.offset, s.filesz, 'notes');
+    const notes = imageBytes(image, s.offset, s.filesz, name);
     const dv = dataView(notes);
     const align = s.align === 8 ? 8 : 4;
     const up = (n: number) => Math.ceil(n / align) * align;
@@ -223,7 +226,7 @@ export function loadElf(mem: GuestMemory, image: KernelImage, name: string, elf 
     start = Math.min(start, s.paddr);
     end = Math.max(end, s.paddr + s.memsz);
   }
-  return { entry, start, end, pvhEntry: pvhEntry(image, elf), segments: elf.loads };
+  return { entry, start, end, pvhEntry: pvhEntry(image, elf, name), segments: elf.loads };
 }
 
 /** The extent [start, end) of the PT_LOAD segments in physical memory, without loading anything. */

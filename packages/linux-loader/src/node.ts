@@ -146,19 +146,18 @@ export function kernelFile(path: string): KernelImage {
   } catch (e) {
     throw bootFileError(e, path, 'kernel');
   }
-  let stat: Stats;
-  let elf: boolean;
   try {
-    stat = fstatSync(fd);
+    const stat = fstatSync(fd);
     if (stat.isDirectory()) throw bootFileError(Object.assign(new Error('is a directory'), { code: 'EISDIR' }), path, 'kernel');
     const magic = new Uint8Array(4);
-    elf = stat.isFile() && readFully(fd, magic, 0) === magic.length && hasElfMagic(magic);
+    const elf = stat.isFile() && readFully(fd, magic, 0) === magic.length && hasElfMagic(magic);
+    // Anything else is read whole from the descriptor already open (a pipe cannot be opened twice).
+    return elf ? elfFileSource(path, stat) : readFileSync(fd);
   } catch (e) {
     throw e instanceof LoaderError ? e : bootFileError(e, path, 'kernel');
   } finally {
     closeSync(fd);
   }
-  return elf ? elfFileSource(path, stat) : readBootFile(path, 'kernel');
 }
 
 function sameFile(a: Stats, b: Stats): boolean {

@@ -1,3 +1,5 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,6 +95,14 @@ describe('KernelSource', () => {
     const source = recordingSource(hostile);
     expect(() => parseElfImage(source, '/v')).toThrow(/kernel \/v: truncated \(program headers at/);
     expect(Math.max(...source.reads.map(([, length]) => length))).toBeLessThanOrEqual(64);
+    // A wrong program header size or none at all: refused from the first 64 bytes too.
+    for (const [at, value, error] of [[54, 32, /program header size 32/], [56, 0, /no program headers/]] as const) {
+      const bytes = smallVmlinux();
+      new DataView(bytes.buffer).setUint16(at, value, true);
+      const wrong = recordingSource(bytes);
+      expect(() => parseElfImage(wrong, '/v')).toThrow(error);
+      expect(Math.max(...wrong.reads.map(([, length]) => length))).toBeLessThanOrEqual(64);
+    }
   });
 });
 
@@ -108,6 +118,19 @@ describe('kernelFile', () => {
     expect(ArrayBuffer.isView(kernelFile(bz))).toBe(true);
     expect(() => kernelFile(join(dir, 'missing'))).toThrow(`kernel ${join(dir, 'missing')}: no such file`);
     expect(() => kernelFile(dir)).toThrow(`kernel ${dir}: is a directory`);
+  });
+
+  it('a pipe is read whole through the one descriptor it opened (a second open would wait for a writer forever)', async () => {
+    const fifo = join(dir, 'kernel-fifo');
+    execFileSync('mkfifo', [fifo]);
+    const bz = makeBzImage();
+    const src = join(dir, 'bz-for-fifo');
+    writeFileSync(src, bz);
+    const writer = spawn('sh', ['-c', 'cat "$0" > "$1"', src, fifo], { stdio: 'ignore' });
+    const image = kernelFile(fifo);
+    expect(ArrayBuffer.isView(image)).toBe(true);
+    expect(Buffer.compare(image as Uint8Array, bz)).toBe(0);
+    await once(writer, 'exit');
   });
 
   it('loadLinuxFiles loads an ELF file through it, as from the bytes', () => {

@@ -77,7 +77,10 @@ class ScriptedVcpu {
     this.stopped = true;
   };
 
-  async start(handler: (run: KvmRun, vcpu: MachineVcpu) => 'stop' | void): Promise<'stopped'> {
+  startOptions: unknown;
+
+  async start(handler: (run: KvmRun, vcpu: MachineVcpu) => 'stop' | void, options?: unknown): Promise<'stopped'> {
+    this.startOptions = options;
     for (const exit of this.script) {
       if (this.stopped) break;
       await Promise.resolve();
@@ -102,7 +105,7 @@ const inb = (port: number): ScriptedExit => ({
   io: { direction: 'in', size: 1, port, count: 1, data: new Uint8Array(1) },
 });
 
-function machineWith(scripts: ScriptedExit[][], opts: { quirks?: boolean; memory?: Uint8Array } = {}) {
+function machineWith(scripts: ScriptedExit[][], opts: { quirks?: boolean; memory?: Uint8Array; exitPoll?: { budgetNs: number } } = {}) {
   const ram = opts.memory ?? new Uint8Array(0x10000);
   const memory = { view: (gpa: number, len: number) => (gpa >= 0 && gpa + len <= ram.length ? ram.subarray(gpa, gpa + len) : undefined) };
   const vcpus = scripts.map((s, i) => new ScriptedVcpu(i, s));
@@ -132,6 +135,7 @@ function machineWith(scripts: ScriptedExit[][], opts: { quirks?: boolean; memory
     markers: debugPort.markers,
     teardown,
     cmdline: 'console=hvc0',
+    ...(opts.exitPoll ? { exitPoll: opts.exitPoll } : {}),
   });
   return { machine, vcpus, mmioWrites, quirks, closed: () => closed, ram };
 }
@@ -144,6 +148,15 @@ describe('Machine exit dispatch (scripted vCPUs, no KVM)', () => {
     expect(machine.markers.map((m) => m.value)).toEqual([1]);
     expect(vcpus.every((v) => v.stopped)).toBe(true);
     expect(closed()).toBe(1);
+  });
+
+  it('hands the exit-poll settings (createVm\'s exitPoll) to every vCPU it starts, and none without them', async () => {
+    const polled = machineWith([[out(DEBUG_PORT_BASE, [0])], []], { exitPoll: { budgetNs: 300_000 } });
+    await polled.machine.run();
+    for (const vcpu of polled.vcpus) expect(vcpu.startOptions).toMatchObject({ exitPoll: { budgetNs: 300_000 } });
+    const plain = machineWith([[out(DEBUG_PORT_BASE, [0])]]);
+    await plain.machine.run();
+    expect((plain.vcpus[0].startOptions as { exitPoll?: unknown } | undefined)?.exitPoll).toBeUndefined();
   });
 
   it('reads of absent ports return all-ones; string I/O goes element by element', async () => {

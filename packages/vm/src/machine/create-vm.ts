@@ -1,6 +1,6 @@
 import { buildAcpiTables } from '@hype/acpi';
 import { AgentClient } from '@hype/guest-agent';
-import { KvmCap, PioReadMirror, type Kvm, type Vcpu, type Vm } from '@hype/kvm';
+import { KvmCap, PioReadMirror, type ExitPollOptions, type Kvm, type Vcpu, type Vm } from '@hype/kvm';
 import { type KernelImage, LAYOUT, LoaderError } from '@hype/linux-loader';
 import { loadLinuxFiles } from '@hype/linux-loader/node';
 import { ConsoleDevice, MMIO_WINDOW_SIZE, type VirtioDevice } from '@hype/virtio';
@@ -65,6 +65,11 @@ export interface VmRuntimeOptions {
    * variable HYPE_COALESCED_PIO is `0`.
    */
   coalescedPio?: boolean;
+  /**
+   * Polling for the next exit on the JavaScript thread (@hype/kvm's ExitPollOptions; off by default,
+   * HYPE_EXIT_POLL=<ns> otherwise): for guests that exit to the VMM in tight loops (see the README).
+   */
+  exitPoll?: ExitPollOptions;
 }
 
 /** What the build steps share: the config, the options, where undo steps go, how devices end the VM. */
@@ -140,6 +145,7 @@ export async function createVm(config: VmConfig, runtimeOptions: VmRuntimeOption
       mmio: platform.mmio,
       ...(pioReadMirror ? { pioReadMirror } : {}),
       ...(coalescedPio ? { coalescedPio } : {}),
+      ...(options.exitPoll ? { exitPoll: options.exitPoll } : {}),
       quirks,
       consoleInput: virtio.consoleInput ?? platform.serialInput,
       markers: platform.debugPort.markers,
