@@ -140,6 +140,18 @@ export function openInitrdFile(path: string): { source: Uint8Array | InitrdSourc
  * (needed whole) or something other than a regular file is read into memory.
  */
 export function kernelFile(path: string): KernelImage {
+  return withKernelFile(path, (fd) => {
+    const stat = fstatSync(fd);
+    if (stat.isDirectory()) throw bootFileError(Object.assign(new Error('is a directory'), { code: 'EISDIR' }), path, 'kernel');
+    const magic = new Uint8Array(4);
+    const elf = stat.isFile() && readFully(fd, magic, 0) === magic.length && hasElfMagic(magic);
+    // Anything else is read whole from the descriptor already open (a pipe cannot be opened twice).
+    return elf ? elfFileSource(path, stat) : readFileSync(fd);
+  });
+}
+
+/** `use(fd)` of the kernel file opened for reading, closed after; failures are LoaderErrors naming it. */
+function withKernelFile<T>(path: string, use: (fd: number) => T): T {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -147,12 +159,7 @@ export function kernelFile(path: string): KernelImage {
     throw bootFileError(e, path, 'kernel');
   }
   try {
-    const stat = fstatSync(fd);
-    if (stat.isDirectory()) throw bootFileError(Object.assign(new Error('is a directory'), { code: 'EISDIR' }), path, 'kernel');
-    const magic = new Uint8Array(4);
-    const elf = stat.isFile() && readFully(fd, magic, 0) === magic.length && hasElfMagic(magic);
-    // Anything else is read whole from the descriptor already open (a pipe cannot be opened twice).
-    return elf ? elfFileSource(path, stat) : readFileSync(fd);
+    return use(fd);
   } catch (e) {
     throw e instanceof LoaderError ? e : bootFileError(e, path, 'kernel');
   } finally {
@@ -168,20 +175,10 @@ function elfFileSource(path: string, first: Stats): KernelSource {
   return {
     size: first.size,
     readAt(into: Uint8Array, position: number): void {
-      let fd: number;
-      try {
-        fd = openSync(path, 'r');
-      } catch (e) {
-        throw bootFileError(e, path, 'kernel');
-      }
-      try {
+      withKernelFile(path, (fd) => {
         if (!sameFile(fstatSync(fd), first)) throw new LoaderError('format', `kernel ${path}: the file changed while it was being loaded; start again`);
         if (readFully(fd, into, position) !== into.length) throw new LoaderError('format', `kernel ${path}: the file ends before byte ${position + into.length} (did it change?)`);
-      } catch (e) {
-        throw e instanceof LoaderError ? e : bootFileError(e, path, 'kernel');
-      } finally {
-        closeSync(fd);
-      }
+      });
     },
   };
 }
