@@ -3,9 +3,9 @@
  * The `hype` executable. It runs main.ts from dist/main.cjs, one CommonJS bundle of the CLI with the
  * workspace packages and commander inside (the native addon stays outside), compiled through V8's code
  * cache in the hype cache directory (code-cache.ts): resolving and compiling some twenty ES modules was
- * most of hype's start-up on a slow machine. HYPE_CODE_CACHE=0 turns the cache off (the bundle is then compiled from source each time).
- * When a package in the bundle was rebuilt after it (a source checkout), the unbundled dist/main.js runs
- * instead, with the packages as they are now.
+ * most of hype's start-up on a slow machine. HYPE_CODE_CACHE=0 turns the cache off (the bundle is then
+ * compiled from source each time). When a package in the bundle was rebuilt after it (a source
+ * checkout), the unbundled dist/main.js runs instead, with the packages as they are now.
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
