@@ -157,12 +157,10 @@ export function cachedRequire(options: CachedRequireOptions): CachedRequireResul
     if (target !== undefined) writeCache(script, target);
   };
   let atExit = (cache === 'miss' || cache === 'rejected') && options.writeAtExit !== false;
-  let upgraded = false;
   if (atExit) process.once('exit', write);
   const reachedFar = () => {
     if (completeFile === undefined || (complete && cache === 'hit')) return;
     target = completeFile;
-    upgraded = true;
     if (!atExit) process.once('exit', write);
     atExit = true;
   };
@@ -179,7 +177,7 @@ export function cachedRequire(options: CachedRequireOptions): CachedRequireResul
     exports: module.exports,
     cache,
     get cacheFile() {
-      return cache === 'hit' && !upgraded ? loadedFrom : target;
+      return cache === 'hit' && target !== completeFile ? loadedFrom : target;
     },
     complete: complete && cache === 'hit',
     writeCache: write,
