@@ -5,7 +5,7 @@ import type { Plugin } from 'esbuild';
 
 /**
  * Writes dist/main.inputs.json: the files from outside src/ that went into the bundle (the workspace
- * packages' dist files, commander), relative to dist/. bin.js runs the bundle only while none of them
+ * packages' dist files, commander), relative to dist/. bin.cjs runs the bundle only while none of them
  * that exists is newer than it (a package rebuilt after the CLI: the bundle would hold its old code).
  */
 const bundleInputs: Plugin = {
@@ -36,16 +36,26 @@ export default defineConfig([
     target: 'node20',
   },
   {
-    // The `hype` executable: a small ES module (top-level await; the shebang in src/bin.ts is kept and
-    // tsup makes the file executable) that runs main.cjs through V8's code cache. main.js is the same
+    // The `hype` executable, dist/bin.cjs: a small CommonJS file (Node then never starts its ES module
+    // loader; the shebang in src/bin.ts is kept and tsup makes the file executable) that runs main.cjs
+    // through V8's code cache.
+    entry: ['src/bin.ts'],
+    format: ['cjs'],
+    sourcemap: true,
+    shims: true,
+    target: 'node20',
+    // Loaded only when main.cjs is out of date, as the ES module it is (below).
+    external: ['./main.js'],
+  },
+  {
     // main.ts unbundled (the packages imported from node_modules), for when main.cjs is older than them.
-    entry: ['src/bin.ts', 'src/main.ts'],
+    entry: ['src/main.ts'],
     format: ['esm'],
     sourcemap: true,
     target: 'node20',
   },
   {
-    // What bin.js runs: the CLI in one CommonJS file, with the workspace packages (@hype/kvm-sys's
+    // What bin.cjs runs: the CLI in one CommonJS file, with the workspace packages (@hype/kvm-sys's
     // JavaScript too: it finds its native addon by resolving its package name, a dependency of this
     // package) and commander bundled in: one file to read and compile, from V8's code cache, instead of
     // some twenty modules to resolve.
@@ -56,7 +66,7 @@ export default defineConfig([
     target: 'node20',
     noExternal: [/^@hype\//, 'commander'],
     esbuildPlugins: [bundleInputs],
-    // import() of what stays outside (node:dgram in virtio-net) becomes require(): bin.js runs this file
+    // import() of what stays outside (node:dgram in virtio-net) becomes require(): bin.cjs runs this file
     // through vm.Script, where import() has no loader and fails.
     esbuildOptions(options) {
       options.supported = { ...options.supported, 'dynamic-import': false };

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** The hype CLI to benchmark: the built one, or another build given in HYPE_BENCH_HYPE_BIN. */
-export const HYPE_BIN = process.env.HYPE_BENCH_HYPE_BIN || join(ROOT, 'apps/cli/dist/bin.js');
+export const HYPE_BIN = process.env.HYPE_BENCH_HYPE_BIN || join(ROOT, 'apps/cli/dist/bin.cjs');
 
 /** The `--timings` line hype writes to stderr: `hype-timing {"event":"...","ms":...}` (bench/README.md). */
 export const TIMING_PREFIX = 'hype-timing ';

@@ -1,12 +1,16 @@
-import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+
+let dir: string | undefined;
 
 /**
- * The guest/ package directory. Sources live in guest/src and the bundles in guest/dist, both one level
- * below it, so the same relative URL works for tests (TypeScript sources) and for the built package.
+ * The guest/ package directory (kernel config, rootfs, agent source), found by resolving the package's
+ * own name rather than from this file's place: this module may be bundled into another file (hype's CLI,
+ * which depends on @hype/guest so that the name resolves from there too).
  */
 export function guestDir(): string {
-  return fileURLToPath(new URL('..', import.meta.url));
+  dir ??= dirname(createRequire(import.meta.url).resolve('@hype/guest/package.json'));
+  return dir;
 }
 
 export function guestPath(...parts: string[]): string {

@@ -7,22 +7,16 @@
 import { totalmem } from 'node:os';
 import { loaderCheckBoot } from './boot-check.js';
 import { processRig } from './nested.js';
-import type { DefaultGuest } from './ports.js';
 import { installProcessHooks } from './process-hooks.js';
 import { runCli } from './run-cli.js';
 
 export interface MainOptions {
-  /**
-   * The default guest (@hype/guest), loaded on first use. It stays an ES module outside the bundle: it
-   * finds its own files (and keys its cache) by its module URL.
-   */
-  loadDefaultGuest(): Promise<DefaultGuest>;
   /** Called when a VM has been built and started (bin.ts: the code cache then covers the VM's code). */
   onVmStarted?(): void;
 }
 
 /** Runs `hype` with process.argv and exits the process with its exit code. */
-export async function main(options: MainOptions): Promise<never> {
+export async function main(options: MainOptions = {}): Promise<never> {
   const startedAtMs = performance.now();
   const hooks = installProcessHooks();
   const code = await runCli(process.argv.slice(2), {
@@ -34,7 +28,7 @@ export async function main(options: MainOptions): Promise<never> {
     // the build driver, which --help, --version and the input checks do not need (and must not fail on).
     createVm: async (config, vmOptions) => (await import('./vm-adapter.js')).defaultCreateVm(config, vmOptions),
     guest: {
-      ensure: async (progress, reportCached) => (await options.loadDefaultGuest()).ensure(progress, reportCached),
+      ensure: async (progress, reportCached) => (await import('./default-guest.js')).packagedDefaultGuest.ensure(progress, reportCached),
     },
     checkBoot: loaderCheckBoot,
     probeKvm: async (path) => (await import('./vm-adapter.js')).probeKvm(path),

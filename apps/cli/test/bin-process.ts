@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 export const CLI_DIR = fileURLToPath(new URL('..', import.meta.url));
 export const REPO_ROOT = join(CLI_DIR, '..', '..');
-export const BIN = join(CLI_DIR, 'dist', 'bin.js');
+export const BIN = join(CLI_DIR, 'dist', 'bin.cjs');
 
 function newestMtime(dir: string): number {
   let newest = 0;
@@ -30,7 +30,7 @@ function processAlive(pid: number): boolean {
 }
 
 /**
- * These tests run the built `hype` (as `pnpm test` does after `turbo run build`). When dist/bin.js is
+ * These tests run the built `hype` (as `pnpm test` does after `turbo run build`). When dist/bin.cjs is
  * missing or older than src/, the CLI is rebuilt first, so a test never judges stale code. Test files
  * run in parallel: one builds (holding a lock directory), the others wait for it.
  */
@@ -79,7 +79,7 @@ export interface HypeProcessOptions extends SpawnOptions {
   input?: string;
 }
 
-/** Runs `node dist/bin.js ...args` and collects its output and exit status. */
+/** Runs `node dist/bin.cjs ...args` and collects its output and exit status. */
 export function runHype(args: string[], options: HypeProcessOptions = {}): Promise<HypeResult> {
   return runProgram(process.execPath, [BIN, ...args], options);
 }

@@ -167,7 +167,7 @@ describe('hypeCacheRoot', () => {
     expect(hypeCacheRoot({ XDG_CACHE_HOME: 'rel', HOME: '/h' })).toBe('/h/.cache/hype');
   });
 
-  // A copy of @hype/guest's hypeCacheDir (bin.js must not load @hype/guest to find the code cache): the twins must agree.
+  // A copy of @hype/guest's hypeCacheDir (bin.cjs must not load @hype/guest to find the code cache): the twins must agree.
   it('agrees with @hype/guest hypeCacheDir', async () => {
     const { hypeCacheDir } = await import('@hype/guest');
     const envs = [{ HYPE_CACHE_DIR: '/c', HOME: '/h' }, { HYPE_CACHE_DIR: '', XDG_CACHE_HOME: '/x', HOME: '/h' }, { XDG_CACHE_HOME: 'rel', HOME: '/h' }, { XDG_CACHE_HOME: '', HOME: '/h' }];
@@ -176,7 +176,7 @@ describe('hypeCacheRoot', () => {
 });
 
 describe('the built bundle (dist/main.cjs)', () => {
-  it('starts without node:crypto (loading it cost more than the code cache saves on a slow machine)', async () => {
+  it('starts without node:crypto (loading it cost more than the code cache saves on a slow machine) and without the ES module loader', async () => {
     await ensureBuiltBin();
     const preload = join(dir, 'list-modules.cjs');
     writeFileSync(preload, "process.on('exit', () => require('node:fs').writeSync(2, `modules: ${process.moduleLoadList.join(',')}\\n`));");
@@ -189,6 +189,8 @@ describe('the built bundle (dist/main.cjs)', () => {
       const modules = /modules: (.*)/.exec(child.stderr)?.[1].split(',') ?? [];
       expect(modules).toContain('NativeModule zlib');
       expect(modules.filter((m) => /crypto/.test(m))).toEqual([]);
+      // bin.cjs is CommonJS: no ES module was linked (Node loads the loader's first modules regardless).
+      expect(modules.filter((m) => /esm\/(module_job|translators)/.test(m))).toEqual([]);
     }
   }, 120_000);
 
@@ -199,5 +201,8 @@ describe('the built bundle (dist/main.cjs)', () => {
     expect(bundle.match(/\bimport\(\s*["'`]/g) ?? []).toEqual([]);
     expect(bundle).toContain('require("dgram")'); // virtio-net's import('node:dgram'), compiled to require
     expect(bundle.match(/require\("@hype\/[^"]*"\)/g) ?? []).toEqual([]);
+    // The default guest too (it finds its files by its package name, not by the bundle's place).
+    expect(bundle).toContain('function ensureDefaultGuest(');
+    expect(bundle).toContain('resolve("@hype/guest/package.json")');
   }, 120_000);
 });
