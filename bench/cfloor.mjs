@@ -151,6 +151,9 @@ function timedRun(label, command, args, prefix, env = process.env) {
         startup: {
           cliStartMs: event('cli-start')?.ms,
           vmCreateMs: event('vm-create')?.ms,
+          vmRamMs: event('vm-ram')?.ms,
+          vmDevicesMs: event('vm-devices')?.ms,
+          vmLoadedMs: event('vm-loaded')?.ms,
           vmCreatedMs: event('vm-created')?.ms,
           firstKvmRunMs: firstRun.ms,
         },
@@ -256,7 +259,8 @@ for (const side of sides) {
   if (s) {
     process.stderr.write(
       `cfloor: ${name}: hype's start-up, medians: Node and the bundle to cli-start ${s.toCliStart} ms, the checks to vm-create ` +
-        `${s.checks} ms, createVm ${s.createVm} ms, then to the first KVM_RUN ${s.toFirstRun} ms (C: ${cs.firstKvmRunMs.median.toFixed(0)} ms in all)\n`,
+        `${s.checks} ms, createVm ${s.createVm} ms${s.createVmSteps ? ` (${s.createVmSteps})` : ''}, then to the first KVM_RUN ${s.toFirstRun} ms ` +
+        `(C: ${cs.firstKvmRunMs.median.toFixed(0)} ms in all)\n`,
     );
   }
 }
@@ -271,6 +275,14 @@ function startupSplit(runs) {
     checks: median((s) => s.vmCreateMs - s.cliStartMs),
     createVm: median((s) => s.vmCreatedMs - s.vmCreateMs),
     toFirstRun: median((s) => s.firstKvmRunMs - s.vmCreatedMs),
+    // createVm's own steps (@hype/vm's vm-ram, vm-devices, vm-loaded events), when the build has them
+    ...(steps.every((s) => s.vmRamMs !== undefined && s.vmDevicesMs !== undefined && s.vmLoadedMs !== undefined)
+      ? {
+          createVmSteps:
+            `KVM and guest RAM ${median((s) => s.vmRamMs - s.vmCreateMs)} ms, devices ${median((s) => s.vmDevicesMs - s.vmRamMs)} ms, ` +
+            `kernel and initrd ${median((s) => s.vmLoadedMs - s.vmDevicesMs)} ms, vCPUs ${median((s) => s.vmCreatedMs - s.vmLoadedMs)} ms`,
+        }
+      : {}),
   };
 }
 

@@ -11,7 +11,7 @@ export const HYPE_BIN = process.env.HYPE_BENCH_HYPE_BIN || join(ROOT, 'apps/cli/
 
 /** The `--timings` line hype writes to stderr: `hype-timing {"event":"...","ms":...}` (bench/README.md). */
 export const TIMING_PREFIX = 'hype-timing ';
-export const TIMING_EVENTS = ['vm-created', 'first-kvm-run', 'boot-marker', 'exit'];
+export const TIMING_EVENTS = ['vm-ram', 'vm-devices', 'vm-loaded', 'vm-created', 'first-kvm-run', 'boot-marker', 'exit'];
 
 /** The timing event of one stderr line, or undefined if the line is not one (or is malformed). */
 export function parseTimingLine(line) {

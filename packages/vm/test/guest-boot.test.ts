@@ -264,6 +264,10 @@ describe.skipIf(!hasKvm)('the default guest on hype', () => {
       expect(report.results.map((t) => `${t.name} ${t.status}`), r.output).toEqual(['boot PASS']);
       expect(r.exit, describeExit(r.exit)).toEqual({ kind: 'poweroff', status: 0 });
       expect(r.timings.some((t) => t.event === 'boot-marker' && t.value === 1)).toBe(true);
+      // createVm's steps, then the run's first entry, in order on one clock.
+      const first = r.timings.slice(0, 5);
+      expect(first.map((t) => t.event)).toEqual(['vm-ram', 'vm-devices', 'vm-loaded', 'vm-created', 'first-kvm-run']);
+      expect(first.every((t, k) => k === 0 || t.ms >= first[k - 1].ms)).toBe(true);
       // The kernel's console output arrives whole and in order, most of it as posted writes (no exits).
       const order = ['Linux version', 'Serial: 8250/16550 driver', 'Run /init as init process', 'HYPE-TEST boot PASS', 'HYPE-TEST-DONE'];
       const at = order.map((line) => r.output.indexOf(line));

@@ -125,16 +125,19 @@ export async function createVm(config: VmConfig, runtimeOptions: VmRuntimeOption
     checkConfig(config);
     checkDevices(devices, config.console);
     const { kvm, vm, pioReadMirror } = createVmWithRam(context);
+    context.timing('vm-ram');
     const quirks = new HostQuirks(vm.memory, { mode: options.hostQuirks, logger: context.logger });
     if (quirks.active && kvm.checkExtension(KvmCap.EXIT_ON_EMULATION_FAILURE) > 0) {
       vm.enableCap(KvmCap.EXIT_ON_EMULATION_FAILURE, [1]);
     }
     const platform = attachPlatformDevices(context, vm, pioReadMirror);
     const virtio = attachVirtioDevices(context, vm, platform.mmio, devices);
+    context.timing('vm-devices');
     teardown.push(closeDevices); // device I/O in flight drains while guest RAM is still mapped
     // The quirks layer merges its additions in (a value the user set wins; clearcpuid lists combine).
     const cmdline = quirks.cmdline(joinCmdline(baseCmdline(config.console), virtio.slots.slots.map((s) => s.cmdline).join(' '), config.cmdline));
     const boot = loadKernel(context, vm, virtio.slots, cmdline, kernelImage);
+    context.timing('vm-loaded');
     const vcpus = createVcpus(config, kvm, vm, quirks);
     applyBootState(vcpus[0], boot.cpu);
     const coalescedPio = attachCoalescedRing(platform.coalescedPio, vm, vcpus[0], context.logger);

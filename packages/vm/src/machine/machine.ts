@@ -24,7 +24,12 @@ import type { CoalescedPio } from './coalesced-pio.js';
 import { HaltWatch, type ProbedVcpu } from './halt-watch.js';
 import type { Teardown } from './teardown.js';
 
-export type TimingEventName = 'vm-created' | 'first-kvm-run' | 'boot-marker' | 'exit';
+/**
+ * createVm's steps (`vm-ram`: KVM opened and guest RAM mapped; `vm-devices`: the platform and virtio
+ * devices attached; `vm-loaded`: kernel, initrd and boot tables in guest RAM; `vm-created`: vCPUs ready),
+ * then the run's.
+ */
+export type TimingEventName = 'vm-ram' | 'vm-devices' | 'vm-loaded' | 'vm-created' | 'first-kvm-run' | 'boot-marker' | 'exit';
 
 export interface TimingEvent {
   event: TimingEventName;
