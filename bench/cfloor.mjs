@@ -256,11 +256,17 @@ for (const side of sides) {
     hypeStartup: startupSplit(side.hype),
   };
   const s = data[name].hypeStartup;
+  // cfloor's own load step (its vm-ram and vm-loaded events), to set beside hype's
+  const cSteps = side.c.map((r) => r.startup);
+  const cLoad = cSteps.every((c) => c.vmRamMs !== undefined && c.vmLoadedMs !== undefined)
+    ? Math.round(summarize(cSteps.map((c) => c.vmLoadedMs - c.vmRamMs)).median)
+    : undefined;
+  data[name].cfloorLoadMs = cLoad;
   if (s) {
     process.stderr.write(
       `cfloor: ${name}: hype's start-up, medians: Node and the bundle to cli-start ${s.toCliStart} ms, the checks to vm-create ` +
         `${s.checks} ms, createVm ${s.createVm} ms${s.createVmSteps ? ` (${s.createVmSteps})` : ''}, then to the first KVM_RUN ${s.toFirstRun} ms ` +
-        `(C: ${cs.firstKvmRunMs.median.toFixed(0)} ms in all)\n`,
+        `(C: ${cs.firstKvmRunMs.median.toFixed(0)} ms in all${cLoad !== undefined ? `, of which kernel and initrd ${cLoad} ms` : ''})\n`,
     );
   }
 }

@@ -23,7 +23,8 @@
 // The guest console goes to stdout (batched: at a line end, when 4 KiB are waiting, or 2 ms after the
 // first waiting byte). Timing events go to stderr, one line each, like `hype run --timings`:
 //   cfloor-timing {"event":"<name>","ms":<ms since process start>[,"value":N][,"reason":"..."][,"exits":{...}]}
-// for vm-created, first-kvm-run, boot-marker (every write to 0xf5, with the exits counted so far) and
+// for vm-ram (KVM and guest RAM ready), vm-loaded (kernel, initrd and boot tables written), vm-created,
+// first-kvm-run, boot-marker (every write to 0xf5, with the exits counted so far) and
 // exit. The exit status is the guest's power-off status (0xf4); 3 for a shutdown (triple fault) or a
 // halt, 125 when the VMM fails. HYPE_KVM_DEVICE names the KVM device (default /dev/kvm), as for hype.
 //
@@ -865,6 +866,7 @@ int main(int argc, char **argv) {
   if (ram == MAP_FAILED) die("guest RAM: %s", strerror(errno));
   struct kvm_userspace_memory_region region = {.slot = 0, .guest_phys_addr = 0, .memory_size = ram_size, .userspace_addr = (uint64_t)(uintptr_t)ram};
   if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) die("KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+  timing("vm-ram", -1, NULL);
 
   uint64_t kernel_end;
   uint64_t entry = load_elf(kernel, &kernel_end);
@@ -874,6 +876,7 @@ int main(int argc, char **argv) {
   write_boot_params(initrd_addr, initrd_size);
   write_mptable();
   write_gdt_and_page_tables();
+  timing("vm-loaded", -1, NULL);
 
   int vcpu_fd = ioctl(vm_fd, KVM_CREATE_VCPU, 0);
   if (vcpu_fd < 0) die("KVM_CREATE_VCPU: %s", strerror(errno));
