@@ -2,9 +2,9 @@
  * Runs a CommonJS file through V8's code cache (the v8-compile-cache technique; Node 20 has no
  * module.enableCompileCache): the file is compiled by vm.Script with the bytes of an earlier compilation,
  * so V8 deserializes bytecode instead of parsing and compiling, which is most of hype's start-up on a slow
- * machine. The cache is a file under the hype cache directory named by a checksum of the source, the Node
- * version and the architecture, so changed code never runs from an old cache (V8 itself only checks the
- * source's length and its own version). The checksum is zlib's CRC-32 and the length: the directory is
+ * machine. The cache is a file under the hype cache directory named by the bundle's path (each install
+ * keeps its own) and a checksum of the source, the Node version and the architecture, so changed code
+ * never runs from an old cache (V8 itself only checks the source's length and its own version). The checksum is zlib's CRC-32 and the length: the directory is
  * private (no one else's bytes are trusted), so what it has to catch is a rebuild, not an attacker, and
  * node:crypto alone took longer to load than the whole cache saved on a slow machine (Node without
  * zlib.crc32, before 20.15, uses SHA-256). Everything about the cache is optional: a missing, unreadable,
@@ -92,11 +92,23 @@ export interface CachedRequireResult {
 const WRAPPER_HEAD = '(function (exports, require, module, __filename, __dirname) { ';
 const WRAPPER_TAIL = '\n});';
 
-/** The cache file for `source`: named by its checksum and length with the Node version and architecture, which V8's code depends on. */
+/**
+ * The cache file for `source`: named by the bundle's path (so that each hype install keeps its own cache
+ * in a shared directory), then by the source's checksum and length with the Node version and
+ * architecture, which V8's code depends on.
+ */
 export function cacheFileFor(cacheDir: string, file: string, source: string): string {
   const key = `${process.version}\0${process.arch}\0${file}\0${WRAPPER_HEAD}\0${WRAPPER_TAIL}\0`;
-  return join(cacheDir, `${checksum(key, source)}-${source.length}.bin`);
+  return join(cacheDir, `${installTag(file)}-${checksum(key, source)}-${source.length}.bin`);
 }
+
+/** The first part of the cache file names of the bundle at `file` (its path's checksum). */
+function installTag(file: string): string {
+  return checksum('', file).slice(0, 8);
+}
+
+/** Other installs' caches unused this long are removed (one that is still used is written again). */
+const STALE_CACHE_MS = 30 * 24 * 3600 * 1000;
 
 function checksum(key: string, source: string): string {
   if (typeof zlib.crc32 === 'function') return (zlib.crc32(source, zlib.crc32(key)) >>> 0).toString(16).padStart(8, '0');
@@ -154,7 +166,7 @@ export function cachedRequire(options: CachedRequireOptions): CachedRequireResul
   });
   const cache = target === undefined ? 'off' : cachedData === undefined ? 'miss' : script.cachedDataRejected === true ? 'rejected' : 'hit';
   const write = () => {
-    if (target !== undefined) writeCache(script, target);
+    if (target !== undefined) writeCache(script, target, file);
   };
   let atExit = (cache === 'miss' || cache === 'rejected') && options.writeAtExit !== false;
   if (atExit) process.once('exit', write);
@@ -186,10 +198,11 @@ export function cachedRequire(options: CachedRequireOptions): CachedRequireResul
 }
 
 /**
- * Writes the script's code cache to `target` (whole or not at all) and removes the directory's other
- * caches (of earlier builds: each is about a megabyte); failures are ignored.
+ * Writes the script's code cache to `target` (whole or not at all) and removes the caches of earlier
+ * builds of the same install (each is about a megabyte), and those of other installs not written for
+ * STALE_CACHE_MS; failures are ignored.
  */
-function writeCache(script: Script, target: string): void {
+function writeCache(script: Script, target: string, file: string): void {
   const temporary = `${target}.${process.pid}.tmp`;
   try {
     const data = script.createCachedData();
@@ -197,8 +210,12 @@ function writeCache(script: Script, target: string): void {
     mkdirSync(dir, { recursive: true });
     writeFileSync(temporary, data);
     renameSync(temporary, target);
+    const ours = `${installTag(file)}-`;
+    const staleBefore = Date.now() - STALE_CACHE_MS;
     for (const name of readdirSync(dir)) {
-      if (name.endsWith('.bin') && join(dir, name) !== target) rmSync(join(dir, name), { force: true });
+      const path = join(dir, name);
+      if (!name.endsWith('.bin') || path === target) continue;
+      if (name.startsWith(ours) || statSync(path).mtimeMs < staleBefore) rmSync(path, { force: true });
     }
   } catch {
     // a read-only or full cache directory: the next start compiles again

@@ -54,6 +54,31 @@ describe('cachedRequire', () => {
     expect(readdirSync(cacheDir)).toHaveLength(1); // the old build's cache is removed
   });
 
+  it('keeps each install\'s cache in a shared directory (two checkouts do not evict each other), and drops another install\'s cache unused for 30 days', () => {
+    const cacheDir = join(dir, 'cache');
+    const install = (name: string, source: string) => {
+      mkdirSync(join(dir, name), { recursive: true });
+      const file = join(dir, name, 'main.cjs');
+      writeFileSync(file, source);
+      return file;
+    };
+    const a = install('a', 'exports.who = "a";');
+    const b = install('b', 'exports.who = "b";');
+    const first = cachedRequire({ file: a, cacheDir, writeAtExit: false });
+    first.writeCache();
+    cachedRequire({ file: b, cacheDir, writeAtExit: false }).writeCache();
+    expect(readdirSync(cacheDir)).toHaveLength(2);
+    expect(cachedRequire({ file: a, cacheDir, writeAtExit: false }).cache).toBe('hit');
+    expect(cachedRequire({ file: b, cacheDir, writeAtExit: false }).cache).toBe('hit');
+    // a's cache, last written 31 days ago, goes when b writes its next build's
+    const old = (Date.now() - 31 * 24 * 3600 * 1000) / 1000;
+    utimesSync(first.cacheFile!, old, old);
+    writeFileSync(b, 'exports.who = "b2";');
+    const rebuilt = cachedRequire({ file: b, cacheDir, writeAtExit: false });
+    rebuilt.writeCache();
+    expect(readdirSync(cacheDir)).toEqual([basename(rebuilt.cacheFile!)]);
+  });
+
   it('a short run\'s cache is replaced by a complete one from the first run that reaches far, which later runs keep', () => {
     const file = writeModule('exports.start = () => 1; exports.far = () => 2;');
     const cacheDir = join(dir, 'cache');
