@@ -1,14 +1,15 @@
 /**
  * Runs a CommonJS file through V8's code cache (the v8-compile-cache technique; Node 20 has no
  * module.enableCompileCache): the file is compiled by vm.Script with the bytes of an earlier compilation,
- * so V8 deserializes bytecode instead of parsing and compiling, which is most of hype's start-up on a slow
- * machine. The cache is a file under the hype cache directory named by the bundle's path (each install
- * keeps its own) and a checksum of the source, the Node version and the architecture, so changed code
- * never runs from an old cache (V8 itself only checks the source's length and its own version). The checksum is zlib's CRC-32 and the length: the directory is
- * private (no one else's bytes are trusted), so what it has to catch is a rebuild, not an attacker, and
- * node:crypto alone took longer to load than the whole cache saved on a slow machine (Node without
- * zlib.crc32, before 20.15, uses SHA-256). Everything about the cache is optional: a missing, unreadable,
- * rejected or unwritable cache falls back silently to a plain compilation.
+ * so V8 deserializes bytecode instead of parsing and compiling, which is most of hype's start-up on a
+ * slow machine. The cache is a file under the hype cache directory named by the bundle's path (each
+ * install keeps its own) and a checksum of the source, the Node version and the architecture, so changed
+ * code never runs from an old cache (V8 itself only checks the source's length and its own version). The
+ * checksum is zlib's CRC-32 and the length: the directory is private (no one else's bytes are trusted),
+ * so what it has to catch is a rebuild, not an attacker, and node:crypto alone took longer to load than
+ * the whole cache saved on a slow machine (Node without zlib.crc32, before 20.15, uses SHA-256).
+ * Everything about the cache is optional: a missing, unreadable, rejected or unwritable cache falls back
+ * silently to a plain compilation.
  *
  * This module must stay small and import only Node's built-ins: it runs before anything else.
  */
