@@ -16,7 +16,7 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { Script } from 'node:vm';
 import * as zlib from 'node:zlib';
 
@@ -167,7 +167,7 @@ export function cachedRequire(options: CachedRequireOptions): CachedRequireResul
   });
   const cache = target === undefined ? 'off' : cachedData === undefined ? 'miss' : script.cachedDataRejected === true ? 'rejected' : 'hit';
   const write = () => {
-    if (target !== undefined) writeCache(script, target, file);
+    if (target !== undefined) writeCache(script, target);
   };
   let atExit = (cache === 'miss' || cache === 'rejected') && options.writeAtExit !== false;
   if (atExit) process.once('exit', write);
@@ -203,7 +203,7 @@ export function cachedRequire(options: CachedRequireOptions): CachedRequireResul
  * builds of the same install (each is about a megabyte), and those of other installs not written for
  * STALE_CACHE_MS; failures are ignored.
  */
-function writeCache(script: Script, target: string, file: string): void {
+function writeCache(script: Script, target: string): void {
   const temporary = `${target}.${process.pid}.tmp`;
   try {
     const data = script.createCachedData();
@@ -211,7 +211,7 @@ function writeCache(script: Script, target: string, file: string): void {
     mkdirSync(dir, { recursive: true });
     writeFileSync(temporary, data);
     renameSync(temporary, target);
-    const ours = `${installTag(file)}-`;
+    const ours = basename(target).slice(0, basename(target).indexOf('-') + 1); // this install's tag
     const staleBefore = Date.now() - STALE_CACHE_MS;
     for (const name of readdirSync(dir)) {
       const path = join(dir, name);

@@ -236,9 +236,9 @@ interface BootPlan {
 /**
  * Everything `loadLinux` checks, without guest memory and, for an ELF KernelSource, without reading more
  * than its headers (a bzImage is read whole: its payload is checked and unpacked): throws the LoaderError
- * the load would throw. A dry run (hype's CLI checks a kernel, initrd
- * size, RAM size and command line before it builds a VM); with `keepUnpacked`, the load that follows does
- * not unpack a bzImage's payload again.
+ * the load would throw. A dry run (hype's CLI checks a kernel, initrd size, RAM size and command line
+ * before it builds a VM); with `keepUnpacked`, the load that follows does not unpack a bzImage's payload
+ * again.
  */
 export function checkLinux(opts: LinuxBootOptions): void {
   planBoot(opts);
