@@ -712,6 +712,14 @@ static void run_exec(struct conn *c, struct exec_request *req)
 	set_nonblocking(s.err_fd);
 
 	for (;;) {
+		/* Frames already in the input buffer first: the read that brought EXEC may have brought the
+		 * request's first STDIN frames too, and the socket will not report them again. */
+		int parsed;
+		while ((parsed = try_parse(c)) == 1) {
+			if (exec_frame(c, &s) < 0) exec_protocol_error(c, &s);
+			consume(c);
+		}
+		if (parsed < 0) exec_protocol_error(c, &s);
 		reap(&s, WNOHANG);
 		if (s.pending_ack > 0 && !s.exit_queued && out_space(c) >= HEADER_SIZE + 4) {
 			uint8_t ack[4];
@@ -756,12 +764,7 @@ static void run_exec(struct conn *c, struct exec_request *req)
 			ssize_t n = fill(c);
 			if (n == 0) host_gone(&s); /* the host closed before EXIT: cancel */
 			if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) host_gone(&s);
-			int r;
-			while ((r = try_parse(c)) == 1) {
-				if (exec_frame(c, &s) < 0) exec_protocol_error(c, &s);
-				consume(c);
-			}
-			if (r < 0) exec_protocol_error(c, &s);
+			/* The frames read are handled at the top of the loop. */
 		}
 		if (p[1].revents) pump_output(c, &s.out_fd, T_STDOUT);
 		if (p[2].revents && out_space(c) >= HEADER_SIZE + DATA_CHUNK + OUT_RESERVE) pump_output(c, &s.err_fd, T_STDERR);

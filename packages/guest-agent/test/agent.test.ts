@@ -60,6 +60,24 @@ describe.skipIf(!hasGcc)('hype-agent on a Unix socket', () => {
     expect((await client.exec(['true'], { stdin: randomBytes(2 * 1024 * 1024) })).exitCode).toBe(0);
   });
 
+  it('takes STDIN frames that arrive in the same read as EXEC (a pipelined request)', async () => {
+    // HELLO, EXEC, STDIN and STDIN_EOF in one write: the agent reads them in one go, and the frames behind
+    // EXEC wait in its input buffer, not in the socket (once, that left cat waiting for input forever).
+    const raw = await RawConnection.open(agent.socket);
+    const frames: Frame[] = [
+      { type: 'HELLO', minVersion: PROTOCOL_VERSION, maxVersion: PROTOCOL_VERSION, client: 'pipelined' },
+      { type: 'EXEC', flags: 1, cwd: '', argv: ['cat'], env: [] },
+      { type: 'STDIN', data: new TextEncoder().encode('pipelined\n') },
+      { type: 'STDIN_EOF' },
+    ];
+    raw.send(Buffer.concat(frames.map((frame) => encodeFrame(frame))));
+    const got = await raw.rest(5000).finally(() => raw.close());
+    expect(got.slice(0, 2).map((frame) => frame.type)).toEqual(['HELLO_ACK', 'STARTED']);
+    expect(got.at(-1)).toMatchObject({ type: 'EXIT', kind: 'exited', value: 0 });
+    expect(text(Buffer.concat(got.flatMap((frame) => (frame.type === 'STDOUT' ? [frame.data] : []))))).toBe('pipelined\n');
+    expect(got.reduce((sum, frame) => sum + (frame.type === 'STDIN_ACK' ? frame.bytes : 0), 0)).toBe('pipelined\n'.length);
+  });
+
   it('streams 8 MiB of output byte-exact', async () => {
     const line = '0123456789abcdef\n';
     const size = 8 * 1024 * 1024;
