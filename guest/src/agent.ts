@@ -85,6 +85,24 @@ export function agentCacheKey(inputs: AgentCacheKeyInputs): string {
 
 /** The compiler's version line and the static C library's size and mtime (an update of either rebuilds the agent). */
 export function agentToolchain(cc = 'gcc'): string {
+  const { version, libc } = toolchainFacts(cc);
+  let libcId = 'no libc.a';
+  try {
+    const st = statSync(libc);
+    libcId = `${st.size}:${Math.floor(st.mtimeMs)}`;
+  } catch {
+    // gcc prints the bare name when it has no libc.a; the compile step then says what to install.
+  }
+  return `${version}; libc.a ${libcId}`;
+}
+
+/** The files the agent's cache key is made from: its source, the compiler's binary and the static C library. */
+export function agentInputFiles(cc = 'gcc'): string[] {
+  const { binary, libc } = toolchainFacts(cc);
+  return [AGENT_SOURCE_PATH, ...(binary !== undefined ? [binary] : []), libc];
+}
+
+function toolchainFacts(cc: string): { binary: string | undefined; version: string; libc: string } {
   const ask = () => {
     try {
       const version = execFileSync(cc, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n')[0].trim();
@@ -96,16 +114,9 @@ export function agentToolchain(cc = 'gcc'): string {
     }
   };
   // Two compiler runs per `hype run` otherwise; the answers change only with the compiler binary.
-  const binary = findOnPath(cc);
-  const { version, libc } = binary === undefined ? ask() : memoized(`toolchain ${cc}`, [realpathSync(binary)], ask);
-  let libcId = 'no libc.a';
-  try {
-    const st = statSync(libc);
-    libcId = `${st.size}:${Math.floor(st.mtimeMs)}`;
-  } catch {
-    // gcc prints the bare name when it has no libc.a; the compile step then says what to install.
-  }
-  return `${version}; libc.a ${libcId}`;
+  const found = findOnPath(cc);
+  const binary = found === undefined ? undefined : realpathSync(found);
+  return { binary, ...(binary === undefined ? ask() : memoized(`toolchain ${cc}`, [binary], ask)) };
 }
 
 /** The cached agent for the current source and tool chain, compiling it first if needed. */

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureAgent } from './agent.js';
-import { hypeCacheDir } from './cache.js';
+import { AGENT_BUILD_DRIVER_VERSION, AGENT_CFLAGS, agentInputFiles, ensureAgent } from './agent.js';
+import { hypeCacheDir, KERNEL_BUILD_DRIVER_VERSION } from './cache.js';
 import { buildInitrd, DEFAULT_BUSYBOX } from './initrd.js';
-import { memoized } from './memo.js';
+import { fingerprint, memoized, recall, remember } from './memo.js';
 import { guestPath } from './paths.js';
-import { ensureKernel, type KernelArtifacts, type KernelBuildOptions } from './kernel.js';
+import { ensureKernel, kernelInputFiles, type KernelArtifacts, type KernelBuildOptions } from './kernel.js';
 
 export interface DefaultGuestFiles {
   /** The ELF vmlinux: loaded as is (the bzImage's payload would be inflated on every boot). */
@@ -29,18 +29,74 @@ export interface DefaultGuestOptions extends KernelBuildOptions {
  * config), and the initrd, rebuilt in memory on each call (well under a second) and stored under a name
  * derived from its contents, so edits to guest/rootfs take effect at once and unchanged contents are
  * written once.
+ *
+ * A start with both in the cache is the usual case: then every file the answer was derived from (config
+ * fragment, kernel source and dpkg's database, the agent's source and tool chain, busybox, guest/rootfs,
+ * this code) and the answer's own files are checked against their identities when that answer was found
+ * (recall()), one stat each, instead of resolving the source, hashing the inputs and walking the tree
+ * again (a quarter of a second of each start under emulation).
  */
 export async function ensureDefaultGuest(options: DefaultGuestOptions = {}): Promise<DefaultGuestFiles> {
   const { progress = () => {}, reportCached = false, ...kernelOptions } = options;
+  const cacheDir = kernelOptions.cacheDir ?? hypeCacheDir();
+  const key = kernelOptions.source === undefined && kernelOptions.fragmentPath === undefined ? recallKey(cacheDir) : undefined;
+  const recalled = key !== undefined ? recall<RecalledGuest>(key, cacheDir) : undefined;
+  if (recalled !== undefined) {
+    kernelOptions.onProgress?.({ phase: 'cached', message: recalled.kernelMessage });
+    if (reportCached) {
+      progress(`guest kernel: ${recalled.kernelMessage}`);
+      progress(`guest initrd: cached in ${recalled.initrd}`);
+    }
+    return { kernel: recalled.artifacts.vmlinux, initrd: recalled.initrd, artifacts: recalled.artifacts };
+  }
+  // The inputs' identities before anything is built: a file changed meanwhile makes the next recall miss.
+  const inputs = key !== undefined ? guestInputFiles() : undefined;
+  const before = inputs !== undefined ? fingerprint(inputs) : undefined;
+  let kernelMessage: string | undefined;
   const artifacts = await ensureKernel({
     ...kernelOptions,
     onProgress: (p) => {
       kernelOptions.onProgress?.(p);
+      if (p.phase === 'cached') kernelMessage = p.message;
       if (p.phase !== 'cached' || reportCached) progress(`guest kernel: ${p.message}`);
     },
   });
-  const initrd = ensureInitrd(kernelOptions.cacheDir ?? hypeCacheDir(), progress, reportCached);
-  return { kernel: artifacts.vmlinux, initrd, artifacts };
+  const initrd = ensureInitrd(cacheDir, progress, reportCached);
+  if (key !== undefined && inputs !== undefined && before !== undefined && kernelMessage !== undefined && initrd.cached) {
+    const outputs = [artifacts.vmlinux, join(artifacts.dir, 'build.json'), initrd.path];
+    const after = fingerprint(outputs);
+    const value: RecalledGuest = { kernelMessage, initrd: initrd.path, artifacts };
+    if (after !== undefined) remember(key, [...inputs, ...outputs], `${before}|${after}`, value, cacheDir);
+  }
+  return { kernel: artifacts.vmlinux, initrd: initrd.path, artifacts };
+}
+
+interface RecalledGuest {
+  kernelMessage: string;
+  initrd: string;
+  artifacts: KernelArtifacts;
+}
+
+/** What else decides the answer: where the cache is, how tools and the source are found, the build drivers. */
+function recallKey(cacheDir: string): string {
+  const env = { PATH: process.env.PATH ?? '', HYPE_LINUX_SOURCE: process.env.HYPE_LINUX_SOURCE ?? '' };
+  const drivers = { kernel: KERNEL_BUILD_DRIVER_VERSION, agent: AGENT_BUILD_DRIVER_VERSION, cflags: AGENT_CFLAGS };
+  return `default guest ${JSON.stringify({ cacheDir, env, drivers })}`;
+}
+
+/**
+ * Every file the default guest is derived from (see initrdInputs and the kernel's and agent's inputs) and
+ * the code that builds it: this file's directory and the JavaScript in it (in a bundle, the bundle).
+ * Undefined when they cannot be listed (no kernel source): then the slow path says what is missing.
+ */
+function guestInputFiles(): string[] | undefined {
+  try {
+    const code = dirname(fileURLToPath(import.meta.url));
+    const codeFiles = readdirSync(code).filter((name) => /\.[cm]?js$/.test(name)).map((name) => join(code, name));
+    return [...new Set([...kernelInputFiles(), ...agentInputFiles(), ...initrdInputs(), code, ...codeFiles])];
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -62,7 +118,7 @@ function initrdInputs(): string[] {
   return files;
 }
 
-function ensureInitrd(cacheDir: string, progress: (line: string) => void, reportCached: boolean): string {
+function ensureInitrd(cacheDir: string, progress: (line: string) => void, reportCached: boolean): { path: string; cached: boolean } {
   let built = false;
   const path = memoized(
     `default initrd in ${cacheDir}`,
@@ -75,7 +131,7 @@ function ensureInitrd(cacheDir: string, progress: (line: string) => void, report
     existsSync,
   );
   if (!built && reportCached) progress(`guest initrd: cached in ${path}`);
-  return path;
+  return { path, cached: !built };
 }
 
 function buildInitrdFile(cacheDir: string, progress: (line: string) => void, reportCached: boolean): string {

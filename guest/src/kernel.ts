@@ -11,7 +11,8 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { hypeCacheDir, kernelCacheEntry, kernelCacheKey, KERNEL_BUILD_DRIVER_VERSION } from './cache.js';
 import { parseKconfig, resolveKconfigFragment, verifyKconfig, type KconfigValue } from './kconfig.js';
-import { dpkgQuery, findLinuxSource, isTestedLinuxVersion, LINUX_SOURCE_HINT, linuxVersionFromMakefile, linuxVersionFromPath, linuxVersionMatches, TESTED_LINUX_VERSIONS, type DpkgQuery, type LinuxSourceChoice } from './linux-source.js';
+import { dpkgQuery, findLinuxSource, isTestedLinuxVersion, LINUX_SOURCE_DIR, LINUX_SOURCE_HINT, linuxVersionFromMakefile, linuxVersionFromPath, linuxVersionMatches, TESTED_LINUX_VERSIONS, type DpkgQuery, type LinuxSourceChoice } from './linux-source.js';
+import { DPKG_STATUS_FILE } from './memo.js';
 import { guestPath } from './paths.js';
 
 export const KERNEL_FRAGMENT_PATH = guestPath('kernel', 'hype.config');
@@ -96,6 +97,19 @@ function resolveSource(options: KernelBuildOptions): LinuxSourceChoice {
       : findLinuxSource();
   if (!existsSync(choice.path)) throw new Error(`kernel source not found at ${choice.path} (${choice.reason}): ${SETUP_HINT}`);
   return choice;
+}
+
+/**
+ * The files the kernel's cache key is derived from: the fragment, the source tarball, dpkg's database
+ * (which names the linux-source package's tarball and its version) and the directories a tarball is
+ * looked for in (one added or removed there changes the choice). Those that exist now.
+ */
+export function kernelInputFiles(options: Pick<KernelBuildOptions, 'source' | 'fragmentPath'> = {}): string[] {
+  const choice = resolveSource(options);
+  const places = existsSync(LINUX_SOURCE_DIR)
+    ? [LINUX_SOURCE_DIR, ...readdirSync(LINUX_SOURCE_DIR).filter((name) => name.startsWith('linux-source-')).map((name) => join(LINUX_SOURCE_DIR, name))]
+    : [];
+  return [options.fragmentPath ?? KERNEL_FRAGMENT_PATH, choice.path, ...places, ...(existsSync(DPKG_STATUS_FILE) ? [DPKG_STATUS_FILE] : [])];
 }
 
 /** The Debian package version owning the tarball, else a size+mtime fingerprint of the file. */

@@ -1,8 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { memoized } from '../src/memo.js';
+import { fingerprint, memoized, recall, remember } from '../src/memo.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -62,5 +62,55 @@ describe('memoized', () => {
     expect(Object.keys(memo)).toHaveLength(64);
     expect(memo.k99.value).toBe(99);
     expect(memo.k0).toBeUndefined();
+  });
+});
+
+describe('recall and remember', () => {
+  it('gives back a value while every file it was recorded with is unchanged', () => {
+    const dir = tempDir();
+    const tree = join(dir, 'tree');
+    mkdirSync(tree);
+    const files = [tree, join(tree, 'a'), join(tree, 'b')];
+    writeFileSync(files[1], 'a');
+    writeFileSync(files[2], 'b');
+    expect(recall('k', dir)).toBeUndefined();
+    remember('k', files, fingerprint(files), { answer: 1 }, dir);
+    expect(recall('k', dir)).toEqual({ answer: 1 });
+    expect(recall('other', dir)).toBeUndefined();
+    expect(recall('k', dir, () => false)).toBeUndefined(); // no longer valid by the caller's check
+
+    writeFileSync(files[2], 'bb'); // a recorded file changed
+    expect(recall('k', dir)).toBeUndefined();
+    remember('k', files, fingerprint(files), { answer: 2 }, dir);
+    expect(recall('k', dir)).toEqual({ answer: 2 });
+    writeFileSync(join(tree, 'c'), 'c'); // a file added: the directory's identity changes
+    expect(recall('k', dir)).toBeUndefined();
+    remember('k', files, fingerprint(files), { answer: 3 }, dir);
+    rmSync(files[1]); // a recorded file removed
+    expect(recall('k', dir)).toBeUndefined();
+  });
+
+  it('keeps the identities taken before the value was computed: a file changed meanwhile makes the next recall miss', () => {
+    const dir = tempDir();
+    const file = join(dir, 'input');
+    writeFileSync(file, 'old');
+    const before = fingerprint([file]);
+    writeFileSync(file, 'new!'); // changed while the value was being computed from 'old'
+    remember('k', [file], before, 'from old', dir);
+    expect(recall('k', dir)).toBeUndefined();
+    remember('k', [file], fingerprint([join(dir, 'missing')]), 'x', dir); // an input that cannot be stat'ed: nothing kept
+    expect(JSON.parse(readFileSync(join(dir, 'memo.json'), 'utf8')).k.value).toEqual({ inputs: [file], value: 'from old' });
+  });
+
+  it('ignores an entry of another shape under the key, and an unreadable memo file', () => {
+    const dir = tempDir();
+    const file = join(dir, 'f');
+    writeFileSync(file, '');
+    memoized('k', [file], () => 5, dir); // a memoized() answer: no recorded inputs
+    expect(recall('k', dir)).toBeUndefined();
+    writeFileSync(join(dir, 'memo.json'), JSON.stringify({ k: { files: '', value: { inputs: [1], value: 2 } } }));
+    expect(recall('k', dir)).toBeUndefined();
+    writeFileSync(join(dir, 'memo.json'), '{not json');
+    expect(recall('k', dir)).toBeUndefined();
   });
 });
