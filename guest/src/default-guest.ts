@@ -77,11 +77,19 @@ interface RecalledGuest {
   artifacts: KernelArtifacts;
 }
 
-/** What else decides the answer: where the cache is, how tools and the source are found, the build drivers. */
+/**
+ * What else decides the answer: where the cache is, how tools and the source are found, the build
+ * drivers; and where this code is (two installs sharing a cache, e.g. the CLI's bundle and the package
+ * itself, record different code files and would otherwise replace each other's entry on every start).
+ */
 function recallKey(cacheDir: string): string {
   const env = { PATH: process.env.PATH ?? '', HYPE_LINUX_SOURCE: process.env.HYPE_LINUX_SOURCE ?? '' };
   const drivers = { kernel: KERNEL_BUILD_DRIVER_VERSION, agent: AGENT_BUILD_DRIVER_VERSION, cflags: AGENT_CFLAGS };
-  return `default guest ${JSON.stringify({ cacheDir, env, drivers })}`;
+  return `default guest ${JSON.stringify({ cacheDir, code: codeDir(), env, drivers })}`;
+}
+
+function codeDir(): string {
+  return dirname(fileURLToPath(import.meta.url));
 }
 
 /**
@@ -91,7 +99,7 @@ function recallKey(cacheDir: string): string {
  */
 function guestInputFiles(): string[] | undefined {
   try {
-    const code = dirname(fileURLToPath(import.meta.url));
+    const code = codeDir();
     const codeFiles = readdirSync(code).filter((name) => /\.[cm]?js$/.test(name)).map((name) => join(code, name));
     return [...new Set([...kernelInputFiles(), ...agentInputFiles(), ...initrdInputs(), code, ...codeFiles])];
   } catch {
