@@ -6,10 +6,10 @@
  * host (`--unix PATH`).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { hypeCacheDir } from './cache.js';
+import { sha256Hex } from './hash.js';
 import { memoized } from './memo.js';
 import { checkStaticX8664Elf } from './elf.js';
 import { guestPath } from './paths.js';
@@ -76,11 +76,8 @@ export interface AgentCacheKeyInputs {
 
 /** 16 hex digits of SHA-256 over the source, the tool chain, the flags and the driver version. */
 export function agentCacheKey(inputs: AgentCacheKeyInputs): string {
-  const hash = createHash('sha256');
-  hash.update(JSON.stringify({ toolchain: inputs.toolchain, flags: inputs.flags ?? AGENT_CFLAGS, driver: inputs.driverVersion ?? AGENT_BUILD_DRIVER_VERSION }));
-  hash.update('\0');
-  hash.update(inputs.source);
-  return hash.digest('hex').slice(0, 16);
+  const settings = JSON.stringify({ toolchain: inputs.toolchain, flags: inputs.flags ?? AGENT_CFLAGS, driver: inputs.driverVersion ?? AGENT_BUILD_DRIVER_VERSION });
+  return sha256Hex([settings, '\0', inputs.source], 16);
 }
 
 /** The compiler's version line and the static C library's size and mtime (an update of either rebuilds the agent). */

@@ -1,7 +1,7 @@
 /** Where hype keeps built guest artifacts, and the key that names a kernel build. */
-import { createHash } from 'node:crypto';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
+import { sha256Hex } from './hash.js';
 import type { KconfigValue } from './kconfig.js';
 
 /**
@@ -41,7 +41,7 @@ export function kernelCacheKey(inputs: KernelCacheKeyInputs): string {
     source: inputs.sourceVersion,
     driver: inputs.driverVersion ?? KERNEL_BUILD_DRIVER_VERSION,
   });
-  return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
+  return sha256Hex([canonical], 16);
 }
 
 /** The directory holding one kernel build: `<cache>/kernel-<key>/{bzImage,vmlinux,config,build.json}`. */

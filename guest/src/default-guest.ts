@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AGENT_BUILD_DRIVER_VERSION, AGENT_CFLAGS, agentInputFiles, ensureAgent } from './agent.js';
 import { hypeCacheDir, KERNEL_BUILD_DRIVER_VERSION } from './cache.js';
+import { sha256Hex } from './hash.js';
 import { buildInitrd, DEFAULT_BUSYBOX } from './initrd.js';
 import { fingerprint, memoized, recall, remember } from './memo.js';
 import { guestPath } from './paths.js';
@@ -144,7 +144,7 @@ function ensureInitrd(cacheDir: string, progress: (line: string) => void, report
 
 function buildInitrdFile(cacheDir: string, progress: (line: string) => void, reportCached: boolean): string {
   const archive = buildInitrd();
-  const hash = createHash('sha256').update(archive).digest('hex').slice(0, 16);
+  const hash = sha256Hex([archive], 16);
   const path = join(cacheDir, `initrd-${hash}.cpio`);
   if (existsSync(path)) {
     if (reportCached) progress(`guest initrd: cached in ${path}`);

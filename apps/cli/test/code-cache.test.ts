@@ -228,6 +228,6 @@ describe('the built bundle (dist/main.cjs)', () => {
     expect(bundle.match(/require\("@hype\/[^"]*"\)/g) ?? []).toEqual([]);
     // The default guest too (it finds its files by its package name, not by the bundle's place).
     expect(bundle).toContain('function ensureDefaultGuest(');
-    expect(bundle).toContain('resolve("@hype/guest/package.json")');
+    expect(bundle).toContain('packageDir("@hype/guest",');
   }, 120_000);
 });
