@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { defineConfig } from 'tsup';
 import type { Plugin } from 'esbuild';
@@ -20,6 +20,26 @@ const bundleInputs: Plugin = {
         .map((input) => relative(dist, resolve(input)));
       mkdirSync(dist, { recursive: true });
       writeFileSync(join(dist, 'main.inputs.json'), `${JSON.stringify(inputs.sort(), null, 1)}\n`);
+    });
+  },
+};
+
+/**
+ * commander requires node:child_process at the top of lib/command.js, for subcommands that are separate
+ * executables (hype has none); loading it, with node:net and node:dgram behind it, is tens of ms of every
+ * start under emulation. In the bundle that require becomes one made on the first spawn. The build fails
+ * if commander's line changes (then look again at what it uses of child_process).
+ */
+const lazyCommanderChildProcess: Plugin = {
+  name: 'lazy-commander-child-process',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]commander[\\/]lib[\\/]command\.js$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      const eager = "const childProcess = require('node:child_process');";
+      if (!source.includes(eager) || /childProcess\.(?!spawn\()/.test(source)) {
+        throw new Error(`${args.path}: commander's use of node:child_process changed: update the lazy-commander-child-process plugin`);
+      }
+      return { contents: source.replace(eager, "const childProcess = { spawn: (...a) => require('node:child_process').spawn(...a) };"), loader: 'js' };
     });
   },
 };
@@ -65,7 +85,7 @@ export default defineConfig([
     shims: true,
     target: 'node20',
     noExternal: [/^@hype\//, 'commander'],
-    esbuildPlugins: [bundleInputs],
+    esbuildPlugins: [bundleInputs, lazyCommanderChildProcess],
     // import() of what stays outside (node:dgram in virtio-net) becomes require(): bin.cjs runs this file
     // through vm.Script, where import() has no loader and fails.
     esbuildOptions(options) {

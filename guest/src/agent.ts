@@ -5,7 +5,7 @@
  * /usr/sbin/hype-agent. The tests of @hype/guest-agent compile it with `compileAgent()` and run it on the
  * host (`--unix PATH`).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from './child-process.js';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { hypeCacheDir } from './cache.js';

@@ -2,7 +2,7 @@
  * Host-side ext4 image helpers for guest tests, built on Debian's e2fsprogs: `mke2fs -d` fills an image
  * from a folder without root or loop mounts, `debugfs` reads files back out of it.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from './child-process.js';
 import { closeSync, existsSync, openSync, ftruncateSync, statSync } from 'node:fs';
 
 const E2FSPROGS_HINT = 'apt-get install e2fsprogs';

@@ -3,7 +3,7 @@
  * guest/rootfs (init, poweroff wrapper, test runner), the guest agent, optional extra files; written as one uncompressed
  * newc cpio (a gunzip in the guest costs ~45 s on an emulating host, see packages/vm/README.md, host quirks).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync } from './child-process.js';
 import { memoized } from './memo.js';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';
 import { join, posix, relative, sep } from 'node:path';

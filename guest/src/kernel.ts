@@ -5,7 +5,7 @@
  * caches bzImage, vmlinux and the final config under `<cache>/kernel-<key>/` (moved into place with one
  * rename, so a reader never sees a half-written entry).
  */
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, execFileSync } from './child-process.js';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, createWriteStream, openSync, closeSync, readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';

@@ -5,7 +5,7 @@
  * fragment (kernel/hype.config) is tested on 6.1 and 6.12; its `#if linux` blocks are resolved for the
  * version read from the tarball's name.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync } from './child-process.js';
 import { DPKG_STATUS_FILE, memoized } from './memo.js';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';

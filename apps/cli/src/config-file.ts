@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import {
   parseCmdline,
@@ -129,8 +129,13 @@ export function configFromJson(json: unknown, name: string, baseDir: string): La
   return result;
 }
 
+/** A config file's text (small: read at once; node:fs/promises would bring node:readline and the file streams into every start). */
+async function readTextFile(path: string): Promise<string> {
+  return readFileSync(path, 'utf8');
+}
+
 /** Reads and validates a `--config` file. Throws a UsageError naming the file and what is wrong. */
-export async function loadConfigFile(path: string, read: (path: string) => Promise<string> = (p) => readFile(p, 'utf8')): Promise<LabelledOptions> {
+export async function loadConfigFile(path: string, read: (path: string) => Promise<string> = readTextFile): Promise<LabelledOptions> {
   let text: string;
   try {
     text = await read(path);

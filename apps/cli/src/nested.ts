@@ -3,8 +3,9 @@
  * terminal as it is: the rig gives the inner hype a terminal when ours is one, passes the exit status
  * back, and uses 125 for its own failures.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import type * as ChildProcess from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { NestedRig } from './ports.js';
@@ -12,12 +13,17 @@ import type { NestedRig } from './ports.js';
 /** rig/kvm-in-qemu.sh beside dist/ in the package. */
 export const RIG_SCRIPT = fileURLToPath(new URL('../rig/kvm-in-qemu.sh', import.meta.url));
 
+/** node:child_process when the rig is asked about or run: a run on KVM never loads it (nor node:net and node:dgram behind it). */
+function childProcess(): typeof ChildProcess {
+  return createRequire(import.meta.url)('node:child_process') as typeof ChildProcess;
+}
+
 export function processRig(binPath: string, env: NodeJS.ProcessEnv): NestedRig {
   return {
     problem() {
       if (!existsSync(RIG_SCRIPT)) return `${RIG_SCRIPT} is missing (a broken install)`;
       const qemu = env.KVM_IN_QEMU_QEMU ?? 'qemu-system-x86_64';
-      if (spawnSync(qemu, ['--version'], { stdio: 'ignore' }).status !== 0) {
+      if (childProcess().spawnSync(qemu, ['--version'], { stdio: 'ignore' }).status !== 0) {
         return `${qemu} is not installed (apt-get install qemu-system-x86 kmod busybox-static cpio, or bash scripts/setup.sh)`;
       }
       return undefined;
@@ -28,7 +34,7 @@ export function processRig(binPath: string, env: NodeJS.ProcessEnv): NestedRig {
         if (rwDirs.length > 0) {
           childEnv.KVM_IN_QEMU_RW = [env.KVM_IN_QEMU_RW, ...rwDirs].filter((d) => d !== undefined && d !== '').join(':');
         }
-        const child = spawn('bash', [RIG_SCRIPT, process.execPath, binPath, ...args], { stdio: 'inherit', env: childEnv });
+        const child = childProcess().spawn('bash', [RIG_SCRIPT, process.execPath, binPath, ...args], { stdio: 'inherit', env: childEnv });
         child.on('error', reject);
         // A rig killed by a signal ends like a shell reports it: 128 + the signal's number.
         child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? constants.signals[signal] : 0)));

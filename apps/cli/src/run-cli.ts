@@ -1,5 +1,4 @@
 import { lstatSync, unlinkSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { KernelImage } from '@hype/linux-loader';
 import { DEFAULT_MEM_MIB } from '@hype/vm';
@@ -137,7 +136,7 @@ async function run(parsed: RunParsed, io: CliIo, argv: readonly string[]): Promi
   if (timings && io.startedAtMs !== undefined) printTiming(io, { event: 'cli-start', ms: io.startedAtMs });
   const fs = io.fs ?? nodeFs;
   const logLevel = logLevelFromEnv(io.env);
-  const file = configFile === undefined ? undefined : await loadConfigFile(configFile, io.readTextFile ?? ((p) => readFile(p, 'utf8')));
+  const file = configFile === undefined ? undefined : await loadConfigFile(configFile, io.readTextFile);
   const { options, origins } = mergeOptions(file, flags);
 
   const nics = resolveNics(options.nets, options.mac, options.publish, origins);

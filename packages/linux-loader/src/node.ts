@@ -2,8 +2,9 @@
  * Node.js conveniences: the gzip decompressor (node:zlib) and a file-reading front end to `loadLinux`.
  * Kept out of the main entry so the loader core stays free of node:* imports.
  */
-import { execFileSync } from 'node:child_process';
+import type * as ChildProcess from 'node:child_process';
 import { type Stats, closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { delimiter, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { type InitrdSource, type LinuxBootOptions, type LinuxBootSetup, loadLinux } from './boot.js';
@@ -44,6 +45,8 @@ export function gunzipBounded(data: Uint8Array, expectedSize: number): Uint8Arra
  */
 export function unxzBounded(data: Uint8Array, expectedSize: number): Uint8Array {
   try {
+    // node:child_process (and node:net, node:dgram behind it) only for an xz kernel: not at every start.
+    const { execFileSync } = createRequire(import.meta.url)('node:child_process') as typeof ChildProcess;
     return execFileSync('xz', ['-dc', '--single-stream'], { input: data, maxBuffer: Math.max(1, expectedSize), stdio: ['pipe', 'pipe', 'pipe'] });
   } catch (e) {
     const err = e as NodeJS.ErrnoException & { stderr?: Buffer };

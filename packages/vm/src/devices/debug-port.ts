@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import type { BusDevice } from '../bus.js';
 
 /** The hype debug ports (packages/vm/README.md): 0xf4 = power off with status, 0xf5 = boot/progress marker. */
