@@ -20,9 +20,17 @@ export async function main(options: MainOptions = {}): Promise<never> {
   const startedAtMs = performance.now();
   const hooks = installProcessHooks();
   const code = await runCli(process.argv.slice(2), {
-    stdin: process.stdin,
-    stdout: process.stdout,
-    stderr: process.stderr,
+    // Node makes each of these streams (and loads the modules behind it) on first use: not before the
+    // VM runs, unless something is printed first.
+    get stdin() {
+      return process.stdin;
+    },
+    get stdout() {
+      return process.stdout;
+    },
+    get stderr() {
+      return process.stderr;
+    },
     env: process.env,
     // Loaded on first use: @hype/vm's adapter opens devices and the native KVM addon, and @hype/guest is
     // the build driver, which --help, --version and the input checks do not need (and must not fail on).

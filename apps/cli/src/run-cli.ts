@@ -473,24 +473,27 @@ async function runVm(config: CliVmConfig, kvmDevice: string, logLevel: LogLevel,
     stopTimer.unref?.();
   };
 
-  bridge = new ConsoleBridge({
-    input: io.stdin,
-    toGuest: (bytes) => vm.writeConsole(bytes),
-    onQuit: () => requestStop({ kind: 'quit-key' }),
-    writeMessage: (text) => io.stderr.write(text),
-    ...(io.registerCleanup ? { registerRestore: io.registerCleanup } : {}),
-  });
   const unsubscribes = STOP_SIGNALS.map((signal) => io.onSignal(signal, () => requestStop({ kind: 'signal', signal })));
   let outcome: VmOutcome;
   try {
+    const running = vm.run();
+    // The console's input once the vCPUs run: process.stdin (a terminal's or a pipe's stream, and the
+    // modules behind it) is then made beside the guest's boot, not before it.
+    bridge = new ConsoleBridge({
+      input: io.stdin,
+      toGuest: (bytes) => vm.writeConsole(bytes),
+      onQuit: () => requestStop({ kind: 'quit-key' }),
+      writeMessage: (text) => io.stderr.write(text),
+      ...(io.registerCleanup ? { registerRestore: io.registerCleanup } : {}),
+    });
     bridge.start();
-    outcome = await Promise.race([vm.run(), gaveUp]);
+    outcome = await Promise.race([running, gaveUp]);
   } catch (error) {
     outcome = { kind: 'internal-error', message: (error as Error)?.stack ?? String(error) };
   } finally {
     if (stopTimer) clearTimeout(stopTimer);
     for (const unsubscribe of unsubscribes) unsubscribe();
-    bridge.close();
+    bridge?.close();
     removeDrainListeners();
   }
   const decision = decideExit(outcome, stopCause);

@@ -1,5 +1,4 @@
-import { createRequire } from 'node:module';
-import type * as V8 from 'node:v8';
+import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 /**
@@ -15,8 +14,6 @@ export function collectStartupGarbage(): boolean {
   // Started with --expose-gc (a test runner, a program embedding runCli): use it, and leave the flag on.
   let gc = (globalThis as { gc?: () => void }).gc;
   if (typeof gc !== 'function') {
-    // node:v8 here, after the VM started, not at every start (it loads the heap snapshot modules too).
-    const { setFlagsFromString } = createRequire(import.meta.url)('node:v8') as typeof V8;
     setFlagsFromString('--expose-gc');
     try {
       gc = runInNewContext('typeof gc === "function" ? gc : undefined') as (() => void) | undefined;
