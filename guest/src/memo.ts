@@ -93,8 +93,7 @@ export function recall<T>(key: string, cacheDir = hypeCacheDir(), valid: (value:
  */
 export function remember(key: string, inputs: readonly string[], files: string | undefined, value: unknown, cacheDir = hypeCacheDir()): void {
   if (files === undefined) return;
-  const path = join(cacheDir, 'memo.json');
-  store(cacheDir, read(path), key, { files, value: { inputs: [...inputs], value } satisfies Recorded });
+  store(cacheDir, read(join(cacheDir, 'memo.json')), key, { files, value: { inputs: [...inputs], value } satisfies Recorded });
 }
 
 function store(cacheDir: string, memo: MemoFile, key: string, entry: MemoFile[string]): void {
