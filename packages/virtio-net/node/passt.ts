@@ -2,8 +2,7 @@
 // as a child process and hands it one end of a connected Unix socket (`passt --fd`), so no socket path is
 // ever shared with other users and passt exits when the socket closes (`--fd` implies `--one-off`).
 
-import type { ChildProcess } from 'node:child_process';
-import type * as ChildProcessModule from 'node:child_process';
+import type { ChildProcess, spawn as Spawn } from 'node:child_process';
 import { chownSync, closeSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Socket, createServer, isIPv4 } from 'node:net';
 import { createRequire } from 'node:module';
@@ -230,7 +229,7 @@ export async function startPasst(options: PasstOptions = {}): Promise<PasstBacke
     let child: ChildProcess;
     try {
       // node:child_process only when passt starts (--net user), not in every VMM that imports this module.
-      const { spawn } = createRequire(import.meta.url)('node:child_process') as typeof ChildProcessModule;
+      const { spawn } = createRequire(import.meta.url)('node:child_process') as { spawn: typeof Spawn };
       child = spawn(command, passtArguments(options, pidFile), { stdio: ['ignore', 'ignore', 'pipe', theirs] });
     } finally {
       closeSync(theirs); // passt has its own copy (fd 3)
