@@ -50,8 +50,8 @@ export async function ensureDefaultGuest(options: DefaultGuestOptions = {}): Pro
     return { kernel: recalled.artifacts.vmlinux, initrd: recalled.initrd, artifacts: recalled.artifacts };
   }
   // The inputs' identities before anything is built: a file changed meanwhile makes the next recall miss.
-  const inputs = key !== undefined ? guestInputFiles() : undefined;
-  const before = inputs !== undefined ? fingerprint(inputs) : undefined;
+  const listed = key !== undefined ? guestInputFiles() : undefined;
+  const before = listed !== undefined ? fingerprint(listed.all) : undefined;
   let kernelMessage: string | undefined;
   const artifacts = await ensureKernel({
     ...kernelOptions,
@@ -61,12 +61,13 @@ export async function ensureDefaultGuest(options: DefaultGuestOptions = {}): Pro
       if (p.phase !== 'cached' || reportCached) progress(`guest kernel: ${p.message}`);
     },
   });
-  const initrd = ensureInitrd(cacheDir, progress, reportCached);
-  if (key !== undefined && inputs !== undefined && before !== undefined && kernelMessage !== undefined && initrd.cached) {
+  // The initrd's inputs as listed above when they were (the list walks guest/rootfs and checks the agent's build).
+  const initrd = ensureInitrd(cacheDir, progress, reportCached, listed?.initrd ?? initrdInputs());
+  if (key !== undefined && listed !== undefined && before !== undefined && kernelMessage !== undefined && initrd.cached) {
     const outputs = [artifacts.vmlinux, join(artifacts.dir, 'build.json'), initrd.path];
     const after = fingerprint(outputs);
     const value: RecalledGuest = { kernelMessage, initrd: initrd.path, artifacts };
-    if (after !== undefined) remember(key, [...inputs, ...outputs], `${before}|${after}`, value, cacheDir);
+    if (after !== undefined) remember(key, [...listed.all, ...outputs], `${before}|${after}`, value, cacheDir);
   }
   return { kernel: artifacts.vmlinux, initrd: initrd.path, artifacts };
 }
@@ -94,14 +95,16 @@ function codeDir(): string {
 
 /**
  * Every file the default guest is derived from (see initrdInputs and the kernel's and agent's inputs) and
- * the code that builds it: this file's directory and the JavaScript in it (in a bundle, the bundle).
- * Undefined when they cannot be listed (no kernel source): then the slow path says what is missing.
+ * the code that builds it: this file's directory and the JavaScript in it (in a bundle, the bundle);
+ * and the initrd's part of them on its own. Undefined when they cannot be listed (no kernel source): then
+ * the slow path says what is missing.
  */
-function guestInputFiles(): string[] | undefined {
+function guestInputFiles(): { all: string[]; initrd: string[] } | undefined {
   try {
     const code = codeDir();
     const codeFiles = readdirSync(code).filter((name) => /\.[cm]?js$/.test(name)).map((name) => join(code, name));
-    return [...new Set([...kernelInputFiles(), ...agentInputFiles(), ...initrdInputs(), code, ...codeFiles])];
+    const initrd = initrdInputs();
+    return { all: [...new Set([...kernelInputFiles(), ...agentInputFiles(), ...initrd, code, ...codeFiles])], initrd };
   } catch {
     return undefined;
   }
@@ -126,11 +129,11 @@ function initrdInputs(): string[] {
   return files;
 }
 
-function ensureInitrd(cacheDir: string, progress: (line: string) => void, reportCached: boolean): { path: string; cached: boolean } {
+function ensureInitrd(cacheDir: string, progress: (line: string) => void, reportCached: boolean, inputs: string[]): { path: string; cached: boolean } {
   let built = false;
   const path = memoized(
     `default initrd in ${cacheDir}`,
-    initrdInputs(),
+    inputs,
     () => {
       built = true;
       return buildInitrdFile(cacheDir, progress, reportCached);
