@@ -7,11 +7,13 @@
 //   - wall: the parent's time from spawn() to reading the event line on the child's stderr;
 //   - hype clock: the event's own `ms`, performance.now() in hype = ms since its process started.
 // Baselines, in the same run and interleaved with the boots: `node -e 0` (wall, spawn to exit) and a
-// bare node's time to its first line of user code on its own clock. Medians of HYPE_BENCH_BOOTS.
+// bare node's time to its first line of user code on its own clock. Medians of HYPE_BENCH_BOOTS. Every
+// timed run starts after bench/lib/launder.mjs (memory the previous guest freed written once, untimed).
 //
 // Env: HYPE_BENCH_BOOTS (default 5), HYPE_BENCH_BOOT_TIMEOUT_S (per boot, default 300),
-//      HYPE_KVM_DEVICE (default /dev/kvm).
+//      HYPE_KVM_DEVICE (default /dev/kvm), HYPE_BENCH_LAUNDER_MIB (bench/lib/launder.mjs).
 import { intEnv } from './lib/env.mjs';
+import { launderFreedMemory, launderMib } from './lib/launder.mjs';
 import {
   bareNodeUserCodeMs,
   bareNodeWallMs,
@@ -36,6 +38,7 @@ if (unavailable) {
 const BOOTS = intEnv('HYPE_BENCH_BOOTS', 5, 1, 1000);
 const TIMEOUT_MS = intEnv('HYPE_BENCH_BOOT_TIMEOUT_S', 300, 1, 86_400) * 1000;
 const ARGS = ['--cmdline', 'hype.test=boot'];
+const LAUNDER_MIB = launderMib();
 
 /** One boot; the events it must produce, checked. */
 async function boot() {
@@ -81,9 +84,14 @@ const nodeUserCode = [];
 for (let i = 0; i < BOOTS; i++) {
   // Alternate the order so that load from other processes falls on both sides alike.
   const steps = [
-    async () => boots.push(await boot()),
     async () => {
+      launderFreedMemory(LAUNDER_MIB);
+      boots.push(await boot());
+    },
+    async () => {
+      launderFreedMemory(LAUNDER_MIB);
       nodeWall.push(await bareNodeWallMs());
+      launderFreedMemory(LAUNDER_MIB);
       nodeUserCode.push(await bareNodeUserCodeMs());
     },
   ];

@@ -21,12 +21,13 @@
 //   - VMM start-up: process start to first KVM_RUN, each on its own clock.
 // One warm-up boot of each side per console (page cache; hype's command line; the console lines of the
 // two guests compared, numbers masked), then HYPE_BENCH_CFLOOR_RUNS boots of each, interleaved with the
-// order alternating; medians.
+// order alternating, each after bench/lib/launder.mjs (memory the previous guest freed written once, untimed);
+// medians.
 //
 // Env: HYPE_BENCH_CFLOOR_RUNS (default 3), HYPE_BENCH_CFLOOR_CONSOLES (default serial,hvc),
 //      HYPE_BENCH_BOOT_TIMEOUT_S (per boot, default 300), HYPE_BENCH_DIR (where the compiled cfloor goes,
 //      default the OS temp dir), HYPE_KVM_DEVICE (default /dev/kvm; hype and cfloor
-//      both use it).
+//      both use it), HYPE_BENCH_LAUNDER_MIB (bench/lib/launder.mjs).
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
@@ -34,6 +35,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { intEnv } from './lib/env.mjs';
+import { launderFreedMemory, launderMib } from './lib/launder.mjs';
 import { ensureDefaultGuest, HYPE_BIN, kvmUnavailableReason, requireBuiltCli, ROOT } from './lib/hype.mjs';
 import { emitResult, emitSkipped, row } from './lib/result.mjs';
 import { summarize } from './lib/stats.mjs';
@@ -208,20 +210,25 @@ async function prepare(kind) {
   return { kind, hypeArgs, cfloorArgs, cmdline, onlyC, onlyHype, hypeBoot: () => hypeBoot(), cfloorBoot, hype: [], c: [] };
 }
 
+const LAUNDER_MIB = launderMib();
 const sides = [];
 for (const kind of CONSOLES) sides.push(await prepare(kind));
 
 for (let i = 0; i < RUNS; i++) {
   for (const side of sides) {
     // Alternate the order so that load from other processes falls on both sides alike.
-    const steps = [async () => side.hype.push(await side.hypeBoot()), async () => side.c.push(await side.cfloorBoot())];
+    const steps = [
+      async () => { launderFreedMemory(LAUNDER_MIB); side.hype.push(await side.hypeBoot()); },
+      async () => { launderFreedMemory(LAUNDER_MIB); side.c.push(await side.cfloorBoot()); },
+    ];
     if (i % 2 === 1) steps.reverse();
     for (const step of steps) await step();
     const h = side.hype.at(-1);
     const f = side.c.at(-1);
     process.stderr.write(
       `cfloor: ${side.kind} ${i + 1}/${RUNS}: whole run hype ${h.processWallMs.toFixed(0)} ms, C ${f.processWallMs.toFixed(0)} ms; ` +
-        `first KVM_RUN to /init hype ${h.runToInitMs.toFixed(0)} ms, C ${f.runToInitMs.toFixed(0)} ms\n`,
+        `first KVM_RUN to /init hype ${h.runToInitMs.toFixed(0)} ms, C ${f.runToInitMs.toFixed(0)} ms; ` +
+        `kernel and initrd into guest RAM hype ${loadMs(h.startup.vmLoadedMs, h.startup.vmDevicesMs)}, C ${loadMs(f.startup.vmLoadedMs, f.startup.vmRamMs)}\n`,
     );
   }
 }
@@ -272,6 +279,11 @@ for (const side of sides) {
 }
 
 /** Medians of the steps of hype's start-up (ms), from its cli-start, vm-create and vm-created events; undefined without them. */
+/** `to - from` as "N ms", or "?" when a build printed no such events. */
+function loadMs(to, from) {
+  return to === undefined || from === undefined ? '?' : `${Math.round(to - from)} ms`;
+}
+
 function startupSplit(runs) {
   const steps = runs.map(({ startup: s }) => s);
   if (steps.some((s) => s.cliStartMs === undefined || s.vmCreateMs === undefined || s.vmCreatedMs === undefined)) return undefined;
