@@ -13,7 +13,7 @@ import {
 } from './cpu-state.js';
 import { type E820Entry, buildE820 } from './e820.js';
 import { type ElfImage, elfExtent, hasElfMagic, loadElf, parseElf, parseElfImage, physicalEntry } from './elf.js';
-import { type KernelImage, imageBytes, isKernelSource } from './kernel-source.js';
+import { type KernelImage, imageBytes, inBatch, isKernelSource } from './kernel-source.js';
 import { LoaderError, formatMiB, hex } from './errors.js';
 import { writeGdt } from './gdt.js';
 import { type RamRegion, LAYOUT, MiB, PAGE_SIZE, alignDown, alignUp, guestRamRegions } from './layout.js';
@@ -241,7 +241,7 @@ interface BootPlan {
  * again.
  */
 export function checkLinux(opts: LinuxBootOptions): void {
-  planBoot(opts);
+  inBatch(opts.kernel, () => planBoot(opts));
 }
 
 /**
@@ -250,7 +250,7 @@ export function checkLinux(opts: LinuxBootOptions): void {
  * Nothing is written if validation fails. Errors are `LoaderError`s with one-line messages.
  */
 export function loadLinux(mem: GuestMemory, opts: LinuxBootOptions): LinuxBootSetup {
-  return writeBoot(mem, opts, planBoot(opts));
+  return inBatch(opts.kernel, () => writeBoot(mem, opts, planBoot(opts)));
 }
 
 function planBoot(opts: LinuxBootOptions): BootPlan {

@@ -11,6 +11,17 @@ export interface KernelSource {
   readonly size: number;
   /** Fills `into` with the image's bytes from `position` on (all of `into`), or throws a LoaderError naming the image. */
   readAt(into: Uint8Array, position: number): void;
+  /**
+   * Optional: runs `use` with the image held open, so that the readAt calls inside it share one open file
+   * (the loader makes a dozen; each opening and checking the file again was tens of ms of start-up under
+   * emulation). Returns what `use` returns; its errors pass through unchanged.
+   */
+  batch?<T>(use: () => T): T;
+}
+
+/** `use()`, inside `image.batch` when the image is a source that has one. */
+export function inBatch<T>(image: KernelImage, use: () => T): T {
+  return isKernelSource(image) && image.batch !== undefined ? image.batch(use) : use();
 }
 
 /** A kernel given as bytes or as a source. */

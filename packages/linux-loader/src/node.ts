@@ -137,10 +137,11 @@ export function openInitrdFile(path: string): { source: Uint8Array | InitrdSourc
 /**
  * A kernel file as the loader takes it. An ELF vmlinux (a regular file) is a KernelSource: the loader
  * reads its headers, then its segments straight into guest memory, never the whole file (symbols and
- * debug sections are a third of a vmlinux or more). Each read opens the file and checks it is the one
- * first seen (device, inode, size, modification time), so no descriptor stays open between a dry run
- * and the load, and a kernel replaced in between fails instead of loading a mix of two files. A bzImage
- * (needed whole) or something other than a regular file is read into memory.
+ * debug sections are a third of a vmlinux or more). Each read, or each batch of reads (a plan or a load:
+ * KernelSource.batch), opens the file and checks it is the one first seen (device, inode, size,
+ * modification time), so no descriptor stays open between a dry run and the load, and a kernel replaced
+ * in between fails instead of loading a mix of two files. A bzImage (needed whole) or something other
+ * than a regular file is read into memory.
  */
 export function kernelFile(path: string): KernelImage {
   return withKernelFile(path, (fd) => {
@@ -155,12 +156,7 @@ export function kernelFile(path: string): KernelImage {
 
 /** `use(fd)` of the kernel file opened for reading, closed after; failures are LoaderErrors naming it. */
 function withKernelFile<T>(path: string, use: (fd: number) => T): T {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw bootFileError(e, path, 'kernel');
-  }
+  const fd = openKernelFile(path);
   try {
     return use(fd);
   } catch (e) {
@@ -170,18 +166,58 @@ function withKernelFile<T>(path: string, use: (fd: number) => T): T {
   }
 }
 
+function openKernelFile(path: string): number {
+  try {
+    return openSync(path, 'r');
+  } catch (e) {
+    throw bootFileError(e, path, 'kernel');
+  }
+}
+
 function sameFile(a: Stats, b: Stats): boolean {
   return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
 }
 
 function elfFileSource(path: string, first: Stats): KernelSource {
+  const checkSame = (fd: number) => {
+    if (!sameFile(fstatSync(fd), first)) throw new LoaderError('format', `kernel ${path}: the file changed while it was being loaded; start again`);
+  };
+  const readAt = (fd: number, into: Uint8Array, position: number) => {
+    if (readFully(fd, into, position) !== into.length) throw new LoaderError('format', `kernel ${path}: the file ends before byte ${position + into.length} (did it change?)`);
+  };
+  let held: number | undefined; // the descriptor of the batch running now
   return {
     size: first.size,
     readAt(into: Uint8Array, position: number): void {
-      withKernelFile(path, (fd) => {
-        if (!sameFile(fstatSync(fd), first)) throw new LoaderError('format', `kernel ${path}: the file changed while it was being loaded; start again`);
-        if (readFully(fd, into, position) !== into.length) throw new LoaderError('format', `kernel ${path}: the file ends before byte ${position + into.length} (did it change?)`);
-      });
+      const fd = held;
+      if (fd === undefined) {
+        withKernelFile(path, (opened) => {
+          checkSame(opened);
+          readAt(opened, into, position);
+        });
+        return;
+      }
+      try {
+        readAt(fd, into, position);
+      } catch (e) {
+        throw e instanceof LoaderError ? e : bootFileError(e, path, 'kernel');
+      }
+    },
+    batch<T>(use: () => T): T {
+      if (held !== undefined) return use();
+      const fd = openKernelFile(path);
+      try {
+        try {
+          checkSame(fd);
+        } catch (e) {
+          throw e instanceof LoaderError ? e : bootFileError(e, path, 'kernel');
+        }
+        held = fd;
+        return use();
+      } finally {
+        held = undefined;
+        closeSync(fd);
+      }
     },
   };
 }

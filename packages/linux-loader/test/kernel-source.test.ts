@@ -143,6 +143,25 @@ describe('kernelFile', () => {
     expect(Buffer.compare(a, b)).toBe(0);
   });
 
+  it('reads inside a batch share one open file; errors of the batch\'s work pass through unchanged', () => {
+    const vmlinux = join(dir, 'vmlinux-batch');
+    const bytes = smallVmlinux();
+    writeFileSync(vmlinux, bytes);
+    const source = kernelFile(vmlinux) as KernelSource;
+    const head = new Uint8Array(64);
+    source.batch!(() => {
+      rmSync(vmlinux); // gone by name: only the descriptor the batch holds can still read it
+      source.readAt(head, 0);
+      source.batch!(() => source.readAt(head, 0)); // nested: the same descriptor
+    });
+    expect(Buffer.compare(head, bytes.subarray(0, 64))).toBe(0);
+    expect(() => source.readAt(head, 0)).toThrow(`kernel ${vmlinux}: no such file`); // the batch closed it
+    writeFileSync(vmlinux, bytes);
+    const again = kernelFile(vmlinux) as KernelSource;
+    expect(() => again.batch!(() => { throw new RangeError('not the kernel\'s fault'); })).toThrow(/^not the kernel's fault$/);
+    expect(() => again.batch!(() => again.readAt(new Uint8Array(16), bytes.length - 8))).toThrow(`kernel ${vmlinux}: the file ends before byte ${bytes.length + 8} (did it change?)`);
+  });
+
   it('a file replaced or changed after it was opened fails with a one-line error instead of loading a mix', () => {
     const vmlinux = join(dir, 'vmlinux-changing');
     writeFileSync(vmlinux, smallVmlinux());
