@@ -218,8 +218,14 @@ for (let i = 0; i < RUNS; i++) {
   for (const side of sides) {
     // Alternate the order so that load from other processes falls on both sides alike.
     const steps = [
-      async () => { launderFreedMemory(LAUNDER_MIB); side.hype.push(await side.hypeBoot()); },
-      async () => { launderFreedMemory(LAUNDER_MIB); side.c.push(await side.cfloorBoot()); },
+      async () => {
+        launderFreedMemory(LAUNDER_MIB);
+        side.hype.push(await side.hypeBoot());
+      },
+      async () => {
+        launderFreedMemory(LAUNDER_MIB);
+        side.c.push(await side.cfloorBoot());
+      },
     ];
     if (i % 2 === 1) steps.reverse();
     for (const step of steps) await step();
@@ -278,12 +284,12 @@ for (const side of sides) {
   }
 }
 
-/** Medians of the steps of hype's start-up (ms), from its cli-start, vm-create and vm-created events; undefined without them. */
 /** `to - from` as "N ms", or "?" when a build printed no such events. */
 function loadMs(to, from) {
   return to === undefined || from === undefined ? '?' : `${Math.round(to - from)} ms`;
 }
 
+/** Medians of the steps of hype's start-up (ms), from its cli-start, vm-create and vm-created events; undefined without them. */
 function startupSplit(runs) {
   const steps = runs.map(({ startup: s }) => s);
   if (steps.some((s) => s.cliStartMs === undefined || s.vmCreateMs === undefined || s.vmCreatedMs === undefined)) return undefined;

@@ -160,10 +160,15 @@ function withKernelFile<T>(path: string, use: (fd: number) => T): T {
   try {
     return use(fd);
   } catch (e) {
-    throw e instanceof LoaderError ? e : bootFileError(e, path, 'kernel');
+    throw kernelFileError(e, path);
   } finally {
     closeSync(fd);
   }
+}
+
+/** A failure while reading the kernel file as a LoaderError naming it (LoaderErrors pass through). */
+function kernelFileError(e: unknown, path: string): LoaderError {
+  return e instanceof LoaderError ? e : bootFileError(e, path, 'kernel');
 }
 
 function openKernelFile(path: string): number {
@@ -200,7 +205,7 @@ function elfFileSource(path: string, first: Stats): KernelSource {
       try {
         readAt(fd, into, position);
       } catch (e) {
-        throw e instanceof LoaderError ? e : bootFileError(e, path, 'kernel');
+        throw kernelFileError(e, path);
       }
     },
     batch<T>(use: () => T): T {
@@ -210,7 +215,7 @@ function elfFileSource(path: string, first: Stats): KernelSource {
         try {
           checkSame(fd);
         } catch (e) {
-          throw e instanceof LoaderError ? e : bootFileError(e, path, 'kernel');
+          throw kernelFileError(e, path);
         }
         held = fd;
         return use();
