@@ -191,15 +191,12 @@ function elfFileSource(path: string, first: Stats): KernelSource {
     if (readFully(fd, into, position) !== into.length) throw new LoaderError('format', `kernel ${path}: the file ends before byte ${position + into.length} (did it change?)`);
   };
   let held: number | undefined; // the descriptor of the batch running now
-  return {
+  const source = {
     size: first.size,
     readAt(into: Uint8Array, position: number): void {
       const fd = held;
       if (fd === undefined) {
-        withKernelFile(path, (opened) => {
-          checkSame(opened);
-          readAt(opened, into, position);
-        });
+        source.batch(() => source.readAt(into, position)); // a batch of one read
         return;
       }
       try {
@@ -225,6 +222,7 @@ function elfFileSource(path: string, first: Stats): KernelSource {
       }
     },
   };
+  return source;
 }
 
 export interface LinuxBootFiles extends Omit<LinuxBootOptions, 'kernel' | 'kernelName' | 'initrd' | 'initrdName'> {
