@@ -43,6 +43,14 @@ describe.each(['boot.mjs', 'memory.mjs', 'ddread.mjs', 'net.mjs'])('%s without K
   });
 });
 
+describe('cfloor.mjs', () => {
+  it('skips itself where the host-quirk layer would be on (a kvm_pvm host), naming where to run it instead', () => {
+    const result = resultOf('cfloor.mjs', { ...fakeEnv, HYPE_HOST_QUIRKS: 'pvm' });
+    expect(result).toMatchObject({ bench: 'cfloor', status: 'skipped' });
+    expect(result.reason).toMatch(/^needs ordinary KVM: .*kvm_pvm.*scripts\/kvm-in-qemu\.sh/);
+  });
+});
+
 describe('boot.mjs', () => {
   it('takes medians of the timing events of each boot next to bare node', { timeout: 180_000 }, () => {
     const result = resultOf('boot.mjs', { ...fakeEnv, HYPE_BENCH_BOOTS: '3' });
