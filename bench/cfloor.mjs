@@ -36,7 +36,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { intEnv } from './lib/env.mjs';
 import { launderFreedMemory, launderMib } from './lib/launder.mjs';
-import { ensureDefaultGuest, HYPE_BIN, kvmUnavailableReason, requireBuiltCli, ROOT } from './lib/hype.mjs';
+import { ensureDefaultGuest, HYPE_BIN, kvmIsPvm, kvmUnavailableReason, requireBuiltCli, ROOT } from './lib/hype.mjs';
 import { emitResult, emitSkipped, row } from './lib/result.mjs';
 import { summarize } from './lib/stats.mjs';
 
@@ -49,16 +49,11 @@ if (unavailable) {
   process.exit(0);
 }
 
-/**
- * The C floor has no host-quirk layer (cfloor.c's header): on a kvm_pvm host, whose CPL0 instruction
- * emulator lacks int3, clac and more, its guest stops at the first of them. Decided as @hype/vm decides
- * its quirks: HYPE_HOST_QUIRKS=pvm|off, else whether the kvm_pvm module is loaded.
- */
-function pvmHostReason(env = process.env) {
-  const mode = env.HYPE_HOST_QUIRKS || 'auto';
-  const pvm = mode === 'pvm' || (mode === 'auto' && existsSync('/sys/module/kvm_pvm'));
-  if (!pvm) return undefined;
-  return 'needs ordinary KVM: this host\'s /dev/kvm is kvm_pvm, whose instruction emulator the C floor has no workarounds for; run it in the nested rig (scripts/kvm-in-qemu.sh pnpm bench cfloor)';
+/** The C floor has no host-quirk layer (cfloor.c's header): on a kvm_pvm host, whose CPL0 instruction
+ * emulator lacks int3, clac and more, its guest stops at the first of them. */
+function pvmHostReason() {
+  if (!kvmIsPvm()) return undefined;
+  return "needs ordinary KVM: this host's /dev/kvm is kvm_pvm's, whose instruction emulator the C floor has no workarounds for; pnpm bench runs it in the nested rig (scripts/kvm-in-qemu.sh) on such a host";
 }
 
 const RUNS = intEnv('HYPE_BENCH_CFLOOR_RUNS', 3, 1, 1000);

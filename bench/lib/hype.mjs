@@ -28,6 +28,15 @@ export function parseTimingLine(line) {
   return event;
 }
 
+/**
+ * Whether this host's /dev/kvm is kvm_pvm's, decided as @hype/vm decides its host quirks: HYPE_HOST_QUIRKS
+ * pvm (yes) or off (no), else whether the kvm_pvm module is loaded.
+ */
+export function kvmIsPvm(env = process.env, exists = existsSync) {
+  const mode = env.HYPE_HOST_QUIRKS || 'auto';
+  return mode === 'pvm' || (mode === 'auto' && exists('/sys/module/kvm_pvm'));
+}
+
 /** Why the KVM benchmarks cannot run here, or undefined when they can. */
 export function kvmUnavailableReason(env = process.env) {
   const device = env.HYPE_KVM_DEVICE || '/dev/kvm';
