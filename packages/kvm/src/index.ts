@@ -9,6 +9,7 @@ export { Vcpu } from './vcpu.js';
 export type { ExitAction, ExitHandler, StartOptions, VcpuStopReason } from './vcpu.js';
 export { DEFAULT_EXIT_POLL_BUDGET_NS, RECOMMENDED_EXIT_POLL_BUDGET_NS, resolveExitPoll } from './exit-poll.js';
 export type { ExitPoll, ExitPollOptions } from './exit-poll.js';
+export { DEFAULT_VCPU_SPIN_NS, resolveVcpuSpin } from './vcpu-spin.js';
 export { PioReadMirror } from './pio-read-mirror.js';
 export { KvmRun } from './kvm-run.js';
 export type { InternalErrorExit, IoExit, MmioExit, SystemEventExit } from './kvm-run.js';

@@ -1,6 +1,7 @@
 import { addon, ioctls, layout, type NativeMapping, type NativeVcpuThread } from '@hype/kvm-sys';
 import { closedError, ioctl, KvmError } from './errors.js';
 import { PollGovernor, resolveExitPoll, shouldPollAgain, type ExitPollOptions } from './exit-poll.js';
+import { resolveVcpuSpin } from './vcpu-spin.js';
 import { KvmRun } from './kvm-run.js';
 import type { PioReadMirror } from './pio-read-mirror.js';
 import {
@@ -16,9 +17,9 @@ export type ExitAction = void | 'stop';
 export type ExitHandler = (run: KvmRun, vcpu: Vcpu) => ExitAction | Promise<ExitAction>;
 
 export interface StartOptions {
-  /** Busy-wait this long (ns) for the handler before the vCPU thread sleeps. Default 0. Measured with the
-   * simulated handoff on a 2-core host: spinning cut the round trip from ~8 µs to ~2 µs while a core was
-   * idle, but raised it to 20-26 µs while other work kept both cores busy (bench/handoff.mjs). */
+  /** Busy-wait this long (ns) for the handler before the vCPU thread sleeps. Default: resolveVcpuSpin()
+   * for a VM of one vCPU (HYPE_VCPU_SPIN_NS, else 20 µs on a host with more than one CPU, else 0);
+   * a VM of several vCPUs should pass resolveVcpuSpin({ vcpus }). See vcpu-spin.ts for the measurements. */
   spinNs?: number;
   /** 1-byte port reads the vCPU thread answers itself from what device models published (see
    * PioReadMirror); the handler sees only the other exits. */
@@ -161,6 +162,7 @@ export class Vcpu implements Disposable {
     const fd = this.#open();
     if (this.running) throw new Error(`vCPU ${this.id} is already running`);
     const poll = resolveExitPoll(options.exitPoll);
+    const spinNs = resolveVcpuSpin({ spinNs: options.spinNs });
     const governor = new PollGovernor(poll.budgetNs);
     return new Promise<VcpuStopReason>((resolve, reject) => {
       let failure: { error: unknown } | undefined;
@@ -213,7 +215,7 @@ export class Vcpu implements Disposable {
         else resolve('stopped');
       };
       const thread = new (addon().VcpuThread)(fd, this.#runMapping, onExit, onStop, {
-        spinNs: options.spinNs ?? 0,
+        spinNs,
         simulate: this.#simulateKvmRun,
         ...(options.pioReadMirror ? { pioReadMirror: options.pioReadMirror.mapping } : {}),
       });

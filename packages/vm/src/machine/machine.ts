@@ -1,5 +1,5 @@
 import {
-  KvmExit, KvmInternalError, KvmSystemEvent, type ExitPollOptions, type KvmRun, type PioReadMirror, type Regs, type Sregs, type Vcpu,
+  KvmExit, KvmInternalError, KvmSystemEvent, resolveVcpuSpin, type ExitPollOptions, type KvmRun, type PioReadMirror, type Regs, type Sregs, type Vcpu,
 } from '@hype/kvm';
 import {
   AgentError,
@@ -238,6 +238,7 @@ export class Machine {
     this.started = true;
     this.timing('first-kvm-run');
     const options = {
+      spinNs: resolveVcpuSpin({ vcpus: this.vcpus.length }),
       ...(this.pioReadMirror ? { pioReadMirror: this.pioReadMirror } : {}),
       ...(this.exitPoll ? { exitPoll: this.exitPoll } : {}),
     };
