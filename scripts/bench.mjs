@@ -6,7 +6,7 @@
 // HYPE_KVM_IN_QEMU=0 keeps everything on this host (what cannot run skips itself).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { kvmIsPvm } from '../bench/lib/hype.mjs';
 import { ALL_BENCHMARKS, planBench } from './bench-plan.mjs';
@@ -32,5 +32,8 @@ console.log(
   `\n[hype] ${host.kvm ? "this host's /dev/kvm is kvm_pvm's" : '/dev/kvm absent'}: ${inRig.join(', ')} run${inRig.length === 1 ? 's' : ''} under nested KVM (scripts/kvm-in-qemu.sh, QEMU/TCG).\n` +
     '[hype] Ratios compare hype with a baseline measured in the same emulated machine; absolute times mean nothing.\n',
 );
-status = run(join(root, 'scripts/kvm-in-qemu.sh'), ['node', 'bench/run.mjs', ...inRig]) || status;
+// Both runs write a JSON report (bench/run.mjs): the nested one goes beside the host's, not over it.
+const report = resolve(process.env.HYPE_BENCH_REPORT || join(root, 'bench/results/latest.json'));
+const nestedReport = onHost.length > 0 ? report.replace(/(\.json)?$/, '-nested.json') : report;
+status = run(join(root, 'scripts/kvm-in-qemu.sh'), ['env', `HYPE_BENCH_REPORT=${nestedReport}`, 'node', 'bench/run.mjs', ...inRig]) || status;
 process.exit(status);
