@@ -17,11 +17,11 @@ import { intEnv } from './lib/env.mjs';
 import { kvmUnavailableReason } from './lib/hype.mjs';
 import { parseResultLines, RESULT_PREFIX } from './lib/result.mjs';
 import { formatTable } from './lib/table.mjs';
+// Every benchmark, in report order: bench/<name>.mjs (one list, shared with pnpm bench's plan).
+import { ALL_BENCHMARKS as BENCHMARKS } from '../scripts/bench-plan.mjs';
 
 const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
 const ROOT = join(BENCH_DIR, '..');
-/** Every benchmark, in report order: bench/<name>.mjs. */
-const BENCHMARKS = ['handoff', 'blk', 'hostile', 'boot', 'memory', 'ddread', 'exec', 'cfloor', 'net'];
 
 const requested = process.argv.slice(2);
 for (const name of requested) {

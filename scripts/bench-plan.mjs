@@ -1,6 +1,6 @@
 // Where each benchmark of `pnpm bench` runs: on this host, or under nested KVM (scripts/kvm-in-qemu.sh).
 
-/** Every benchmark, in report order. */
+/** Every benchmark, in report order (bench/run.mjs runs bench/<name>.mjs). */
 export const ALL_BENCHMARKS = ['handoff', 'blk', 'hostile', 'boot', 'memory', 'ddread', 'exec', 'cfloor', 'net'];
 /** The benchmarks that need /dev/kvm. */
 export const KVM_BENCHMARKS = ['handoff', 'boot', 'memory', 'ddread', 'exec', 'cfloor', 'net'];
