@@ -4,14 +4,15 @@
 //
 //   sync C loop       KVM_RUN in a loop on the calling thread, each exit completed in C (the floor)
 //   handoff           @hype/kvm Vcpu.start(): native vCPU thread -> ThreadSafeFunction -> JS handler
-//                     -> resume(); measured between consecutive handler calls: as hype runs it (the vCPU
-//                     thread spins for resolveVcpuSpin()'s default, 20 µs where a CPU is free for JS,
-//                     before it sleeps) and with spinNs 0 (it sleeps at once)
-//   exit poll         the same, with StartOptions.exitPoll: after each handler the JS thread waits up to
-//                     the budget (adapted to the exits seen) for the next exit and handles it inline (no
-//                     event-loop turn, no TSFN), at most 64 in a row or for 1 ms; variants from
-//                     HANDOFF_POLL (comma-separated budgetNs[/spinNs][:maxMs],
-//                     default 100000,1000000; the rig's exits are ~10x slower than a real host's)
+//                     -> resume(); measured between consecutive handler calls. First as hype runs it
+//                     (its defaults: the vCPU thread spins 20 µs before it sleeps, resolveVcpuSpin(), and
+//                     the JS thread polls for the next exit, resolveExitPoll(), where a CPU is free for
+//                     JS), then without the exit poll: the vCPU thread spinning, and sleeping at once
+//   exit poll         StartOptions.exitPoll: after each handler the JS thread waits (as long as the exits
+//                     seen after this one took, within the ceiling) for the next exit and handles it
+//                     inline (no event-loop turn, no TSFN), at most 64 in a row or for 1 ms; variants
+//                     with other ceilings from HANDOFF_POLL (comma-separated budgetNs[/spinNs][:maxMs],
+//                     default 1000000; the rig's exits are ~10x slower than a real host's)
 //   simulated         the same handoff with the addon's stand-in for KVM_RUN (no guest at all): the cost
 //                     of the thread handoff alone; runs on hosts without /dev/kvm too
 //
@@ -41,7 +42,7 @@ async function load(pkg) {
 }
 
 /** Handler-to-handler intervals of `exits` exits handed to JS by a running vCPU. */
-function measureHandoff(vcpu, exits, spinNs, exitPoll = { budgetNs: 0 }) {
+function measureHandoff(vcpu, exits, spinNs, exitPoll) {
   const samples = new Float64Array(exits);
   let count = 0;
   let last = process.hrtime.bigint();
@@ -86,7 +87,7 @@ async function measureSimulated(exits) {
 }
 
 function pollVariants() {
-  const list = (process.env.HANDOFF_POLL ?? '100000,1000000').split(',').filter((x) => x.trim() !== '');
+  const list = (process.env.HANDOFF_POLL ?? '1000000').split(',').filter((x) => x.trim() !== '');
   return list.map((item) => {
     const [ns, maxMsText] = item.split(':');
     const [budgetNs, spinNs] = ns.split('/').map(Number);
@@ -116,8 +117,9 @@ export async function runHandoffBench({ exits = 20_000 } = {}) {
   if (!existsSync('/dev/kvm')) {
     return { ...base, status: 'skipped', reason: '/dev/kvm absent on this host', data: { exits, simulatedHandoff: simulated } };
   }
-  const { Kvm, resolveVcpuSpin } = await load('kvm');
+  const { Kvm, resolveVcpuSpin, resolveExitPoll } = await load('kvm');
   const defaultSpinNs = resolveVcpuSpin();
+  const defaultPollNs = resolveExitPoll().budgetNs;
   const kvm = Kvm.open();
   const vm = kvm.createVm();
   try {
@@ -134,12 +136,17 @@ export async function runHandoffBench({ exits = 20_000 } = {}) {
     vcpu.runPioLoopNative(1000); // warm-up
     const sync = stats(vcpu.runPioLoopNative(exits));
     await measureHandoff(vcpu, 1000); // warm-up
+    const polledBefore = vcpu.polledExits;
     const handoff = stats(await measureHandoff(vcpu, exits));
-    const handoffNoSpin = stats(await measureHandoff(vcpu, exits, 0));
+    const defaultPolledShare = round((vcpu.polledExits - polledBefore) / exits);
+    const noPoll = { budgetNs: 0 };
+    const handoffNoPoll = stats(await measureHandoff(vcpu, exits, undefined, noPoll));
+    const handoffNoSpin = stats(await measureHandoff(vcpu, exits, 0, noPoll));
     const polls = [];
     for (const exitPoll of pollVariants()) {
+      const before = vcpu.polledExits; // counts every run of this vCPU
       const result = stats(await measureHandoff(vcpu, exits, undefined, exitPoll));
-      polls.push({ ...exitPoll, ...result, polledShare: round(vcpu.polledExits / exits) }); // counts of this run
+      polls.push({ ...exitPoll, ...result, polledShare: round((vcpu.polledExits - before) / exits) });
     }
     const baseline = { name: 'synchronous C KVM_RUN loop (median)', value: sync.medianUs };
     const row = (metric, value, note) => ({
@@ -150,8 +157,10 @@ export async function runHandoffBench({ exits = 20_000 } = {}) {
       status: 'ok',
       rows: [
         row('PIO exit round trip, vCPU thread -> JS (median)', handoff.medianUs,
-          `p90 ${handoff.p90Us} µs; the vCPU thread spins ${defaultSpinNs / 1000} µs before sleeping (hype's default here)`),
-        row('same, vCPU thread sleeping at once (spinNs 0) (median)', handoffNoSpin.medianUs, `p90 ${handoffNoSpin.p90Us} µs`),
+          `p90 ${handoff.p90Us} µs; hype's defaults here: the vCPU thread spins ${defaultSpinNs / 1000} µs before sleeping, ` +
+            `the JS thread polls up to ${defaultPollNs / 1000} µs for the next exit (${Math.round(defaultPolledShare * 100)}% of exits taken by the poll)`),
+        row('same, no exit poll (median)', handoffNoPoll.medianUs, `p90 ${handoffNoPoll.p90Us} µs; the vCPU thread spinning ${defaultSpinNs / 1000} µs`),
+        row('same, no exit poll, vCPU thread sleeping at once (spinNs 0) (median)', handoffNoSpin.medianUs, `p90 ${handoffNoSpin.p90Us} µs`),
         ...polls.map((p) =>
           row(`same, JS polling ${pollName(p)} for the next exit (median)`, p.medianUs,
             `p90 ${p.p90Us} µs; ${Math.round(p.polledShare * 100)}% of exits taken by the poll`),
@@ -161,7 +170,10 @@ export async function runHandoffBench({ exits = 20_000 } = {}) {
           better: 'lower', note: 'no guest: native thread -> JS -> resume',
         },
       ],
-      data: { exits, syncCLoop: sync, handoff, defaultSpinNs, handoffNoSpin, exitPoll: polls, simulatedHandoff: simulated },
+      data: {
+        exits, syncCLoop: sync, handoff, defaultSpinNs, defaultPollNs, defaultPolledShare, handoffNoPoll, handoffNoSpin,
+        exitPoll: polls, simulatedHandoff: simulated,
+      },
     };
   } finally {
     vm.close();
@@ -173,13 +185,15 @@ export async function runHandoffBench({ exits = 20_000 } = {}) {
 export function formatHandoff(result) {
   const sim = `simulated thread handoff (no KVM) median ${result.data.simulatedHandoff.medianUs} µs`;
   if (result.status === 'skipped') return `handoff: cannot run: ${result.reason}; ${sim}`;
-  const { syncCLoop, handoff, defaultSpinNs, handoffNoSpin, exitPoll = [] } = result.data;
+  const { syncCLoop, handoff, defaultSpinNs, defaultPollNs, defaultPolledShare, handoffNoPoll, handoffNoSpin, exitPoll = [] } = result.data;
   const polls = exitPoll.map(
     (p) => `; JS polling ${pollName(p)}: ${p.medianUs} µs, ratio ${round(p.medianUs / syncCLoop.medianUs)}x (${Math.round(p.polledShare * 100)}% polled)`,
   );
   return (
     `handoff: sync C loop median ${syncCLoop.medianUs} µs, vCPU thread -> JS median ${handoff.medianUs} µs ` +
-    `(ratio ${result.rows[0].ratio}x, spinning ${defaultSpinNs / 1000} µs; sleeping at once: ${handoffNoSpin.medianUs} µs, ratio ${result.rows[1].ratio}x` +
+    `(ratio ${result.rows[0].ratio}x, spinning ${defaultSpinNs / 1000} µs, polling up to ${defaultPollNs / 1000} µs, ` +
+    `${Math.round(defaultPolledShare * 100)}% polled; no poll: ${handoffNoPoll.medianUs} µs, ratio ${result.rows[1].ratio}x; ` +
+    `no poll, sleeping at once: ${handoffNoSpin.medianUs} µs, ratio ${result.rows[2].ratio}x` +
     `${polls.join('')}); ${sim}`
   );
 }

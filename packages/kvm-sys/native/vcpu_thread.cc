@@ -28,6 +28,12 @@
 // has an event queued on a TSFN (another vCPU's exit, this thread's end); the futex phase (only when
 // spinNs < budgetNs) looks again each time it wakes, at the latest at the deadline (1 ms at most). None
 // starts once a stop is requested.
+//
+// resumeToExitNs: from the JS thread's resume() (or resumeAndPoll(), or start()) of the previous exit to
+// the exit now pending: this thread's wake-up if it had gone to sleep, the guest's run, mirrored reads in
+// between. That is what a poll for this exit would have waited, which JS learns per exit site to decide
+// where polling pays. Stored before the exit is handed over (TSFN or poller), so the handler always reads
+// this exit's value.
 #include <linux/kvm.h>
 #include <pthread.h>
 #include <linux/futex.h>
@@ -91,6 +97,7 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
                            InstanceAccessor<&VcpuThread::GetExitPending>("exitPending"),
                            InstanceAccessor<&VcpuThread::GetPioMirrorHits>("pioMirrorHits"),
                            InstanceAccessor<&VcpuThread::GetPolledExits>("polledExits"),
+                           InstanceAccessor<&VcpuThread::GetResumeToExitNs>("resumeToExitNs"),
                        });
   }
 
@@ -283,6 +290,8 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
         pio_mirror_hits_.fetch_add(1, std::memory_order_relaxed);
         continue;  // re-enter KVM_RUN (after the stop check at the top): no JS round trip
       }
+      // resumed_at_ns_ was written before the resume this thread acquired; published by the hand-over below.
+      resume_to_exit_ns_.store(NowNs() - resumed_at_ns_.load(std::memory_order_relaxed), std::memory_order_relaxed);
       resumed_.store(false, std::memory_order_relaxed);
       if (HandToPoller()) {
         WaitForResume(poll_resume_spin_ns_.load(std::memory_order_relaxed));
@@ -422,6 +431,7 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
     abandon_ = false;
     resumed_ = false;
     poll_state_ = kPollIdle;
+    resumed_at_ns_ = NowNs();
     SetImmediateExit(run_, 0);
     thread_generation_ = generation_;
 
@@ -458,6 +468,7 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
       return env.Undefined();
     }
     exit_pending_ = false;
+    resumed_at_ns_.store(NowNs(), std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> lock(mutex_);
       resumed_.store(true, std::memory_order_release);
@@ -494,6 +505,7 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
       poll_state_.store(kPollSpinning, std::memory_order_seq_cst);
     }
     exit_pending_ = false;
+    resumed_at_ns_.store(NowNs(), std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> lock(mutex_);
       resumed_.store(true, std::memory_order_release);
@@ -625,6 +637,11 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
     return Napi::Number::New(info.Env(), static_cast<double>(polled_exits_.load(std::memory_order_relaxed)));
   }
 
+  // Nanoseconds from the previous exit's completion to the pending exit (see resumeToExitNs at the top).
+  Napi::Value GetResumeToExitNs(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(resume_to_exit_ns_.load(std::memory_order_relaxed)));
+  }
+
   Napi::Env env_ = Napi::Env(nullptr);
   int fd_ = -1;
   std::shared_ptr<MappingState> run_state_;
@@ -663,6 +680,8 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
   std::atomic<int> poll_state_{kPollIdle};
   std::atomic<int64_t> poll_resume_spin_ns_{0};
   std::atomic<uint64_t> polled_exits_{0};
+  std::atomic<uint64_t> resumed_at_ns_{0};
+  std::atomic<uint64_t> resume_to_exit_ns_{0};
   std::mutex mutex_;
   std::condition_variable wake_;
 };

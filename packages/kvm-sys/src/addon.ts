@@ -69,6 +69,10 @@ export interface NativeVcpuThread {
   resumeAndPoll(budgetNs: number, spinNs?: number): boolean;
   /** Exits this object's threads delivered through resumeAndPoll() so far. */
   readonly polledExits: number;
+  /** Nanoseconds from the previous exit's completion (resume(), resumeAndPoll(), or start()) to the pending
+   * exit: the thread's wake-up if it slept, the guest's run, reads answered from the mirror in between. What
+   * a poll for this exit would have waited. */
+  readonly resumeToExitNs: number;
   /** Asks the thread to end (kick signal + immediate_exit); onStop(0) follows. A pending exit is still
    * completed by resume() first. */
   stop(): void;

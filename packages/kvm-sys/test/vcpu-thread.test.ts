@@ -203,6 +203,27 @@ describe('VcpuThread.resumeAndPoll (simulated KVM_RUN)', () => {
     vcpu.run.close();
   });
 
+  it('reports in resumeToExitNs how long each exit took to come after the previous one was completed', async () => {
+    const vcpu = simulatedVcpu();
+    const runs: number[] = [];
+    vcpu.setOnExit((thread) => {
+      runs.push(thread.resumeToExitNs);
+      if (runs.length === 2) {
+        vcpu.page[kvm_run.padding1] = 1; // the next "KVM_RUN" runs until the timer lets it exit
+        setTimeout(() => (vcpu.page[kvm_run.padding1] = 0), 100);
+      }
+      if (runs.length === 4) thread.stop();
+      thread.resume();
+    });
+    vcpu.thread.start();
+    expect(await vcpu.stopped).toBe(0);
+    expect(runs).toHaveLength(4);
+    expect(runs[1]).toBeLessThan(50e6); // the stand-in exits at once
+    expect(runs[2]).toBeGreaterThanOrEqual(90e6);
+    expect(runs[3]).toBeLessThan(50e6);
+    vcpu.run.close();
+  });
+
   it('checks its arguments and needs a pending exit', async () => {
     const vcpu = simulatedVcpu();
     expect(() => vcpu.thread.resumeAndPoll(1000)).toThrow(/no exit is pending/);

@@ -25,7 +25,8 @@ export interface StartOptions {
    * PioReadMirror); the handler sees only the other exits. */
   pioReadMirror?: PioReadMirror;
   /** After a synchronous handler, wait briefly on the JS thread for the next exit and handle it inline
-   * (see ExitPollOptions; default from resolveExitPoll: HYPE_EXIT_POLL, else off). */
+   * (see ExitPollOptions; default from resolveExitPoll: HYPE_EXIT_POLL, else on with a 100 µs ceiling on
+   * a host with more than one CPU; a VM of several vCPUs should pass `{ vcpus }`). */
   exitPoll?: ExitPollOptions;
 }
 
@@ -166,12 +167,11 @@ export class Vcpu implements Disposable {
     const governor = new PollGovernor(poll.budgetNs);
     return new Promise<VcpuStopReason>((resolve, reject) => {
       let failure: { error: unknown } | undefined;
-      let resumedMs = 0; // when the guest last resumed (kept only while polling is on)
+      let site = -1; // the exit site last handled (polling only): what the next exit's resumeToExitNs teaches
       const complete = (action: ExitAction) => {
         if (!thread.exitPending) return; // closed meanwhile
         if (action === 'stop') thread.stop();
         thread.resume();
-        if (poll.budgetNs > 0) resumedMs = performance.now();
       };
       const fail = (error: unknown) => {
         failure ??= { error };
@@ -180,8 +180,11 @@ export class Vcpu implements Disposable {
       };
       const onExit = () => {
         const startedMs = poll.budgetNs > 0 ? performance.now() : 0;
-        if (poll.budgetNs > 0) governor.startTurn((startedMs - resumedMs) * 1e6);
         for (let inline = 0; ; inline++) {
+          if (poll.budgetNs > 0) {
+            if (site >= 0) governor.learn(site, thread.resumeToExitNs);
+            site = this.run.exitSite;
+          }
           let action: ExitAction | Promise<ExitAction>;
           try {
             action = handler(this.run, this);
@@ -193,19 +196,13 @@ export class Vcpu implements Disposable {
             action.then(complete, fail);
             return;
           }
-          const now = poll.budgetNs > 0 ? performance.now() : 0;
-          if (action === 'stop' || !shouldPollAgain(poll, inline, startedMs, now) || !governor.allows()) {
+          const budgetNs = action === 'stop' ? 0 : governor.budgetAfter(site);
+          if (budgetNs === 0 || !shouldPollAgain(poll, inline, startedMs, performance.now())) {
             complete(action);
             return;
           }
           if (!thread.exitPending) return; // closed meanwhile
-          const budgetNs = governor.budgetNs;
-          const hit = thread.resumeAndPoll(budgetNs, poll.spinNs === undefined ? undefined : Math.min(poll.spinNs, budgetNs));
-          governor.record(hit, (performance.now() - now) * 1e6);
-          if (!hit) {
-            resumedMs = now;
-            return;
-          }
+          if (!thread.resumeAndPoll(budgetNs, poll.spinNs === undefined ? undefined : Math.min(poll.spinNs, budgetNs))) return;
         }
       };
       const onStop = (errno: number) => {

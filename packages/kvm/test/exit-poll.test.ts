@@ -5,8 +5,8 @@ import { DEFAULT_EXIT_POLL_BUDGET_NS, PollGovernor, resolveExitPoll, shouldPollA
 describe('resolveExitPoll', () => {
   it('takes the options first, then HYPE_EXIT_POLL, then the default', () => {
     expect(resolveExitPoll({}, {}, 2)).toEqual({ budgetNs: DEFAULT_EXIT_POLL_BUDGET_NS, spinNs: undefined, maxExits: 64, maxMs: 1 });
-    expect(resolveExitPoll({}, { HYPE_EXIT_POLL: '0' }).budgetNs).toBe(0);
-    expect(DEFAULT_EXIT_POLL_BUDGET_NS).toBe(0); // off by default (see its comment for the measurements)
+    expect(DEFAULT_EXIT_POLL_BUDGET_NS).toBe(100_000); // on by default (see its comment for the measurements)
+    expect(resolveExitPoll({}, { HYPE_EXIT_POLL: '0' }, 2).budgetNs).toBe(0);
     expect(resolveExitPoll({}, {}, 1).budgetNs).toBe(0);
     expect(resolveExitPoll({}, { HYPE_EXIT_POLL: '50000' }, 1).budgetNs).toBe(0); // never on one CPU
     expect(resolveExitPoll({ budgetNs: 50_000 }, {}, 1).budgetNs).toBe(0);
@@ -15,6 +15,14 @@ describe('resolveExitPoll', () => {
     expect(resolveExitPoll({ budgetNs: 5000, spinNs: 100, maxExits: 3, maxMs: 0.5 }, {})).toEqual({
       budgetNs: 5000, spinNs: 100, maxExits: 3, maxMs: 0.5,
     });
+  });
+
+  it('is on by default only where the host has a CPU for the JS thread beside the VM\'s vCPUs', () => {
+    expect(resolveExitPoll({ vcpus: 1 }, {}, 2).budgetNs).toBe(DEFAULT_EXIT_POLL_BUDGET_NS);
+    expect(resolveExitPoll({ vcpus: 2 }, {}, 2).budgetNs).toBe(0);
+    expect(resolveExitPoll({ vcpus: 3 }, {}, 4).budgetNs).toBe(DEFAULT_EXIT_POLL_BUDGET_NS);
+    expect(resolveExitPoll({ vcpus: 2 }, { HYPE_EXIT_POLL: '50000' }, 2).budgetNs).toBe(50_000); // asked for
+    expect(() => resolveExitPoll({ vcpus: -1 }, {}, 2)).toThrow('vcpus -1');
   });
 
   it('refuses a HYPE_EXIT_POLL that is not a number of ns up to 1 ms, naming it; an empty one is the default', () => {
@@ -53,52 +61,70 @@ describe('shouldPollAgain', () => {
 });
 
 describe('PollGovernor', () => {
-  /** allows() over `n` exits, recording a miss for each poll allowed. */
-  const missing = (governor: PollGovernor, n: number) =>
-    Array.from({ length: n }, (): number => {
-      const allowed = governor.allows();
-      if (allowed) governor.record(false, governor.budgetNs);
-      return allowed ? 1 : 0;
-    });
+  it('polls after a site only once it has seen the next exit come soon, for about twice that long', () => {
+    const governor = new PollGovernor(100_000);
+    expect(governor.budgetAfter(7)).toBe(0); // unknown
+    governor.learn(7, 3000);
+    expect(governor.budgetAfter(7)).toBe(8000); // 2 x 3 µs + 2 µs
+    governor.learn(7, 1000);
+    expect(governor.budgetAfter(7)).toBe(7000); // the average moved a quarter of the way
+    for (let i = 0; i < 50; i++) governor.learn(7, 100);
+    expect(governor.budgetAfter(7)).toBe(5000); // the floor
+    for (let i = 0; i < 50; i++) governor.learn(8, 45_000);
+    expect(governor.budgetAfter(8)).toBe(92_000);
+    for (let i = 0; i < 50; i++) governor.learn(9, 49_000);
+    expect(governor.budgetAfter(9)).toBe(100_000); // the ceiling
+    expect(governor.budgetAfter(10)).toBe(0);
+  });
 
-  it('polls while polls hit, with a budget of about 4x their wait', () => {
-    const governor = new PollGovernor(1_000_000);
-    expect(governor.budgetNs).toBe(1_000_000);
-    for (let i = 0; i < 100; i++) {
-      expect(governor.allows()).toBe(true);
-      governor.record(true, 20_000);
+  it('does not poll after a site whose next exit comes late, and stops when a site\'s next exits turn late', () => {
+    const governor = new PollGovernor(100_000);
+    governor.learn(1, 60_000); // more than half the ceiling
+    expect(governor.budgetAfter(1)).toBe(0);
+    for (let i = 0; i < 20; i++) governor.learn(2, 2000);
+    const polled = [];
+    for (let i = 0; i < 6; i++) {
+      governor.learn(2, 5_000_000);
+      polled.push(governor.budgetAfter(2) > 0);
     }
-    expect(governor.budgetNs).toBeGreaterThan(79_000);
-    expect(governor.budgetNs).toBeLessThan(81_000);
-    for (let i = 0; i < 100; i++) governor.record(true, 100);
-    expect(governor.budgetNs).toBe(5000); // the floor
+    expect(polled).toEqual([true, true, false, false, false, false]); // about half of the last four late
+    for (let i = 0; i < 3; i++) governor.learn(2, 2000);
+    expect(governor.budgetAfter(2)).toBeGreaterThan(0); // back once they come soon again
   });
 
-  it('skips 1, 3, 7 ... exits after misses in a row, at most 63, and grows the budget back', () => {
-    const governor = new PollGovernor(400_000);
-    for (let i = 0; i < 50; i++) governor.record(true, 10_000);
-    const small = governor.budgetNs;
-    expect(missing(governor, 16).join('')).toBe('1010001000000010');
-    expect(governor.budgetNs).toBeGreaterThan(small * 3);
-    missing(governor, 300);
-    expect(governor.budgetNs).toBe(400_000);
-    const steady = missing(governor, 128);
-    expect(steady.reduce((a, b) => a + b, 0)).toBe(2); // one poll per 64 exits
-  });
-
-  it('does not poll in a turn whose exit came long after the guest resumed', () => {
+  it('counts a next exit that came after the budget as a miss, and moves the budget toward the runs seen', () => {
     const governor = new PollGovernor(100_000);
-    governor.startTurn(5_000_000);
-    expect(governor.allows()).toBe(false);
-    governor.startTurn(150_000);
-    expect(governor.allows()).toBe(true);
+    for (let i = 0; i < 10; i++) governor.learn(3, 1000);
+    expect(governor.budgetAfter(3)).toBe(5000);
+    const budgets = [];
+    for (let i = 0; i < 8; i++) {
+      governor.learn(3, 40_000); // now the guest takes 40 µs: beyond the 5 µs budget at first
+      budgets.push(governor.budgetAfter(3));
+    }
+    expect(budgets[0]).toBeGreaterThan(0);
+    expect(budgets[1]).toBeGreaterThan(0);
+    expect(budgets[2]).toBe(0); // three misses in a row: polling pauses
+    expect(budgets.at(-1)).toBeGreaterThan(40_000); // and comes back with a budget that catches 40 µs
   });
 
-  it('a hit ends the backoff', () => {
+  it('tells an interrupt-status read (acknowledged at once) from the acknowledge (the next interrupt is far)', () => {
     const governor = new PollGovernor(100_000);
-    missing(governor, 200);
-    while (!governor.allows());
-    governor.record(true, 1000);
-    expect([governor.allows(), governor.allows()]).toEqual([true, true]);
+    const [status, ack] = [6 + 64 * (2 * 0xd0001060), 6 + 64 * (2 * 0xd0001064 + 1)];
+    for (let i = 0; i < 10; i++) {
+      governor.learn(status, 1500);
+      governor.learn(ack, 800_000);
+    }
+    expect(governor.budgetAfter(status)).toBe(5000);
+    expect(governor.budgetAfter(ack)).toBe(0);
+  });
+
+  it('never polls with a ceiling of 0, and keeps a bounded history', () => {
+    const off = new PollGovernor(0);
+    off.learn(1, 0);
+    expect(off.budgetAfter(1)).toBe(0);
+    const governor = new PollGovernor(100_000);
+    for (let site = 0; site < 5000; site++) governor.learn(site, 1000);
+    expect(governor.budgetAfter(4999)).toBeGreaterThan(0);
+    expect(governor.budgetAfter(0)).toBe(0); // forgotten when the history started over
   });
 });

@@ -62,6 +62,42 @@ describe('KvmRun', () => {
     expect(run.mmio.data.length).toBe(8);
   });
 
+  it('names each exit site by one safe integer: reason, port or address, direction', () => {
+    const { run, bytes, view } = runArea();
+    const sites = new Set<number>();
+    const site = () => {
+      const value = run.exitSite;
+      expect(Number.isSafeInteger(value) && value >= 0).toBe(true);
+      sites.add(value);
+      return value;
+    };
+    view.setUint32(R.exit_reason, 2, true);
+    view.setUint16(R.io_port, 0xcf8, true);
+    bytes[R.io_direction] = 1;
+    const outCf8 = site();
+    bytes[R.io_direction] = 0;
+    site();
+    view.setUint16(R.io_port, 0xcfc, true);
+    site();
+    view.setUint32(R.io_count, 7, true); // only the site counts, not the access
+    expect(run.exitSite).toBe(2 + 64 * (2 * 0xcfc));
+    view.setUint32(R.exit_reason, 6, true);
+    for (const address of [0xd0001060n, 0xd0001064n, 0xfedc_ba98_7654n, (1n << 52n) - 8n]) {
+      view.setBigUint64(R.mmio_phys_addr, address, true);
+      for (const write of [0, 1]) {
+        bytes[R.mmio_is_write] = write;
+        site();
+      }
+    }
+    view.setUint32(R.exit_reason, 17, true);
+    site();
+    expect(sites.size).toBe(12);
+    view.setUint32(R.exit_reason, 2, true);
+    view.setUint16(R.io_port, 0xcf8, true);
+    bytes[R.io_direction] = 1;
+    expect(run.exitSite).toBe(outCf8); // the same site again
+  });
+
   it('decodes an emulation failure with instruction bytes', () => {
     const { run, bytes, view } = runArea();
     view.setUint32(R.exit_reason, 17, true);

@@ -150,13 +150,14 @@ describe('Machine exit dispatch (scripted vCPUs, no KVM)', () => {
     expect(closed()).toBe(1);
   });
 
-  it('hands the exit-poll settings (createVm\'s exitPoll) to every vCPU it starts, and none without them', async () => {
+  it('hands the exit-poll settings (createVm\'s exitPoll) and the VM\'s vCPU count to every vCPU it starts', async () => {
     const polled = machineWith([[out(DEBUG_PORT_BASE, [0])], []], { exitPoll: { budgetNs: 300_000 } });
     await polled.machine.run();
-    for (const vcpu of polled.vcpus) expect(vcpu.startOptions).toMatchObject({ exitPoll: { budgetNs: 300_000 } });
+    for (const vcpu of polled.vcpus) expect(vcpu.startOptions).toMatchObject({ exitPoll: { budgetNs: 300_000, vcpus: 2 } });
     const plain = machineWith([[out(DEBUG_PORT_BASE, [0])]]);
     await plain.machine.run();
-    expect((plain.vcpus[0].startOptions as { exitPoll?: unknown } | undefined)?.exitPoll).toBeUndefined();
+    // No settings: @hype/kvm's default for a VM of this many vCPUs (resolveExitPoll).
+    expect((plain.vcpus[0].startOptions as { exitPoll?: unknown } | undefined)?.exitPoll).toEqual({ vcpus: 1 });
   });
 
   it('reads of absent ports return all-ones; string I/O goes element by element', async () => {

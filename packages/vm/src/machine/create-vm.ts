@@ -66,8 +66,8 @@ export interface VmRuntimeOptions {
    */
   coalescedPio?: boolean;
   /**
-   * Polling for the next exit on the JavaScript thread (@hype/kvm's ExitPollOptions; off by default,
-   * HYPE_EXIT_POLL=<ns> otherwise): for guests that exit to the VMM in tight loops (see the README).
+   * Polling for the next exit on the JavaScript thread (@hype/kvm's ExitPollOptions; default: HYPE_EXIT_POLL
+   * if set, else on where the host has a CPU to spare beside the vCPUs; see the README).
    */
   exitPoll?: ExitPollOptions;
 }

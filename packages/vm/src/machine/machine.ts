@@ -78,7 +78,7 @@ export interface MachineParts {
   /** Register reads answered on the vCPU threads (the devices on `pio` publish into it). */
   pioReadMirror?: PioReadMirror;
   /** Polling for the next exit on the JS thread (@hype/kvm's StartOptions.exitPoll); default: the
-   * environment (HYPE_EXIT_POLL=<budget ns>, e.g. 1000000), else off. */
+   * environment (HYPE_EXIT_POLL=<budget ns>, 0: off), else @hype/kvm's default for this many vCPUs. */
   exitPoll?: ExitPollOptions;
   /** Posted port writes: drained before every exit is handled, started with the vCPUs (createVm closes it). */
   coalescedPio?: Pick<CoalescedPio, 'drain' | 'start' | 'delivered'>;
@@ -240,7 +240,7 @@ export class Machine {
     const options = {
       spinNs: resolveVcpuSpin({ vcpus: this.vcpus.length }),
       ...(this.pioReadMirror ? { pioReadMirror: this.pioReadMirror } : {}),
-      ...(this.exitPoll ? { exitPoll: this.exitPoll } : {}),
+      exitPoll: { ...this.exitPoll, vcpus: this.vcpus.length },
     };
     const runs = this.vcpus.map((vcpu) =>
       vcpu
