@@ -11,8 +11,8 @@
 //   exit poll         StartOptions.exitPoll: after each handler the JS thread waits (as long as the exits
 //                     seen after this one took, within the ceiling) for the next exit and handles it
 //                     inline (no event-loop turn, no TSFN), at most 64 in a row or for 1 ms; variants
-//                     with other ceilings from HANDOFF_POLL (comma-separated budgetNs[/spinNs][:maxMs],
-//                     default 1000000; the rig's exits are ~10x slower than a real host's)
+//                     with other caps from HANDOFF_POLL (comma-separated budgetNs[/spinNs][:maxMs],
+//                     none by default)
 //   simulated         the same handoff with the addon's stand-in for KVM_RUN (no guest at all): the cost
 //                     of the thread handoff alone; runs on hosts without /dev/kvm too
 //
@@ -87,7 +87,7 @@ async function measureSimulated(exits) {
 }
 
 function pollVariants() {
-  const list = (process.env.HANDOFF_POLL ?? '1000000').split(',').filter((x) => x.trim() !== '');
+  const list = (process.env.HANDOFF_POLL ?? '').split(',').filter((x) => x.trim() !== '');
   return list.map((item) => {
     const [ns, maxMsText] = item.split(':');
     const [budgetNs, spinNs] = ns.split('/').map(Number);

@@ -33,7 +33,8 @@
 // the exit now pending: this thread's wake-up if it had gone to sleep, the guest's run, mirrored reads in
 // between. That is what a poll for this exit would have waited, which JS learns per exit site to decide
 // where polling pays. Stored before the exit is handed over (TSFN or poller), so the handler always reads
-// this exit's value.
+// this exit's value. deliveryNs: how long the last exit that went through the TSFN took from KVM_RUN's
+// return to onExit (the JS thread's wake-up and event-loop turn): what a poll saves when it catches an exit.
 #include <linux/kvm.h>
 #include <pthread.h>
 #include <linux/futex.h>
@@ -98,6 +99,7 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
                            InstanceAccessor<&VcpuThread::GetPioMirrorHits>("pioMirrorHits"),
                            InstanceAccessor<&VcpuThread::GetPolledExits>("polledExits"),
                            InstanceAccessor<&VcpuThread::GetResumeToExitNs>("resumeToExitNs"),
+                           InstanceAccessor<&VcpuThread::GetDeliveryNs>("deliveryNs"),
                        });
   }
 
@@ -291,7 +293,9 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
         continue;  // re-enter KVM_RUN (after the stop check at the top): no JS round trip
       }
       // resumed_at_ns_ was written before the resume this thread acquired; published by the hand-over below.
-      resume_to_exit_ns_.store(NowNs() - resumed_at_ns_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+      const uint64_t exited = NowNs();
+      exited_at_ns_.store(exited, std::memory_order_relaxed);
+      resume_to_exit_ns_.store(exited - resumed_at_ns_.load(std::memory_order_relaxed), std::memory_order_relaxed);
       resumed_.store(false, std::memory_order_relaxed);
       if (HandToPoller()) {
         WaitForResume(poll_resume_spin_ns_.load(std::memory_order_relaxed));
@@ -397,6 +401,7 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
     Napi::HandleScope scope(env);
     if (event.kind == EventKind::Exit) {
       exit_pending_ = true;
+      delivery_ns_ = NowNs() - exited_at_ns_.load(std::memory_order_relaxed);
       CallIntoJs(env, on_exit_, Value(), context_, {});
       return;
     }
@@ -642,6 +647,11 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
     return Napi::Number::New(info.Env(), static_cast<double>(resume_to_exit_ns_.load(std::memory_order_relaxed)));
   }
 
+  // Nanoseconds the last exit delivered through onExit took to get there (see deliveryNs at the top).
+  Napi::Value GetDeliveryNs(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(delivery_ns_));
+  }
+
   Napi::Env env_ = Napi::Env(nullptr);
   int fd_ = -1;
   std::shared_ptr<MappingState> run_state_;
@@ -682,6 +692,8 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
   std::atomic<uint64_t> polled_exits_{0};
   std::atomic<uint64_t> resumed_at_ns_{0};
   std::atomic<uint64_t> resume_to_exit_ns_{0};
+  std::atomic<uint64_t> exited_at_ns_{0};
+  uint64_t delivery_ns_ = 0;  // JS thread only
   std::mutex mutex_;
   std::condition_variable wake_;
 };

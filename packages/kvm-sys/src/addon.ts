@@ -73,6 +73,9 @@ export interface NativeVcpuThread {
    * exit: the thread's wake-up if it slept, the guest's run, reads answered from the mirror in between. What
    * a poll for this exit would have waited. */
   readonly resumeToExitNs: number;
+  /** Nanoseconds the last exit delivered through onExit took from KVM_RUN's return to onExit (the JS
+   * thread's wake-up and its event loop's turn; polled exits do not change it): what a poll saves. */
+  readonly deliveryNs: number;
   /** Asks the thread to end (kick signal + immediate_exit); onStop(0) follows. A pending exit is still
    * completed by resume() first. */
   stop(): void;

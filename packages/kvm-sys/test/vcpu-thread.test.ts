@@ -224,6 +224,28 @@ describe('VcpuThread.resumeAndPoll (simulated KVM_RUN)', () => {
     vcpu.run.close();
   });
 
+  it('reports in deliveryNs how long an exit took to reach onExit, a busy JS thread included', async () => {
+    const vcpu = simulatedVcpu();
+    const deliveries: number[] = [];
+    vcpu.setOnExit((thread) => {
+      deliveries.push(thread.deliveryNs);
+      if (deliveries.length === 4) thread.stop();
+      thread.resume();
+      if (deliveries.length === 2) {
+        const until = performance.now() + 60; // the JS thread stays busy while the next exit waits for it
+        while (performance.now() < until);
+      }
+    });
+    vcpu.thread.start();
+    expect(await vcpu.stopped).toBe(0);
+    expect(deliveries).toHaveLength(4);
+    expect(deliveries.every((ns) => ns > 0)).toBe(true);
+    expect(deliveries[0]).toBeLessThan(40e6);
+    expect(deliveries[2]).toBeGreaterThanOrEqual(50e6); // came while JS was busy with the one before
+    expect(deliveries[3]).toBeLessThan(40e6);
+    vcpu.run.close();
+  });
+
   it('checks its arguments and needs a pending exit', async () => {
     const vcpu = simulatedVcpu();
     expect(() => vcpu.thread.resumeAndPoll(1000)).toThrow(/no exit is pending/);

@@ -11,7 +11,8 @@ import { availableParallelism } from 'node:os';
  */
 export interface ExitPollOptions {
   /** The longest wait (ns) for the next exit after completing one; 0 turns polling off. At most 1 ms.
-   * Each wait is shorter: about twice what the next exit took to come after this exit site before. */
+   * Each wait is shorter: about twice what the next exit took to come after this exit site before, within
+   * 4x what handing an exit to the JS thread costs on this host (PollGovernor). */
   budgetNs?: number;
   /** The busy part of each wait (ns; the rest sleeps on a futex). Default: all of it. */
   spinNs?: number;
@@ -32,18 +33,15 @@ export interface ExitPoll {
 }
 
 /**
- * On by default where the host has a CPU to spare for the JS thread (see resolveExitPoll), with a 100 µs
- * ceiling. Each exit handed to JS wakes the JS thread (on a virtualised host an idle CPU halts and the
- * wake-up is an interrupt its hypervisor forwards); polling skips that when the guest exits again soon,
- * as in a driver's read-then-acknowledge of an interrupt status, a PCI config address-then-data pair, or a
- * port loop. Measured with bench/handoff.mjs on a 2-core kvm_pvm host (2026-12-08): exit round trip 17.3 µs
- * without polling, 7.5 µs with it (the synchronous C loop: 6.9 µs). Where exits come far apart (most of a
- * boot) PollGovernor does not poll at all, so the CPU time is the same.
+ * On by default where the host has a CPU to spare for the JS thread (see resolveExitPoll), capped at 1 ms;
+ * what PollGovernor waits is far shorter. Each exit handed to JS wakes the JS thread (on a virtualised
+ * host an idle CPU halts and the wake-up is an interrupt its hypervisor forwards); polling skips that when
+ * the guest exits again soon, as in a driver's read-then-acknowledge of an interrupt status, a PCI config
+ * address-then-data pair, or a port loop. Measured with bench/handoff.mjs on a 2-core kvm_pvm host
+ * (2026-12-08): exit round trip 17.3 µs without polling, 7.7 µs with it (the synchronous C loop: 6.9 µs).
+ * Where exits come far apart (most of a boot) PollGovernor does not poll, so the CPU time is the same.
  */
-export const DEFAULT_EXIT_POLL_BUDGET_NS = 100_000;
-
-/** The ceiling that measured best in the rig for exits that come back to back (HYPE_EXIT_POLL=1000000). */
-export const RECOMMENDED_EXIT_POLL_BUDGET_NS = 1_000_000;
+export const DEFAULT_EXIT_POLL_BUDGET_NS = 1_000_000;
 const MAX_BUDGET_NS = 1_000_000;
 
 /**
@@ -100,35 +98,55 @@ interface SiteHistory {
 }
 
 /**
- * Which exits to poll after, and for how long, learned per exit site (KvmRun.exitSite): with each exit the
+ * Which exits to poll after, and for how long, learned per exit site (KvmRun.exitSite). With each exit the
  * vCPU thread reports how long it came after the previous exit was completed (resumeToExitNs: the vCPU
  * thread's own wake-up if it had slept, the guest's run), which is what a poll after the previous exit's
- * site would have waited, polled for or not. A site's budget is twice its usual wait plus 2 µs (waits of
- * up to half the ceiling count), at least 5 µs, at most the ceiling; it is polled after while the next exit
- * has mostly (moving average over about the last 4) come within that budget. An unknown site is not polled
- * after until seen. So a driver's interrupt-status read (the acknowledge follows at once) is polled after;
- * the acknowledge (the next interrupt comes much later), a timer's exits or a console write are not.
- * Memory is bounded: past MAX_SITES sites the history starts over.
+ * site would have waited, polled for or not; and with each exit that went through the event loop, what
+ * that hand-over cost (deliveryNs: the JS thread's wake-up), which is what a poll saves.
+ *
+ * The ceiling follows the host: 4x the usual hand-over (at least 20 µs, at most `maxNs`), so waits stay
+ * in proportion to what they save (a few tens of µs on a host's CPUs, a few hundred under emulation).
+ * A site's budget is twice its usual wait plus 2 µs (waits of up to half the ceiling count), at least
+ * 5 µs, at most the ceiling; it is polled after while the next exit has mostly (moving average over about
+ * the last 4) come within that budget. An unknown site is not polled after until seen. So a driver's
+ * interrupt-status read (the acknowledge follows at once) is polled after; the acknowledge (the next
+ * interrupt comes much later), a timer's exits or a console write are not. Memory is bounded: past
+ * MAX_SITES sites the history starts over.
  */
 export class PollGovernor {
   readonly maxNs: number;
   readonly #sites = new Map<number, SiteHistory>();
+  #deliveryNs = 0;
 
   constructor(maxNs: number) {
     this.maxNs = maxNs;
   }
 
+  /** An exit reached the handler through the event loop `deliveryNs` after it happened. */
+  noteDelivery(deliveryNs: number): void {
+    if (this.maxNs === 0) return;
+    const sample = Math.min(Math.max(deliveryNs, 1), MAX_BUDGET_NS);
+    this.#deliveryNs = this.#deliveryNs === 0 ? sample : this.#deliveryNs + (sample - this.#deliveryNs) / 8;
+  }
+
+  /** The longest poll now (ns): 4x the usual hand-over, within MIN_CEILING_NS and maxNs; 0 before any. */
+  get ceilingNs(): number {
+    if (this.maxNs === 0 || this.#deliveryNs === 0) return 0;
+    return Math.round(Math.min(this.maxNs, Math.max(MIN_CEILING_NS, 4 * this.#deliveryNs)));
+  }
+
   /** After completing an exit at `site`, the next exit came `waitNs` later. */
   learn(site: number, waitNs: number): void {
-    if (this.maxNs === 0) return;
-    const soon = waitNs <= this.maxNs / 2;
+    const ceiling = this.ceilingNs;
+    if (ceiling === 0) return;
+    const soon = waitNs <= ceiling / 2;
     const known = this.#sites.get(site);
     if (known === undefined) {
       if (this.#sites.size >= MAX_SITES) this.#sites.clear();
       this.#sites.set(site, { hits: soon ? 1 : 0, soonNs: soon ? Math.max(waitNs, 1) : 0 });
       return;
     }
-    const hit = known.soonNs > 0 && waitNs <= this.#budget(known) ? 1 : 0;
+    const hit = known.soonNs > 0 && waitNs <= this.#budget(known, ceiling) ? 1 : 0;
     known.hits += (hit - known.hits) / 4;
     if (soon) known.soonNs = known.soonNs === 0 ? Math.max(waitNs, 1) : known.soonNs + (waitNs - known.soonNs) / 4;
   }
@@ -136,13 +154,15 @@ export class PollGovernor {
   /** How long to poll (ns) after completing an exit at `site`; 0: not at all. */
   budgetAfter(site: number): number {
     const known = this.#sites.get(site);
-    return known === undefined || known.hits < 0.5 ? 0 : this.#budget(known);
+    const ceiling = this.ceilingNs;
+    return known === undefined || known.hits < 0.5 || ceiling === 0 ? 0 : this.#budget(known, ceiling);
   }
 
-  #budget(known: SiteHistory): number {
-    return Math.round(Math.min(this.maxNs, Math.max(MIN_BUDGET_NS, 2 * known.soonNs + 2000)));
+  #budget(known: SiteHistory, ceiling: number): number {
+    return Math.round(Math.min(ceiling, Math.max(MIN_BUDGET_NS, 2 * known.soonNs + 2000)));
   }
 }
 
 const MIN_BUDGET_NS = 5000;
+const MIN_CEILING_NS = 20_000;
 const MAX_SITES = 1024;

@@ -7,7 +7,7 @@ export { CoalescedRing } from './coalesced-ring.js';
 export type { CoalescedWriteVisitor } from './coalesced-ring.js';
 export { Vcpu } from './vcpu.js';
 export type { ExitAction, ExitHandler, StartOptions, VcpuStopReason } from './vcpu.js';
-export { DEFAULT_EXIT_POLL_BUDGET_NS, RECOMMENDED_EXIT_POLL_BUDGET_NS, resolveExitPoll } from './exit-poll.js';
+export { DEFAULT_EXIT_POLL_BUDGET_NS, resolveExitPoll } from './exit-poll.js';
 export type { ExitPoll, ExitPollOptions } from './exit-poll.js';
 export { DEFAULT_VCPU_SPIN_NS, resolveVcpuSpin } from './vcpu-spin.js';
 export { PioReadMirror } from './pio-read-mirror.js';

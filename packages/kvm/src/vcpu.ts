@@ -25,7 +25,7 @@ export interface StartOptions {
    * PioReadMirror); the handler sees only the other exits. */
   pioReadMirror?: PioReadMirror;
   /** After a synchronous handler, wait briefly on the JS thread for the next exit and handle it inline
-   * (see ExitPollOptions; default from resolveExitPoll: HYPE_EXIT_POLL, else on with a 100 µs ceiling on
+   * (see ExitPollOptions; default from resolveExitPoll: HYPE_EXIT_POLL, else on (a 1 ms cap, waits far shorter) on
    * a host with more than one CPU; a VM of several vCPUs should pass `{ vcpus }`). */
   exitPoll?: ExitPollOptions;
 }
@@ -180,6 +180,7 @@ export class Vcpu implements Disposable {
       };
       const onExit = () => {
         const startedMs = poll.budgetNs > 0 ? performance.now() : 0;
+        if (poll.budgetNs > 0) governor.noteDelivery(thread.deliveryNs);
         for (let inline = 0; ; inline++) {
           if (poll.budgetNs > 0) {
             if (site >= 0) governor.learn(site, thread.resumeToExitNs);

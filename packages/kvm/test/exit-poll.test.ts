@@ -5,7 +5,7 @@ import { DEFAULT_EXIT_POLL_BUDGET_NS, PollGovernor, resolveExitPoll, shouldPollA
 describe('resolveExitPoll', () => {
   it('takes the options first, then HYPE_EXIT_POLL, then the default', () => {
     expect(resolveExitPoll({}, {}, 2)).toEqual({ budgetNs: DEFAULT_EXIT_POLL_BUDGET_NS, spinNs: undefined, maxExits: 64, maxMs: 1 });
-    expect(DEFAULT_EXIT_POLL_BUDGET_NS).toBe(100_000); // on by default (see its comment for the measurements)
+    expect(DEFAULT_EXIT_POLL_BUDGET_NS).toBe(1_000_000); // on by default, a cap (see its comment for the measurements)
     expect(resolveExitPoll({}, { HYPE_EXIT_POLL: '0' }, 2).budgetNs).toBe(0);
     expect(resolveExitPoll({}, {}, 1).budgetNs).toBe(0);
     expect(resolveExitPoll({}, { HYPE_EXIT_POLL: '50000' }, 1).budgetNs).toBe(0); // never on one CPU
@@ -61,8 +61,33 @@ describe('shouldPollAgain', () => {
 });
 
 describe('PollGovernor', () => {
+  /** A governor whose hand-overs have cost a quarter of `ceilingNs`, so that is its ceiling. */
+  const withCeiling = (ceilingNs: number) => {
+    const governor = new PollGovernor(1_000_000);
+    governor.noteDelivery(ceilingNs / 4);
+    expect(governor.ceilingNs).toBe(ceilingNs);
+    return governor;
+  };
+
+  it('sets its ceiling to 4x what handing an exit to JS costs, within 20 µs and its maximum', () => {
+    const governor = new PollGovernor(500_000);
+    expect(governor.ceilingNs).toBe(0); // nothing seen: no polling
+    governor.learn(1, 1000);
+    expect(governor.budgetAfter(1)).toBe(0);
+    governor.noteDelivery(10_000);
+    expect(governor.ceilingNs).toBe(40_000);
+    governor.noteDelivery(90_000); // a moving average: an eighth of the way
+    expect(governor.ceilingNs).toBe(80_000);
+    for (let i = 0; i < 100; i++) governor.noteDelivery(2000);
+    expect(governor.ceilingNs).toBe(20_000); // the floor
+    for (let i = 0; i < 100; i++) governor.noteDelivery(400_000); // under emulation
+    expect(governor.ceilingNs).toBe(500_000); // the maximum (HYPE_EXIT_POLL)
+    for (let i = 0; i < 100; i++) governor.noteDelivery(50_000_000); // a busy JS thread: samples count as 1 ms at most
+    expect(governor.ceilingNs).toBe(500_000);
+  });
+
   it('polls after a site only once it has seen the next exit come soon, for about twice that long', () => {
-    const governor = new PollGovernor(100_000);
+    const governor = withCeiling(100_000);
     expect(governor.budgetAfter(7)).toBe(0); // unknown
     governor.learn(7, 3000);
     expect(governor.budgetAfter(7)).toBe(8000); // 2 x 3 µs + 2 µs
@@ -78,7 +103,7 @@ describe('PollGovernor', () => {
   });
 
   it('does not poll after a site whose next exit comes late, and stops when a site\'s next exits turn late', () => {
-    const governor = new PollGovernor(100_000);
+    const governor = withCeiling(100_000);
     governor.learn(1, 60_000); // more than half the ceiling
     expect(governor.budgetAfter(1)).toBe(0);
     for (let i = 0; i < 20; i++) governor.learn(2, 2000);
@@ -93,7 +118,7 @@ describe('PollGovernor', () => {
   });
 
   it('counts a next exit that came after the budget as a miss, and moves the budget toward the runs seen', () => {
-    const governor = new PollGovernor(100_000);
+    const governor = withCeiling(100_000);
     for (let i = 0; i < 10; i++) governor.learn(3, 1000);
     expect(governor.budgetAfter(3)).toBe(5000);
     const budgets = [];
@@ -108,7 +133,7 @@ describe('PollGovernor', () => {
   });
 
   it('tells an interrupt-status read (acknowledged at once) from the acknowledge (the next interrupt is far)', () => {
-    const governor = new PollGovernor(100_000);
+    const governor = withCeiling(100_000);
     const [status, ack] = [6 + 64 * (2 * 0xd0001060), 6 + 64 * (2 * 0xd0001064 + 1)];
     for (let i = 0; i < 10; i++) {
       governor.learn(status, 1500);
@@ -120,9 +145,10 @@ describe('PollGovernor', () => {
 
   it('never polls with a ceiling of 0, and keeps a bounded history', () => {
     const off = new PollGovernor(0);
+    off.noteDelivery(10_000);
     off.learn(1, 0);
     expect(off.budgetAfter(1)).toBe(0);
-    const governor = new PollGovernor(100_000);
+    const governor = withCeiling(100_000);
     for (let site = 0; site < 5000; site++) governor.learn(site, 1000);
     expect(governor.budgetAfter(4999)).toBeGreaterThan(0);
     expect(governor.budgetAfter(0)).toBe(0); // forgotten when the history started over
