@@ -12,7 +12,7 @@ import { availableParallelism } from 'node:os';
 export interface ExitPollOptions {
   /** The longest wait (ns) for the next exit after completing one; 0 turns polling off. At most 1 ms.
    * Each wait is shorter: about twice what the next exit took to come after this exit site before, within
-   * 4x what handing an exit to the JS thread costs on this host (PollGovernor). */
+   * twice what handing an exit to the JS thread costs on this host (PollGovernor). */
   budgetNs?: number;
   /** The busy part of each wait (ns; the rest sleeps on a futex). Default: all of it. */
   spinNs?: number;
@@ -104,11 +104,13 @@ interface SiteHistory {
  * site would have waited, polled for or not; and with each exit that went through the event loop, what
  * that hand-over cost (deliveryNs: the JS thread's wake-up), which is what a poll saves.
  *
- * The ceiling follows the host: 4x the usual hand-over (at least 20 µs, at most `maxNs`), so waits stay
- * in proportion to what they save (a few tens of µs on a host's CPUs, a few hundred under emulation).
+ * The ceiling follows the host: twice the usual hand-over (at least 20 µs, at most `maxNs`), so a site is
+ * polled after only when its next exit usually comes sooner than the JS thread's wake-up would take: a
+ * poll then costs less than it saves, also where the spinning takes CPU time the guest could have used
+ * (in the nested rig, polls for exits that came later than that slowed a serial boot by ~5 %).
  * A site's budget is twice its usual wait plus 2 µs (waits of up to half the ceiling count), at least
- * 5 µs, at most the ceiling; it is polled after while the next exit has mostly (moving average over about
- * the last 4) come within that budget. An unknown site is not polled after until seen. So a driver's
+ * 5 µs, at most the ceiling; it is polled after while the next exit has mostly (3 in 4, moving average)
+ * come within that budget. An unknown site is not polled after until seen. So a driver's
  * interrupt-status read (the acknowledge follows at once) is polled after; the acknowledge (the next
  * interrupt comes much later), a timer's exits or a console write are not. Memory is bounded: past
  * MAX_SITES sites the history starts over.
@@ -129,10 +131,10 @@ export class PollGovernor {
     this.#deliveryNs = this.#deliveryNs === 0 ? sample : this.#deliveryNs + (sample - this.#deliveryNs) / 8;
   }
 
-  /** The longest poll now (ns): 4x the usual hand-over, within MIN_CEILING_NS and maxNs; 0 before any. */
+  /** The longest poll now (ns): twice the usual hand-over, within MIN_CEILING_NS and maxNs; 0 before any. */
   get ceilingNs(): number {
     if (this.maxNs === 0 || this.#deliveryNs === 0) return 0;
-    return Math.round(Math.min(this.maxNs, Math.max(MIN_CEILING_NS, 4 * this.#deliveryNs)));
+    return Math.round(Math.min(this.maxNs, Math.max(MIN_CEILING_NS, 2 * this.#deliveryNs)));
   }
 
   /** After completing an exit at `site`, the next exit came `waitNs` later. */
@@ -155,7 +157,7 @@ export class PollGovernor {
   budgetAfter(site: number): number {
     const known = this.#sites.get(site);
     const ceiling = this.ceilingNs;
-    return known === undefined || known.hits < 0.5 || ceiling === 0 ? 0 : this.#budget(known, ceiling);
+    return known === undefined || known.hits < MIN_HIT_RATE || ceiling === 0 ? 0 : this.#budget(known, ceiling);
   }
 
   #budget(known: SiteHistory, ceiling: number): number {
@@ -165,4 +167,5 @@ export class PollGovernor {
 
 const MIN_BUDGET_NS = 5000;
 const MIN_CEILING_NS = 20_000;
+const MIN_HIT_RATE = 0.75;
 const MAX_SITES = 1024;
