@@ -505,8 +505,11 @@ class VcpuThread : public Napi::ObjectWrap<VcpuThread> {
     const bool poll = *budget > 0 && !stop_requested_.load(std::memory_order_acquire) &&
                       queued_events.load(std::memory_order_acquire) == 0;
     if (poll) {
-      // The thread spins this long for resume() after handing an exit over: JS is handling it right now.
-      poll_resume_spin_ns_.store(static_cast<int64_t>(std::max(spin, uint64_t{2000})), std::memory_order_relaxed);
+      // The thread spins this long for resume() after handing an exit over: JS is handling it right now. At
+      // least options.spinNs, the time it gives any handler: a poll's budget is the guest's time, not the
+      // handler's, and a thread asleep when the handler completes makes the next poll wait for its wake-up.
+      const uint64_t handler_spin = static_cast<uint64_t>(std::max<int64_t>(spin_ns_, 0));
+      poll_resume_spin_ns_.store(static_cast<int64_t>(std::max({spin, handler_spin, uint64_t{2000}})), std::memory_order_relaxed);
       poll_state_.store(kPollSpinning, std::memory_order_seq_cst);
     }
     exit_pending_ = false;
